@@ -65,13 +65,13 @@ def build_config(
     *, config: Path | None, overrides: list[str], bench: str | None, model_url: str | None, model: str | None,
     api_key_env: str | None, protocol: str | None, sandbox: str | None, repeats: int | None,
     max_concurrent: int | None, max_problems: int | None, problem_range: str | None, max_turns: int | None,
-    output_dir: Path | None, dataset: Path | None = None,
+    output_dir: Path | None, dataset: Path | None = None, workers: int | None = None,
 ) -> EvalConfig:
     """Merge a YAML config (if any) with command-line flags; flags win."""
     flag_overrides: list[str] = []
     for key, value in (
         ("repeats", repeats), ("max_concurrent", max_concurrent), ("max_problems", max_problems),
-        ("solver.max_turns", max_turns),
+        ("solver.max_turns", max_turns), ("workers", workers),
     ):
         if value is not None:
             flag_overrides.append(f"{key}={value}")
@@ -125,6 +125,9 @@ def run(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local (default), bwrap or docker."),
     repeats: Optional[int] = typer.Option(None, "--repeats", "-n", help="Rollouts per task."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Rollouts at once."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Harness processes sharing --max-concurrent (default 1); for hundreds of rollouts "
+        "in flight against a fast model, about one per CPU core."),
     max_problems: Optional[int] = typer.Option(None, "--max-problems", help="Only the first N tasks."),
     problem_range: Optional[str] = typer.Option(None, "--problem-range", help="Tasks a:b (slice)."),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="Model calls per rollout."),
@@ -149,7 +152,7 @@ def run(
             config=config, overrides=override, bench=bench, model_url=model_url, model=model,
             api_key_env=api_key_env, protocol=protocol, sandbox=sandbox, repeats=repeats,
             max_concurrent=max_concurrent, max_problems=max_problems, problem_range=problem_range,
-            max_turns=max_turns, output_dir=output_dir, dataset=dataset,
+            max_turns=max_turns, output_dir=output_dir, dataset=dataset, workers=workers,
         )
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

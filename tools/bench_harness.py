@@ -78,67 +78,86 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _engine_parts():
-    """The benchmark, tool source and executor used to drive the real engine."""
-    from react_eval.benchmarks.base import Benchmark, Verification
+# The engine is driven with a benchmark defined here: tasks without a sandbox
+# and one in-process ``echo`` tool. These classes live at module level so that
+# worker processes (``workers`` > 1) can unpickle them.
+from react_eval.benchmarks.base import Benchmark, Verification  # noqa: E402
+from react_eval.types import Task, ToolResult, ToolSpec  # noqa: E402
+
+
+class EchoBackend:
+    async def list_tools(self) -> list[ToolSpec]:
+        fn = ECHO_TOOL["function"]
+        return [ToolSpec(name=fn["name"], description=fn["description"], parameters=fn["parameters"])]
+
+    async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
+        return ToolResult(content=arguments["text"], exit_code=0)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class EchoSource:
+    label = "bench"
+
+    async def open(self, task, sandbox) -> EchoBackend:
+        return EchoBackend()
+
+
+class HarnessBenchmark(Benchmark):
+    name = "bench-harness"
+    description = "Scripted tasks with one in-process echo tool (tools/bench_harness.py)."
+
+    def __init__(self, n: int = 1):
+        self.n = n
+
+    def tasks(self) -> list[Task]:
+        return [Task(id=f"t{i:05d}", prompt=f"Task {i}: call echo, then answer.") for i in range(self.n)]
+
+    def tool_sources(self):
+        return [EchoSource()]
+
+    async def verify(self, task, answer, env) -> Verification:
+        return Verification(reward=1.0 if answer.final_message.startswith("final answer") else 0.0)
+
+
+def _cpu_all() -> float:
+    """CPU of this process and of its finished, waited-for children (worker processes)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
+class TimedExecutor:
+    """Wraps the engine's executor: times run_all (the rollouts and their writes,
+    worker start-up included) and the writes alone."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def run_all(self, specs, runners, on_done) -> None:
+        self.write_cpu = 0.0
+
+        def timed(record):  # on_done is synchronous: wall time is its CPU plus two writes
+            t0 = time.perf_counter()  # (process_time is a slow system call on some VMs)
+            out = on_done(record)
+            self.write_cpu += time.perf_counter() - t0
+            return out
+
+        self.cpu0, self.t0 = _cpu_all(), time.perf_counter()
+        try:
+            await self.inner.run_all(specs, runners, timed)
+        finally:
+            self.t1, self.cpu1 = time.perf_counter(), _cpu_all()
+
+
+def _register() -> None:
     from react_eval.benchmarks.registry import available, register
-    from react_eval.engine.executor import LocalExecutor
-    from react_eval.types import Task, ToolResult, ToolSpec
-
-    class EchoBackend:
-        async def list_tools(self) -> list[ToolSpec]:
-            fn = ECHO_TOOL["function"]
-            return [ToolSpec(name=fn["name"], description=fn["description"], parameters=fn["parameters"])]
-
-        async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-            return ToolResult(content=arguments["text"], exit_code=0)
-
-        async def aclose(self) -> None:
-            pass
-
-    class EchoSource:
-        label = "bench"
-
-        async def open(self, task, sandbox) -> EchoBackend:
-            return EchoBackend()
-
-    class HarnessBenchmark(Benchmark):
-        name = "bench-harness"
-        description = "Scripted tasks with one in-process echo tool (tools/bench_harness.py)."
-
-        def __init__(self, n: int = 1):
-            self.n = n
-
-        def tasks(self) -> list[Task]:
-            return [Task(id=f"t{i:05d}", prompt=f"Task {i}: call echo, then answer.") for i in range(self.n)]
-
-        def tool_sources(self):
-            return [EchoSource()]
-
-        async def verify(self, task, answer, env) -> Verification:
-            return Verification(reward=1.0 if answer.final_message.startswith("final answer") else 0.0)
-
-    class TimedExecutor(LocalExecutor):
-        """Times run_all (the rollouts and their writes) and the writes alone."""
-
-        async def run_all(self, specs, runner, on_done) -> None:
-            self.write_cpu = 0.0
-
-            def timed(record):  # on_done is synchronous: wall time is its CPU plus two writes
-                t0 = time.perf_counter()  # (process_time is a slow system call on some VMs)
-                out = on_done(record)
-                self.write_cpu += time.perf_counter() - t0
-                return out
-
-            self.cpu0, self.t0 = _cpu(), time.perf_counter()
-            try:
-                await super().run_all(specs, runner, timed)
-            finally:
-                self.t1, self.cpu1 = time.perf_counter(), _cpu()
 
     available()
     register(HarnessBenchmark.name, HarnessBenchmark)
-    return HarnessBenchmark, TimedExecutor
 
 
 async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
@@ -146,8 +165,11 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
     from react_eval.engine.results import read_jsonl
     from react_eval.engine.run import run_benchmark
 
-    _, TimedExecutor = _engine_parts()
-    conc, n = spec["concurrency"], spec["rollouts"]
+    from react_eval.engine.executor import LocalExecutor
+    from react_eval.engine.processes import ProcessExecutor
+
+    _register()
+    conc, n, workers = spec["concurrency"], spec["rollouts"], spec.get("workers", 1)
     service = {
         "type": "api",
         "base_url": f"http://127.0.0.1:{spec['port']}/v1",
@@ -171,7 +193,8 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
         }
     )
     out = Path(tempfile.mkdtemp(prefix="bench-harness-"))
-    executor = TimedExecutor(conc)
+    inner = ProcessExecutor(conc, workers) if workers > 1 else LocalExecutor(conc)
+    executor = TimedExecutor(inner)
     sampler = None
     samples: list[int] = []
     if spec.get("sample_rss_at"):  # RSS while the rollouts are parked on the slow model
@@ -194,8 +217,12 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
         await sampler
     turns = sum(r["turns"] for r in rows)
     failed = sum(1 for r in rows if r.get("error_kind") or r.get("reward") != 1.0)
+    startup = getattr(inner, "startup_s", None) or 0.0
     return {
         "wall_s": executor.t1 - executor.t0,
+        "startup_s": startup,  # spawning the workers and building their runners (in wall_s)
+        "workers": workers,
+        "children_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         "cpu_s": executor.cpu1 - executor.cpu0,
         "write_cpu_s": executor.write_cpu,
         "rollouts": len(rows),
@@ -589,21 +616,31 @@ class Bench:
         self.r["throughput"] = out
 
     def efficiency(self) -> None:
-        """200 ms model, 5 turns, 1000 rollouts at concurrency 1000 vs C/(L·T)."""
+        """200 ms model, 5 turns, 1000 rollouts at concurrency 1000 vs C/(L·T);
+        react-eval also with one worker process per CPU (``workers:``)."""
         conc, n, lat, turns = 1000, 1000, 200.0, 5
         ideal = conc / (lat / 1000 * turns)
-        out = {"ideal_rollouts_per_s": ideal}
-        for name in ["bare", *self.efficiency_clients]:
-            spec = {"kind": "bare" if name == "bare" else "engine", "concurrency": conc, "rollouts": n, "turns": turns}
-            if name != "bare":
-                spec["client"] = name
+        out: dict[str, Any] = {"ideal_rollouts_per_s": ideal}
+        runs = [(name, name, 1) for name in ["raw", "bare", *self.efficiency_clients]]
+        cpus = os.cpu_count() or 1
+        if cpus > 1:
+            main = self.clients[-1]
+            runs.append((f"{main}, workers: {cpus}", main, cpus))
+        for key, name, workers in runs:
+            spec = {"kind": name if name in ("raw", "bare") else "engine", "concurrency": conc, "rollouts": n,
+                    "turns": turns}
+            if spec["kind"] == "engine":
+                spec.update(client=name, workers=workers)
             r = run_child(spec, self.server, latency_ms=lat)
             achieved = r["rollouts"] / r["wall_s"]
-            out[name] = {"rollouts_per_s": achieved, "efficiency": achieved / ideal, "wall_s": r["wall_s"],
-                         "cpu_busy": r["cpu_s"] / r["wall_s"],
-                         "cpu_per_turn_ms": per_turn_ms(r), "failed": r["failed"], "dropped": r["dropped"],
-                         "peak_rss_mb": r["peak_rss_kb"] / 1024}
-            self.log(f"efficiency {name}: {out[name]}")
+            startup = r.get("startup_s", 0.0)
+            peak = r["peak_rss_kb"] + (workers * r["children_peak_rss_kb"] if workers > 1 else 0)
+            out[key] = {"rollouts_per_s": achieved, "efficiency": achieved / ideal, "wall_s": r["wall_s"],
+                        "startup_s": startup, "steady_efficiency": r["rollouts"] / (r["wall_s"] - startup) / ideal,
+                        "cpu_busy": r["cpu_s"] / r["wall_s"], "workers": workers,
+                        "cpu_per_turn_ms": per_turn_ms(r), "failed": r["failed"], "dropped": r["dropped"],
+                        "peak_rss_mb": peak / 1024}
+            self.log(f"efficiency {key}: {out[key]}")
         self.r["efficiency"] = out
         self.pool_default()
 
@@ -718,14 +755,18 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
                          f"{x['failed'] + x['dropped']} | {fmt(x['peak_rss_mb'], 0)} MiB |")
     e = r["efficiency"]
     lines += ["", "### Efficiency (200 ms model, 5 turns, 1,000 rollouts at concurrency 1,000)", "",
-              f"Ideal C/(L·T) = {fmt(e['ideal_rollouts_per_s'], 0)} rollouts/s.", "",
-              "| client | rollouts/s | efficiency | wall | CPU / turn | harness CPU busy | failed + dropped | peak RSS |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name in ["bare", *clients, *[k for k in e if "max_concurrent" in k]]:
-        if name not in e:
-            continue
+              f"Ideal C/(L·T) = {fmt(e['ideal_rollouts_per_s'], 0)} rollouts/s. With worker processes the wall time "
+              "includes starting them (spawn, imports, building each runner); the column after it leaves that out.", "",
+              "| client | rollouts/s | efficiency | worker start-up | efficiency after start-up | wall | CPU / turn "
+              "| CPU busy (all processes) | failed + dropped | peak RSS |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    labels = {"raw": "raw sockets (below the floor)", "bare": "bare (floor)"}
+    for name in [k for k in e if k != "ideal_rollouts_per_s"]:
         x = e[name]
-        lines.append(f"| {name} | {fmt(x['rollouts_per_s'], 1)} | {fmt(x['efficiency'] * 100, 1)}% | {fmt(x['wall_s'])} s | "
+        start = f"{fmt(x['startup_s'])} s" if x.get("workers", 1) > 1 else "–"
+        steady = x.get("steady_efficiency", x["efficiency"])
+        lines.append(f"| {labels.get(name, name)} | {fmt(x['rollouts_per_s'], 1)} | {fmt(x['efficiency'] * 100, 1)}% | "
+                     f"{start} | {fmt(steady * 100, 1)}% | {fmt(x['wall_s'])} s | "
                      f"{fmt(x['cpu_per_turn_ms'], 3)} ms | {fmt(x['cpu_busy'] * 100, 0)}% | {x['failed'] + x['dropped']} | "
                      f"{fmt(x['peak_rss_mb'], 0)} MiB |")
     lines += ["", "### Memory (1,000 rollouts parked on a 4 s model)", "",
@@ -778,8 +819,10 @@ def targets(r: dict[str, Any], main: str) -> list[str]:
     ov = r["overhead"]
     ratio = ov[main]["cpu_per_turn_ms"] / ov["bare"]["cpu_per_turn_ms"]
     fails = {c: r["throughput"][c][main]["failed"] + r["throughput"][c][main]["dropped"] for c in r["throughput"]}
-    fails["eff"] = r["efficiency"][main]["failed"] + r["efficiency"][main]["dropped"]
-    eff = r["efficiency"][main]["efficiency"]
+    mine = {k: x for k, x in r["efficiency"].items() if k == main or k.startswith(f"{main},")}
+    fails["eff"] = sum(x["failed"] + x["dropped"] for x in mine.values())
+    best = max(mine, key=lambda k: mine[k]["efficiency"])
+    eff = mine[best]["efficiency"]
     mem = r["memory"][main]["per_rollout_kib"]
 
     def mark(ok: bool) -> str:
@@ -789,7 +832,7 @@ def targets(r: dict[str, Any], main: str) -> list[str]:
         f"| target | `client: {main}` | |", "| --- | ---: | --- |",
         f"| client CPU per turn ≤ 1.5× the bare loop | {fmt(ratio)}× | {mark(ratio <= 1.5)} |",
         f"| 0 dropped or failed rollouts at every concurrency | {sum(fails.values())} | {mark(sum(fails.values()) == 0)} |",
-        f"| efficiency ≥ 90% at 1,000 concurrent | {fmt(eff * 100, 1)}% | {mark(eff >= 0.9)} |",
+        f"| efficiency ≥ 90% at 1,000 concurrent | {fmt(eff * 100, 1)}% ({best}) | {mark(eff >= 0.9)} |",
         f"| RSS ≤ 1 MiB per idle concurrent rollout | {fmt(mem, 0)} KiB | {mark(mem <= 1024)} |",
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import anyio
 from pydantic import BaseModel, Field
 
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
@@ -62,8 +63,40 @@ class ReferenceSolution:
     final_message: str = ""
 
 
+class CheckSlots:
+    """A limit on a benchmark's parallel CPU-bound checks (test runs) in one process.
+
+    The semaphore is made on first use and left out of pickles (anyio's do not
+    pickle, and a copy in a worker process needs its own); when the rollouts
+    are shared by several processes, :meth:`Benchmark.share_limits` divides
+    the limit so the machine as a whole runs no more checks than configured."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._slots: anyio.Semaphore | None = None
+
+    def divide(self, count: int) -> None:
+        self.limit = max(1, -(-self.limit // count))
+        self._slots = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"limit": self.limit, "_slots": None}
+
+    async def __aenter__(self) -> None:
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.limit)
+        await self._slots.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._slots is not None
+        self._slots.release()
+
+
 class Benchmark:
-    """Base class: subclasses provide tasks and verify answers."""
+    """Base class: subclasses provide tasks and verify answers.
+
+    A benchmark object is pickled to worker processes when a run uses several
+    (``workers:``), so it should hold data and settings, not open resources."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -94,3 +127,10 @@ class Benchmark:
 
     def size(self) -> int:
         return len(self.tasks())
+
+    def share_limits(self, count: int) -> None:
+        """This copy runs one of ``count`` shares of the rollouts: divide its
+        process-wide limits (every :class:`CheckSlots` attribute)."""
+        for value in vars(self).values():
+            if isinstance(value, CheckSlots):
+                value.divide(count)

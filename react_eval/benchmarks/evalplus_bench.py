@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import anyio
 
-from react_eval.benchmarks.base import Answer, Benchmark, ReferenceSolution, RolloutEnv, Verification
+from react_eval.benchmarks.base import Answer, Benchmark, CheckSlots, ReferenceSolution, RolloutEnv, Verification
 from react_eval.benchmarks.code_exec import Isolation, JobOutcome, parse_json_result, run_job
 from react_eval.types import Task, VerifyError
 
@@ -164,9 +164,14 @@ class EvalPlusBenchmark(Benchmark):
         self.gt_time_limit_factor = gt_time_limit_factor
         self.noextreme = noextreme
         self.groundtruth_timeout = groundtruth_timeout
-        self._checks = anyio.Semaphore(max_parallel_checks or default_parallel_checks())
+        self._checks = CheckSlots(max_parallel_checks or default_parallel_checks())
         self._groundtruth: dict[str, dict[str, Any]] = {}
         self._groundtruth_locks: dict[str, anyio.Lock] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_groundtruth_locks"] = {}  # anyio locks do not pickle; a worker process makes its own
+        return state
 
     # ---- data ----
 

@@ -16,9 +16,7 @@ import os
 from functools import cached_property
 from typing import Any
 
-import anyio
-
-from react_eval.benchmarks.base import Answer, Benchmark, ReferenceSolution, RolloutEnv, Verification
+from react_eval.benchmarks.base import Answer, Benchmark, CheckSlots, ReferenceSolution, RolloutEnv, Verification
 from react_eval.benchmarks.code_exec import DEFAULT_MEMORY_LIMIT, parse_json_result, run_job
 from react_eval.benchmarks.evalplus_bench import (
     CODING_SYSTEM_PROMPT,
@@ -59,7 +57,7 @@ class HumanEvalBenchmark(Benchmark):
         self.memory_limit_bytes = memory_limit_bytes
         # one check per CPU: the 3 s limit is far above what a HumanEval test takes,
         # so unlike evalplus' tight per-input limits it tolerates a busy machine
-        self._checks = anyio.Semaphore(max_parallel_checks or max(1, os.cpu_count() or 1))
+        self._checks = CheckSlots(max_parallel_checks or max(1, os.cpu_count() or 1))
 
     @cached_property
     def problems(self) -> dict[str, dict[str, Any]]:

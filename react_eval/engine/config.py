@@ -62,6 +62,9 @@ class BenchmarkEntry(BaseModel):
     #: ``a:b`` selects tasks a..b-1 (Python slice semantics) before max_problems
     problem_range: str | None = None
     max_concurrent: int = Field(default=8, ge=1)
+    #: harness processes that share max_concurrent (and the service's and the
+    #: sandbox's limits); more than 1 when one core cannot keep up with the model
+    workers: int = Field(default=1, ge=1)
     #: benchmark-specific options (e.g. ``dataset`` for gym:// benchmarks)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,8 +1,12 @@
 """Executors decide where rollouts run and how many at once.
 
-The local executor runs them as anyio tasks in this process. Another executor
-(Ray, a batch scheduler) only has to call ``runner.run(spec)`` somewhere and
-hand each record to ``on_done`` in this process, which writes it.
+An executor gets the specs, a :class:`RunnerFactory` and ``on_done``. It builds
+a runner where the rollouts run, calls ``runner.run(spec)`` for each spec and
+hands every record to ``on_done`` in this process, which writes it. The local
+executor runs rollouts as tasks on this event loop;
+:class:`~react_eval.engine.processes.ProcessExecutor` runs them in worker
+processes, and an executor for Ray or a batch scheduler would do the same on
+other machines: the factory is picklable for that reason.
 """
 
 from __future__ import annotations
@@ -23,8 +27,26 @@ class FatalRunError(RuntimeError):
     """A failure that every later rollout would repeat (e.g. bad credentials)."""
 
 
+class RunnerFactory(Protocol):
+    """Builds the runner of a benchmark where its rollouts run.
+
+    ``share`` is (index, count) when the rollouts are split over ``count``
+    runners, so that limits meant for the whole run (requests in flight to a
+    service, live containers) can be divided among them. Implementations must
+    pickle, so that another process or machine can build its own runner."""
+
+    async def open(self, share: tuple[int, int] = (0, 1)) -> RolloutRunner: ...
+
+    async def close(self, runner: RolloutRunner) -> None: ...
+
+
 class Executor(Protocol):
-    async def run_all(self, specs: list[RolloutSpec], runner: RolloutRunner, on_done: OnDone) -> None: ...
+    async def run_all(self, specs: list[RolloutSpec], runners: RunnerFactory, on_done: OnDone) -> None: ...
+
+
+def is_fatal(record: RolloutRecord) -> bool:
+    """A rejected key: every later rollout would be rejected too."""
+    return record.result.error_kind == ErrorKind.auth_error
 
 
 @contextmanager
@@ -47,7 +69,17 @@ class LocalExecutor:
     def __init__(self, max_concurrent: int):
         self.max_concurrent = max_concurrent
 
-    async def run_all(self, specs: list[RolloutSpec], runner: RolloutRunner, on_done: OnDone) -> None:
+    async def run_all(self, specs: list[RolloutSpec], runners: RunnerFactory, on_done: OnDone) -> None:
+        if not specs:
+            return
+        runner = await runners.open()
+        try:
+            await self._run(specs, runner, on_done)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runners.close(runner)
+
+    async def _run(self, specs: list[RolloutSpec], runner: RolloutRunner, on_done: OnDone) -> None:
         limiter = anyio.CapacityLimiter(self.max_concurrent)
         fatal: list[str] = []
 
@@ -59,7 +91,7 @@ class LocalExecutor:
             result = on_done(record)
             if result is not None:
                 await result
-            if record.result.error_kind == ErrorKind.auth_error and not fatal:
+            if is_fatal(record) and not fatal:
                 fatal.append(record.result.error or "authentication failed")
                 tg.cancel_scope.cancel()
 

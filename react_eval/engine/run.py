@@ -18,6 +18,7 @@ from react_eval.benchmarks.oracle import is_reference_service, reference_model
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
+from react_eval.engine.processes import ProcessExecutor
 from react_eval.engine.progress import Progress
 from react_eval.engine.artifacts import write_run_artifacts
 from react_eval.engine.manifest import Manifest, config_hash, diff_fields, hashed_fields
@@ -72,6 +73,61 @@ def tool_sources(config: EvalConfig, entry: BenchmarkEntry, has_sandbox: bool,
     if entry.solver.sandbox_tools and has_sandbox:
         sources.append(SandboxToolSource())
     return sources
+
+
+@dataclass
+class EntryRunners:
+    """The :class:`RunnerFactory` of one benchmark entry: builds the model
+    client, the sandbox provider and the tool sources where the rollouts run.
+
+    It pickles (config, entry, run id and the benchmark object) so that worker
+    processes, or machines, build their own runner; a ``model`` object passed
+    in (tests, in-process models) cannot travel and keeps the run in-process."""
+
+    config: EvalConfig
+    entry: BenchmarkEntry
+    run_id: str
+    benchmark: Benchmark
+    model: Model | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.model is not None:
+            raise TypeError("a model object given to run_benchmark cannot be sent to another process")
+        return self.__dict__
+
+    async def open(self, share: tuple[int, int] = (0, 1)) -> RolloutRunner:
+        config, entry = self.config, self.entry
+        service = config.services[entry.solver.service]
+        assert isinstance(service, ApiService)
+        count = share[1]
+        sandbox_cfg = config.sandbox_for(entry)
+        if sandbox_cfg is None and (self.benchmark.needs_sandbox or entry.solver.sandbox_tools):
+            sandbox_cfg = LocalSandboxConfig()
+        if count > 1:  # run-wide limits are split among the runners
+            self.benchmark.share_limits(count)
+            service = service.model_copy(update={"max_concurrent": -(-service.max_concurrent // count)})
+            if sandbox_cfg is not None and hasattr(sandbox_cfg, "concurrency"):
+                sandbox_cfg = sandbox_cfg.model_copy(update={"concurrency": -(-sandbox_cfg.concurrency // count)})
+        model = self.model
+        if model is None and is_reference_service(service):
+            model = reference_model(service, self.benchmark)  # oracle / empty: in-process, no endpoint
+        model = model or build_model(service)
+        provider = make_provider(sandbox_cfg, run_id=self.run_id) if sandbox_cfg is not None else None
+        return RolloutRunner(
+            benchmark=self.benchmark,
+            model=model,
+            loop_config=entry.solver,
+            sandbox_provider=provider,
+            tool_sources=tool_sources(config, entry, provider is not None, self.benchmark),
+        )
+
+    async def close(self, runner: RolloutRunner) -> None:
+        try:
+            if runner.model is not self.model:
+                await runner.model.aclose()
+        finally:
+            if runner.sandbox_provider is not None:
+                await runner.sandbox_provider.aclose()
 
 
 class ResumeRefused(RuntimeError):
@@ -150,21 +206,7 @@ async def run_benchmark(
     run_id, finished = _prepare_dir(out_dir, manifest, options)
     specs = [RolloutSpec(run_id, entry.name, task, r) for task in tasks for r in range(entry.repeats)]
     specs = [s for s in specs if (s.task.id, s.repeat) not in finished]
-    sandbox_cfg = config.sandbox_for(entry)
-    if sandbox_cfg is None and (benchmark.needs_sandbox or entry.solver.sandbox_tools):
-        sandbox_cfg = LocalSandboxConfig()
-    provider = make_provider(sandbox_cfg, run_id=run_id) if sandbox_cfg is not None and specs else None
-    own_model = model is None
-    if model is None and is_reference_service(service):
-        model = reference_model(service, benchmark)  # oracle / empty: in-process, no endpoint
-    model = model or build_model(service)
-    runner = RolloutRunner(
-        benchmark=benchmark,
-        model=model,
-        loop_config=entry.solver,
-        sandbox_provider=provider,
-        tool_sources=tool_sources(config, entry, provider is not None, benchmark),
-    )
+    runners = EntryRunners(config, entry, run_id, benchmark, model)
     files = RolloutFiles(out_dir)  # results.jsonl + trajectories.jsonl, written off the event loop
     started = datetime.now(timezone.utc).isoformat()
     if progress:
@@ -186,18 +228,17 @@ async def run_benchmark(
             progress.advance(row)
 
     bench_run = BenchmarkRun(entry.name, out_dir)
+    if executor is None:  # a model object handed in stays in this process
+        executor = (ProcessExecutor(entry.max_concurrent, entry.workers) if entry.workers > 1 and model is None
+                    else LocalExecutor(entry.max_concurrent))
     try:
-        await (executor or LocalExecutor(entry.max_concurrent)).run_all(specs, runner, on_done)
+        await executor.run_all(specs, runners, on_done)
     except FatalRunError as exc:  # say where the refused key came from, so it can be fixed
         raise FatalRunError(f"{exc} {_key_source(entry.solver.service, service)}") from None
     finally:
         files.close()
         if progress:
             progress.stop()
-        if own_model:
-            await model.aclose()
-        if provider is not None:
-            await provider.aclose()
         rows = list(read_jsonl(out_dir / "results.jsonl"))
         bench_run.summary = summarize(rows)
         write_run_artifacts(out_dir, rows)

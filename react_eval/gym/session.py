@@ -105,6 +105,12 @@ class CatalogCache:
         self._lock = anyio.Lock()
         self.fetches = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lock": None}  # anyio locks do not pickle
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=anyio.Lock())
+
     async def get(self, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> ToolCatalog:
         if self._catalog is not None:
             return self._catalog

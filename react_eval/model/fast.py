@@ -26,6 +26,8 @@ from typing import Any, Mapping
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 import openai
 import orjson
 
@@ -60,6 +62,7 @@ class FastChatModel(RetryingModel):
         }
         self._timeout = aiohttp.ClientTimeout(total=config.request_timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._proxy, self._proxy_auth = _env_proxy(self.url)
         kwargs = config.generation.request_kwargs()
         self._extra_body: dict[str, Any] = kwargs.pop("extra_body", {})  # merged last, as the SDK does
         self._kwargs = kwargs
@@ -68,8 +71,10 @@ class FastChatModel(RetryingModel):
         """One session per service, made on first use (it binds to the running loop)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.config.max_concurrent, limit_per_host=self.config.max_concurrent)
+            # trust_env=False: aiohttp would look up the proxy and ~/.netrc in a thread on
+            # every request; the proxy is resolved once (_env_proxy) and the key is a header
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers,
-                                                  trust_env=True, auto_decompress=True)
+                                                  trust_env=False, auto_decompress=True)
         return self._session
 
     def encode(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> bytes:
@@ -89,18 +94,18 @@ class FastChatModel(RetryingModel):
 
         async def request() -> dict[str, Any]:
             try:
-                async with self._session_for_loop().post(self.url, data=body) as reply:
+                async with self._session_for_loop().post(self.url, data=body, proxy=self._proxy,
+                                                         proxy_auth=self._proxy_auth) as reply:
                     status, headers, content = reply.status, reply.headers, await reply.read()
             except asyncio.TimeoutError as exc:
                 raise openai.APITimeoutError(request=self._request()) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 raise openai.APIConnectionError(request=self._request()) from exc
-            # aiohttp already decoded the body: keep httpx from decoding it again
-            kept = [(k, v) for k, v in headers.items() if k.lower() not in ("content-encoding", "content-length")]
-            response = httpx.Response(status, headers=kept, content=content, request=self._request())
-            if status >= 300:
-                raise self._status_error(response)
-            data = _decode(response)
+            if status >= 300:  # the SDK's error wants an httpx response; built only here, off the hot path
+                # aiohttp already decoded the body: keep httpx from decoding it again
+                kept = [(k, v) for k, v in headers.items() if k.lower() not in ("content-encoding", "content-length")]
+                raise self._status_error(httpx.Response(status, headers=kept, content=content, request=self._request()))
+            data = _decode(content, headers.get("content-type"))
             check_completion_shape(data)
             return data
 
@@ -137,16 +142,24 @@ class FastChatModel(RetryingModel):
             await self._session.close()
 
 
-def _decode(response: httpx.Response) -> Any:
+def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy the environment sets for ``url`` (HTTP(S)_PROXY, NO_PROXY), as
+    httpx and the SDK would use it; looked up once per service."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+
+
+def _decode(body: bytes, content_type: str | None) -> Any:
     """JSON of a 2xx body; as the SDK: a non-JSON body of a non-JSON content type
     is returned as text, a broken one of a JSON content type raises the stdlib's
     ``JSONDecodeError``."""
-    body = response.content
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    content_type = (response.headers.get("content-type") or "*").split(";")[0].strip()
+    content_type = (content_type or "*").split(";")[0].strip()
     try:
         return json.loads(body)  # what orjson refuses but json takes (NaN), or the stdlib's error
     except ValueError:

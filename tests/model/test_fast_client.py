@@ -180,3 +180,46 @@ async def test_fast_is_the_default_and_the_sdk_stays_selectable(scripted_server)
     assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m")), FastChatModel)
     assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m", client="openai")),
                       ChatCompletionsModel)
+
+
+@pytest.mark.parametrize("client", ["openai", "fast"])
+async def test_both_clients_send_through_the_proxy_the_environment_names(client, monkeypatch):
+    """HTTP_PROXY is honoured (resolved once per service by the fast client); NO_PROXY exempts a host."""
+    import anyio
+
+    seen: list[bytes] = []
+
+    async def proxy(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += await stream.receive()
+            seen.append(head.split(b"\r\n")[0])
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                              b"content-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION))
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "exempt.invalid")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, proxy)
+        cfg = ModelConfig(base_url="http://model.invalid:8000/v1", model="m", client=client, max_attempts=1)
+        model = build_model(cfg)
+        try:
+            resp = await model.complete(MSGS, TOOLS)
+        finally:
+            await model.aclose()
+        tg.cancel_scope.cancel()
+    assert resp.content == "hi"
+    assert seen == [b"POST http://model.invalid:8000/v1/chat/completions HTTP/1.1"]
+    if client == "fast":
+        monkeypatch.setenv("NO_PROXY", "model.invalid")
+        assert build_model(cfg)._proxy is None
