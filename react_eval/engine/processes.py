@@ -85,6 +85,11 @@ class _Channel:
         self._outbox.put(_CLOSE)
         self._writer.join(timeout)
 
+    def close_inbox(self) -> None:
+        """Drop the receiving stream (on the event loop, once nothing more is read)."""
+        self._inbox_send.close()
+        self.inbox.close()
+
 
 _CLOSE = object()
 
@@ -133,6 +138,7 @@ async def _serve(conn: Connection, payload: bytes, share: tuple[int, int]) -> No
         with anyio.CancelScope(shield=True):
             await factory.close(runner)
         channel.close()
+        channel.close_inbox()
 
 
 # ---- parent side -------------------------------------------------------------------
@@ -261,6 +267,8 @@ class ProcessExecutor:
                 worker.stop(abort=True)  # no-op for a worker that has already been told to stop
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._reap_all, pool)
+            for worker in pool:
+                worker.channel.close_inbox()
         if fatal:
             raise FatalRunError(fatal[0])
         if failures:

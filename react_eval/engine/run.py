@@ -112,14 +112,22 @@ class EntryRunners:
         if model is None and is_reference_service(service):
             model = reference_model(service, self.benchmark)  # oracle / empty: in-process, no endpoint
         model = model or build_model(service)
-        provider = make_provider(sandbox_cfg, run_id=self.run_id) if sandbox_cfg is not None else None
-        return RolloutRunner(
-            benchmark=self.benchmark,
-            model=model,
-            loop_config=entry.solver,
-            sandbox_provider=provider,
-            tool_sources=tool_sources(config, entry, provider is not None, self.benchmark),
-        )
+        provider = None
+        try:
+            provider = make_provider(sandbox_cfg, run_id=self.run_id) if sandbox_cfg is not None else None
+            return RolloutRunner(
+                benchmark=self.benchmark,
+                model=model,
+                loop_config=entry.solver,
+                sandbox_provider=provider,
+                tool_sources=tool_sources(config, entry, provider is not None, self.benchmark),
+            )
+        except BaseException:
+            if model is not self.model:
+                await model.aclose()
+            if provider is not None:
+                await provider.aclose()
+            raise
 
     async def close(self, runner: RolloutRunner) -> None:
         try:
