@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from react_eval.loop import LoopConfig, ReActLoop, render_template
-from react_eval.model.chat import ChatCompletionsModel
+from react_eval.model.sdk import ChatCompletionsModel
 from react_eval.model.config import ModelConfig
 from react_eval.tools.base import CompositeBackend, DuplicateToolError
 from react_eval.trajectories import TrajectoryRecorder

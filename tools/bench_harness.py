@@ -238,7 +238,11 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def child_bare(spec: dict[str, Any]) -> dict[str, Any]:
-    """The floor: POST, parse, append, echo; no framework, no trajectory."""
+    """The floor: POST, parse, append, echo; no framework, no trajectory.
+
+    On httpx, the HTTP client the openai SDK is built on (the floor the issue
+    names); with ``"transport": "aiohttp"`` on the library ``client: fast``
+    uses, to show what react-eval adds over its own transport."""
     import orjson
 
     import httpx
@@ -246,10 +250,14 @@ async def child_bare(spec: dict[str, Any]) -> dict[str, Any]:
 
     conc, n = spec["concurrency"], spec["rollouts"]
     url = f"http://127.0.0.1:{spec['port']}/v1/chat/completions"
-    # the HTTP client the openai SDK itself is built on, with the SDK's defaults
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=600.0)
     headers = {"content-type": "application/json", "authorization": "Bearer EMPTY"}
+    if spec.get("transport") == "aiohttp":
+        import aiohttp
+
+        client = AiohttpPoster(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)))
+    else:  # the SDK's defaults
+        limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+        client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=600.0)
     tools = [ECHO_TOOL]
     sem = asyncio.Semaphore(conc)
     counts = {"turns": 0, "ok": 0}
@@ -287,6 +295,24 @@ async def child_bare(spec: dict[str, Any]) -> dict[str, Any]:
         "turns": counts["turns"],
         "peak_rss_kb": _peak_rss_kb(),
     }
+
+
+class AiohttpPoster:
+    """``post(...).content`` and ``aclose()`` of httpx, on an aiohttp session."""
+
+    class Reply:
+        def __init__(self, content: bytes):
+            self.content = content
+
+    def __init__(self, session):
+        self.session = session
+
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str]):
+        async with self.session.post(url, data=content, headers=headers) as reply:
+            return self.Reply(await reply.read())
+
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
 async def child_raw(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Model clients: chat completions over the openai SDK, and the shared retry loop.
+"""The model interface, the shared retry loop, and the choice of client.
 
 ``ModelConfig.client`` picks the transport of chat completions: ``fast``
-(:mod:`react_eval.model.fast`, a lean HTTP/1.1 + orjson client) or ``openai``
-(the SDK, the typed reference). Both give the same :class:`ModelResponse` and
-raise the same errors for the same server replies.
+(:mod:`react_eval.model.fast`, aiohttp + orjson) or ``openai``
+(:mod:`react_eval.model.sdk`, the SDK, the typed reference). Both give the same
+:class:`ModelResponse` and raise the same errors for the same server replies.
+The SDK is imported only by a client that uses it (it takes most of a second
+to import: a CLI call or a worker process that does not need it is spared).
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ import time
 from typing import Any, Awaitable, Callable, Protocol
 
 import anyio
-import httpx
-import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessage
 
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import ModelError
-from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
+from react_eval.model.response import ModelResponse
 from react_eval.model.retry import EmptyResponseError, RetryAfterOrBackoff, classify_failure, is_retryable
 
 log = logging.getLogger(__name__)
@@ -70,77 +69,6 @@ class RetryingModel:
         pass
 
 
-class OpenAIModelBase(RetryingModel):
-    """The openai SDK client for one service, with one keep-alive pool."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
-        limits = httpx.Limits(
-            max_connections=config.max_concurrent,
-            max_keepalive_connections=config.max_concurrent,
-        )
-        self.client = openai.AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=config.resolved_api_key(),
-            timeout=config.request_timeout,
-            max_retries=0,  # our loop owns retries, so Retry-After is honoured once
-            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=config.request_timeout),
-        )
-
-    async def aclose(self) -> None:
-        await self.client.close()
-
-
-class ChatCompletionsModel(OpenAIModelBase):
-    """``POST /chat/completions`` with tools."""
-
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
-        kwargs = self.config.generation.request_kwargs()
-        if tools:
-            kwargs["tools"] = tools
-
-        async def request():
-            completion = await self.client.chat.completions.create(
-                model=self.config.model, messages=messages, **kwargs
-            )
-            check_completion_shape(completion)
-            return completion
-
-        completion, latency_ms, attempts = await self._with_retries(request)
-        return self._parse(completion, latency_ms, attempts)
-
-    @staticmethod
-    def _parse(completion: Any, latency_ms: float, attempts: int) -> ModelResponse:
-        choice = completion.choices[0]
-        message = choice.message
-        extra = message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-        content, think = split_reasoning(message.content)
-        if think and not reasoning:
-            reasoning = think
-        calls = [
-            make_tool_call(tc.id, tc.function.name, tc.function.arguments, i)
-            for i, tc in enumerate(message.tool_calls or [])
-            if getattr(tc, "function", None) is not None
-        ]
-        usage = completion.usage
-        prompt_details = getattr(usage, "prompt_tokens_details", None) if usage else None
-        completion_details = getattr(usage, "completion_tokens_details", None) if usage else None
-        return ModelResponse(
-            content=content,
-            tool_calls=calls,
-            reasoning=reasoning if isinstance(reasoning, str) else None,
-            finish_reason=choice.finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            cached_tokens=getattr(prompt_details, "cached_tokens", None),
-            reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
-            latency_ms=latency_ms,
-            model=completion.model,
-            attempts=attempts,
-        )
-
-
 def check_completion_shape(completion: Any) -> None:
     """Refuse a 200 reply that is not a usable chat completion (retryable, like a
     garbled body), the same way for the SDK's objects and for plain JSON."""
@@ -149,7 +77,11 @@ def check_completion_shape(completion: Any) -> None:
         choices = choices if isinstance(choices, list) else None
         first = choices[0] if choices else None
         has_message = isinstance(first, dict) and isinstance(first.get("message"), dict)
-    elif isinstance(completion, ChatCompletion):
+    elif type(completion).__module__.startswith("openai."):
+        from openai.types.chat import ChatCompletion, ChatCompletionMessage
+
+        if not isinstance(completion, ChatCompletion):
+            raise EmptyResponseError(f"the server's reply is not a chat completion: {str(completion)[:200]!r}")
         choices = completion.choices if isinstance(completion.choices, list) else None
         first = choices[0] if choices else None
         has_message = isinstance(getattr(first, "message", None), ChatCompletionMessage)
@@ -174,4 +106,6 @@ def build_model(config: ModelConfig) -> Model:
         from react_eval.model.fast import FastChatModel
 
         return FastChatModel(config)
+    from react_eval.model.sdk import ChatCompletionsModel
+
     return ChatCompletionsModel(config)

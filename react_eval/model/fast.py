@@ -9,27 +9,27 @@ same reply into the same :class:`ModelResponse`, at a fraction of that cost:
 * the body is one ``orjson.dumps`` (sampling settings merged once, at start);
 * the request goes out on one shared ``aiohttp.ClientSession`` per service
   (C-accelerated HTTP parsing), whose keep-alive pool is sized by
-  ``max_concurrent``;
+  ``max_concurrent``; the environment's proxy is resolved once, not per request;
 * the reply is parsed with orjson into plain dicts, no models.
 
 Failures become the openai SDK's own exception types, built as the SDK builds
 them (status errors with the parsed body, ``APIConnectionError``,
 ``APITimeoutError``, the stdlib ``JSONDecodeError`` for a garbled body), so
-:mod:`react_eval.model.retry` retries and classifies both clients alike.
+:mod:`react_eval.model.retry` retries and classifies both clients alike. The
+SDK is imported at the first failure, not before (a one-time pause of under a
+second then, instead of on every start of the CLI or of a worker process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import aiohttp
-import httpx
+import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
-import openai
-import orjson
 
 from react_eval import __version__
 from react_eval.model.chat import RetryingModel, check_completion_shape
@@ -37,15 +37,9 @@ from react_eval.model.config import ModelConfig
 from react_eval.model.errors import ModelError
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
 
-_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
-    400: openai.BadRequestError,
-    401: openai.AuthenticationError,
-    403: openai.PermissionDeniedError,
-    404: openai.NotFoundError,
-    409: openai.ConflictError,
-    422: openai.UnprocessableEntityError,
-    429: openai.RateLimitError,
-}
+if TYPE_CHECKING:
+    import httpx
+    import openai
 
 
 class FastChatModel(RetryingModel):
@@ -98,13 +92,15 @@ class FastChatModel(RetryingModel):
                                                          proxy_auth=self._proxy_auth) as reply:
                     status, headers, content = reply.status, reply.headers, await reply.read()
             except asyncio.TimeoutError as exc:
+                import openai
+
                 raise openai.APITimeoutError(request=self._request()) from exc
             except (aiohttp.ClientError, OSError) as exc:
+                import openai
+
                 raise openai.APIConnectionError(request=self._request()) from exc
-            if status >= 300:  # the SDK's error wants an httpx response; built only here, off the hot path
-                # aiohttp already decoded the body: keep httpx from decoding it again
-                kept = [(k, v) for k, v in headers.items() if k.lower() not in ("content-encoding", "content-length")]
-                raise self._status_error(httpx.Response(status, headers=kept, content=content, request=self._request()))
+            if status >= 300:
+                raise self._status_error(status, headers, content)
             data = _decode(content, headers.get("content-type"))
             check_completion_shape(data)
             return data
@@ -114,13 +110,21 @@ class FastChatModel(RetryingModel):
 
     def _request(self) -> httpx.Request:
         """A request object for the SDK's exceptions (built only on failure)."""
+        import httpx
+
         return httpx.Request("POST", self.url)
 
-    def _status_error(self, response: httpx.Response) -> openai.APIStatusError:
-        """The SDK's ``_make_status_error_from_response``, for our response."""
-        status = response.status_code
+    def _status_error(self, status: int, headers: Mapping[str, str], content: bytes) -> openai.APIStatusError:
+        """The SDK's ``_make_status_error_from_response``, for our reply (the SDK and
+        httpx are imported here, on the first failure, not on the hot path)."""
+        import httpx
+        import openai
+
+        # aiohttp already decoded the body: keep httpx from decoding it again
+        kept = [(k, v) for k, v in headers.items() if k.lower() not in ("content-encoding", "content-length")]
+        response = httpx.Response(status, headers=kept, content=content, request=self._request())
         message = f"Error code: {status}"
-        text = response.content.decode("utf-8", errors="replace").strip()
+        text = content.decode("utf-8", errors="replace").strip()
         body: Any = text
         try:
             body = json.loads(text)
@@ -132,7 +136,15 @@ class FastChatModel(RetryingModel):
             if isinstance(detail, str) and detail:
                 message += f" - {detail}"
         data = body.get("error", body) if isinstance(body, Mapping) else body
-        cls = _STATUS_ERRORS.get(status)
+        cls = {
+            400: openai.BadRequestError,
+            401: openai.AuthenticationError,
+            403: openai.PermissionDeniedError,
+            404: openai.NotFoundError,
+            409: openai.ConflictError,
+            422: openai.UnprocessableEntityError,
+            429: openai.RateLimitError,
+        }.get(status)
         if cls is None:
             cls = openai.InternalServerError if status >= 500 else openai.APIStatusError
         return cls(message, response=response, body=data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from react_eval.model.chat import OpenAIModelBase
+from react_eval.model.sdk import OpenAIModelBase
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
 from react_eval.model.retry import EmptyResponseError
 

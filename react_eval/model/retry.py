@@ -6,12 +6,14 @@ import email.utils
 import json
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from tenacity import RetryCallState
 
 from react_eval.model.errors import AuthError, ContextOverflowError, ModelError, looks_like_context_overflow
+
+if TYPE_CHECKING:
+    import openai
 
 
 class EmptyResponseError(Exception):
@@ -21,6 +23,8 @@ class EmptyResponseError(Exception):
 
 def is_retryable(exc: BaseException) -> bool:
     """429, 5xx, connection errors, timeouts and garbled bodies are transient."""
+    import openai  # imported by whichever client raised it; here only on a failure
+
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     return isinstance(
@@ -85,6 +89,8 @@ class RetryAfterOrBackoff:
 
 def classify_failure(exc: BaseException, attempts: int) -> ModelError:
     """Turn the last exception of a model call into the error that ends the rollout."""
+    import openai
+
     if isinstance(exc, openai.APIStatusError):
         message = _status_message(exc)
         if exc.status_code in (400, 413, 422) and looks_like_context_overflow(message):

@@ -214,3 +214,24 @@ def test_an_in_process_model_keeps_the_run_in_process(tmp_path):
     })
     with pytest.raises(TypeError, match="cannot be sent to another process"):
         pickle.dumps(EntryRunners(config, config.benchmarks[0], "r", get_benchmark("smoke"), model=object()))
+
+
+def test_the_cli_runs_a_sandboxed_benchmark_in_worker_processes(scripted_server, tmp_path):
+    """smoke (local sandboxes, bash tools) through `react-eval run --workers 2` scores as in one process."""
+    import subprocess
+
+    from tests.test_e2e_smoke import smoke_policy
+
+    srv = scripted_server(smoke_policy)
+    scores = {}
+    for workers in ("1", "2"):
+        out = tmp_path / workers
+        proc = subprocess.run([*CLI, "run", "--bench", "smoke", "--model-url", srv.base_url, "--model", "scripted",
+                               "-n", "2", "--max-concurrent", "4", "--workers", workers, "-o", str(out),
+                               "--no-progress"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        rows = load_results(out / "smoke" / "results.jsonl")
+        scores[workers] = sorted((r.task_id, r.repeat, r.reward, r.error_kind) for r in rows)
+        assert len(rows) == 12
+    assert scores["1"] == scores["2"]
+    assert sum(1 for *_, reward, _ in scores["2"] if reward == 1.0) == 10  # one task is answered wrongly on purpose

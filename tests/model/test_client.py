@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from react_eval.model.chat import ChatCompletionsModel, build_model
+from react_eval.model.chat import build_model
+from react_eval.model.sdk import ChatCompletionsModel
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.model.errors import AuthError, ContextOverflowError, ModelError
 from react_eval.model.response import split_reasoning

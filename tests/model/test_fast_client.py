@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from react_eval.model.chat import ChatCompletionsModel, build_model
+from react_eval.model.chat import build_model
+from react_eval.model.sdk import ChatCompletionsModel
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.model.errors import ModelError
 from react_eval.model.fast import FastChatModel
@@ -223,3 +224,21 @@ async def test_both_clients_send_through_the_proxy_the_environment_names(client,
     if client == "fast":
         monkeypatch.setenv("NO_PROXY", "model.invalid")
         assert build_model(cfg)._proxy is None
+
+
+def test_the_engine_and_the_fast_client_do_not_import_the_sdk():
+    """The SDK takes most of a second to import: the CLI and every worker process
+    using ``client: fast`` start without it (it is imported on a failure, or by ``client: openai``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, react_eval.cli, react_eval.engine.run, react_eval.engine.processes\n"
+            "from react_eval.model.chat import build_model\n"
+            "from react_eval.model.config import ModelConfig\n"
+            "build_model(ModelConfig(base_url='http://127.0.0.1:9/v1', model='m'))\n"
+            "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n"
+            "build_model(ModelConfig(base_url='http://127.0.0.1:9/v1', model='m', client='openai'))\n"
+            "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "['httpx', 'openai']"]
