@@ -581,7 +581,8 @@ class Bench:
         reps = 2
         n = self.n(300, 100)
         one = {0}
-        runs: dict[str, list[dict[str, Any]]] = {"raw": [], "bare": [], **{c: [] for c in self.clients}}
+        runs: dict[str, list[dict[str, Any]]] = {"raw": [], "bare": [], "bare-aiohttp": [],
+                                                 **{c: [] for c in self.clients}}
         self.server.pin(one)
         try:
             for _ in range(reps):
@@ -589,6 +590,8 @@ class Bench:
                                              self.server, cpus=one))
                 runs["bare"].append(run_child({"kind": "bare", "concurrency": 1, "rollouts": n, "turns": 5},
                                               self.server, cpus=one))
+                runs["bare-aiohttp"].append(run_child({"kind": "bare", "transport": "aiohttp", "concurrency": 1,
+                                                      "rollouts": n, "turns": 5}, self.server, cpus=one))
                 for c in self.clients:
                     runs[c].append(run_child({"kind": "engine", "client": c, "concurrency": 1, "rollouts": n,
                                               "turns": 5}, self.server, cpus=one))
@@ -647,7 +650,7 @@ class Bench:
         conc, n, lat, turns = 1000, 1000, 200.0, 5
         ideal = conc / (lat / 1000 * turns)
         out: dict[str, Any] = {"ideal_rollouts_per_s": ideal}
-        runs = [(name, name, 1, n) for name in ["raw", "bare", *self.efficiency_clients]]
+        runs = [(name, name, 1, n) for name in ["raw", "bare", "bare-aiohttp", *self.efficiency_clients]]
         cpus = os.cpu_count() or 1
         if cpus > 1:  # start-up is a fixed cost: also shown over a run three times as long
             main = self.clients[-1]
@@ -656,6 +659,8 @@ class Bench:
         for key, name, workers, count in runs:
             spec = {"kind": name if name in ("raw", "bare") else "engine", "concurrency": conc, "rollouts": count,
                     "turns": turns}
+            if name == "bare-aiohttp":
+                spec.update(kind="bare", transport="aiohttp")
             if spec["kind"] == "engine":
                 spec.update(client=name, workers=workers)
             r = run_child(spec, self.server, latency_ms=lat)
@@ -764,8 +769,11 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {"raw": "raw sockets (no HTTP library; below the floor)", "bare": "**floor**: bare loop on the SDK's HTTP client",
+             "bare-aiohttp": "bare loop on aiohttp (the transport of `client: fast`)",
              "openai": "react-eval, `client: openai` (SDK)", "fast": "react-eval, `client: fast`"}
-    for key in ["raw", "bare", *clients]:
+    for key in ["raw", "bare", "bare-aiohttp", *clients]:
+        if key not in ov:
+            continue
         o = ov[key]
         lines.append(f"| {names.get(key, key)} | {fmt(o['cpu_per_turn_ms'], 3)} ms | {fmt(o['cpu_per_turn_ms'] / floor)}× | "
                      f"{fmt(o['wall_per_turn_ms'], 3)} ms | {fmt(o['overhead_per_turn_ms'], 3)} ms | {o['failed']} |")
@@ -787,7 +795,7 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
               "| client | rollouts/s | efficiency | worker start-up | efficiency after start-up | wall | CPU / turn "
               "| CPU busy (all processes) | failed + dropped | peak RSS |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    labels = {"raw": "raw sockets (below the floor)", "bare": "bare (floor)"}
+    labels = {"raw": "raw sockets (below the floor)", "bare": "bare (floor)", "bare-aiohttp": "bare loop on aiohttp"}
     for name in [k for k in e if k != "ideal_rollouts_per_s"]:
         x = e[name]
         start = f"{fmt(x['startup_s'])} s" if x.get("workers", 1) > 1 else "–"
