@@ -856,7 +856,8 @@ def targets(r: dict[str, Any], main: str) -> list[str]:
     fails = {c: r["throughput"][c][main]["failed"] + r["throughput"][c][main]["dropped"] for c in r["throughput"]}
     mine = {k: x for k, x in r["efficiency"].items() if k == main or k.startswith(f"{main},")}
     fails["eff"] = sum(x["failed"] + x["dropped"] for x in mine.values())
-    best = max(mine, key=lambda k: mine[k]["efficiency"])
+    asked = [k for k in mine if "rollouts" not in k]  # the target's own setting: 1,000 rollouts
+    best = max(asked, key=lambda k: mine[k]["efficiency"])
     eff = mine[best]["efficiency"]
     mem = r["memory"][main]["per_rollout_kib"]
 
