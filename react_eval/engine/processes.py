@@ -200,7 +200,7 @@ class ProcessExecutor:
         t0 = time.perf_counter()
         ctx = multiprocessing.get_context("spawn")
         base, extra = divmod(self.max_concurrent, count)
-        pool = [_Worker(i, count, base + (i < extra), payload, ctx) for i in range(count)]
+        pool: list[_Worker] = []
         pending = deque(specs)
         fatal: list[str] = []
         problems: list[str] = []  # dead workers (the others go on)
@@ -259,6 +259,8 @@ class ProcessExecutor:
             tg.cancel_scope.cancel()
 
         try:
+            for i in range(count):
+                pool.append(_Worker(i, count, base + (i < extra), payload, ctx))
             async with anyio.create_task_group() as tg:
                 for worker in pool:
                     tg.start_soon(drive, worker)
