@@ -12,10 +12,13 @@ the next, and the child's CPU time (``getrusage``) is the client cost.
 
 react-eval runs through its real engine (``run_benchmark``: executor, rollout
 runner, ReAct loop, recorder, results.jsonl/trajectories.jsonl) with a benchmark
-defined here: tasks without a sandbox and one in-process ``echo`` tool. The
-floor is a bare loop written here: raw HTTP POSTs through the same HTTP library,
-orjson, the message list, nothing else. Ratios to the floor are measured side
-by side in the same run, because absolute times on shared machines drift.
+defined here: tasks without a sandbox and one in-process ``echo`` tool; the
+efficiency run also uses ``workers: N`` (one process per CPU). The floor is a
+bare loop written here: raw HTTP POSTs through the SDK's HTTP library (httpx),
+orjson, the message list, nothing else; the same loop on aiohttp (the
+transport of ``client: fast``) shows what react-eval adds over its own
+transport. Ratios to the floor are measured side by side in the same run,
+because absolute times on shared machines drift.
 """
 
 from __future__ import annotations

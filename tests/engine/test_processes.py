@@ -206,14 +206,25 @@ def test_a_benchmarks_check_slots_are_divided_among_processes():
     assert anyio.run(most_at_once) == 3
 
 
-def test_an_in_process_model_keeps_the_run_in_process(tmp_path):
-    assert ProcessExecutor(4, 2).workers == 2
-    config = validate_config({
-        "services": {"model": {"type": "api", "base_url": "http://127.0.0.1:9/v1", "model": "m"}},
-        "benchmarks": [{"name": "smoke", "solver": {"service": "model"}}],
-    })
+def test_an_in_process_model_keeps_the_run_in_process(scripted_server, tmp_path):
+    """A model object handed to run_benchmark cannot travel: workers: 2 then runs here, not in workers."""
+    from react_eval.model.chat import build_model
+
+    srv = scripted_server(answer_by_task)
+    config = config_for(srv, n=6, workers=2)
+    model = build_model(config.services["model"])
+
+    async def go():
+        try:
+            await run(config, tmp_path, model=model)
+        finally:
+            await model.aclose()
+
+    anyio.run(go)
+    rows = load_results(tmp_path / "results.jsonl")
+    assert len(rows) == 6 and {r.verification["pid"] for r in rows} == {os.getpid()}
     with pytest.raises(TypeError, match="cannot be sent to another process"):
-        pickle.dumps(EntryRunners(config, config.benchmarks[0], "r", get_benchmark("smoke"), model=object()))
+        pickle.dumps(EntryRunners(config, config.benchmarks[0], "r", PidBenchmark(), model=model))
 
 
 def test_the_cli_runs_a_sandboxed_benchmark_in_worker_processes(scripted_server, tmp_path):
