@@ -152,7 +152,6 @@ def write_viewer(run_dirs: list[Path], out_dir: Path | None = None, *, bench: st
 def _write_run_chunks(run: RunData, run_index: int, chunk_dir: Path, start: int) -> list[dict[str, Any]]:
     """Stream the trajectories once, writing one chunk per rollout."""
     positions = {(str(r["task_id"]), int(r.get("repeat", 0))): n for n, r in enumerate(run.rows)}
-    trajectories: dict[int, dict[str, Any]] = {}
     summaries: list[dict[str, Any] | None] = [None] * len(run.rows)
 
     def emit(n: int, trajectory: dict[str, Any] | None) -> None:

@@ -135,13 +135,21 @@ async def capture_patch(
         f"mkdir -p {SCRATCH} && {GIT} add -A -- . {_excludes()} && "
         f"{GIT} diff {_DIFF_FLAGS} {shlex.quote(base)} -- . {_excludes()} > {SCRATCH}/capture.patch"
     )
-    r = await sandbox.run(_in_repo(repo, diff), timeout=timeout)
-    if r.timed_out or r.exit_code != 0:
-        return CaptureResult(None, error=f"could not capture the patch ({_status(r)}): {r.output[-2000:]}")
-    try:
-        data = await sandbox.read_file(out, max_bytes=max_bytes)
-    except FileTooLargeError as exc:
-        return CaptureResult(None, error=f"the patch is {exc.size} bytes, over the {max_bytes}-byte limit", size=exc.size)
+
+    async def diff_into_file(command: str, what: str) -> bytes | CaptureResult:
+        """Run ``command`` (which writes the patch file) and read the file back."""
+        r = await sandbox.run(_in_repo(repo, command), timeout=timeout)
+        if r.timed_out or r.exit_code != 0:
+            return CaptureResult(None, error=f"could not capture the {what} ({_status(r)}): {r.output[-2000:]}")
+        try:
+            return await sandbox.read_file(out, max_bytes=max_bytes)
+        except FileTooLargeError as exc:
+            return CaptureResult(None, error=f"the patch is {exc.size} bytes, over the {max_bytes}-byte limit",
+                                 size=exc.size)
+
+    data = await diff_into_file(diff, "patch")
+    if isinstance(data, CaptureResult):
+        return data
     try:
         return CaptureResult(data.decode("utf-8"), size=len(data))
     except UnicodeDecodeError:
@@ -155,13 +163,9 @@ async def capture_patch(
         f"rc=$?; rm -f .git/info/attributes; [ ! -e {SCRATCH}/attributes.saved ] || "
         f"mv {SCRATCH}/attributes.saved .git/info/attributes; exit $rc"
     )
-    r = await sandbox.run(_in_repo(repo, rebinary), timeout=timeout)
-    if r.timed_out or r.exit_code != 0:
-        return CaptureResult(None, error=f"could not capture the binary patch ({_status(r)}): {r.output[-2000:]}")
-    try:
-        data = await sandbox.read_file(out, max_bytes=max_bytes)
-    except FileTooLargeError as exc:
-        return CaptureResult(None, error=f"the patch is {exc.size} bytes, over the {max_bytes}-byte limit", size=exc.size)
+    data = await diff_into_file(rebinary, "binary patch")
+    if isinstance(data, CaptureResult):
+        return data
     return CaptureResult(data.decode("utf-8", errors="replace"), all_binary=True, size=len(data))
 
 

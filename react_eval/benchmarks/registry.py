@@ -20,11 +20,16 @@ def register_scheme(scheme: str, factory: Factory) -> None:
     _SCHEMES[scheme] = factory
 
 
+def _gym(address: str, **options: Any) -> Benchmark:
+    """``gym://host:port``: the Gym client (and httpx) load only when one is asked for."""
+    from react_eval.gym.benchmark import GymBenchmark
+
+    return GymBenchmark(address, **options)
+
+
 def _ensure_builtins() -> None:
     if "gym" not in _SCHEMES:
-        from react_eval.gym.benchmark import GymBenchmark
-
-        register_scheme("gym", GymBenchmark)
+        register_scheme("gym", _gym)
     if _BENCHMARKS:
         return
     from react_eval.benchmarks.smoke import SmokeBenchmark

@@ -156,8 +156,9 @@ class _Worker:
         self.channel = _Channel(parent_conn, f"react-eval-parent-{index}")
         self.in_flight: dict[tuple[str, int], RolloutSpec] = {}
 
-    def exit_status(self) -> str:
-        self.process.join(5)
+    async def exit_status(self) -> str:
+        """How the process ended (waited for in a thread: it may still be exiting)."""
+        await anyio.to_thread.run_sync(self.process.join, 5)
         code = self.process.exitcode
         if code is None:
             return "still running"
@@ -218,7 +219,7 @@ class ProcessExecutor:
             nonlocal ready
             msg = await worker.channel.inbox.receive()
             if msg is None or msg[0] != "ready":
-                detail = msg[1] if msg is not None else f"it ended ({worker.exit_status()}) before it was ready"
+                detail = msg[1] if msg is not None else f"it ended ({await worker.exit_status()}) before it was ready"
                 return abort(f"harness worker {worker.index} could not build its rollout runner:\n{detail}")
             ready += 1
             if ready == count:
@@ -231,7 +232,7 @@ class ProcessExecutor:
                 if msg is None:
                     if not fatal:
                         lost = ", ".join(f"{t}#{r}" for t, r in list(worker.in_flight)[:10])
-                        problems.append(f"harness worker {worker.index} died ({worker.exit_status()}); "
+                        problems.append(f"harness worker {worker.index} died ({await worker.exit_status()}); "
                                         f"{len(worker.in_flight)} rollout(s) it was running have no row "
                                         f"({lost}); --resume re-runs them")
                     return

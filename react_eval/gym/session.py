@@ -253,18 +253,20 @@ class GymSession:
             raise ToolInfraError(f"Gym resources server {self.url}: /openapi.json did not answer within {t:g}s") from exc
         except httpx.TransportError as exc:
             raise self._infra("GET /openapi.json failed", exc) from exc
+        return self._json_object(resp, "GET /openapi.json", ToolInfraError)
+
+    def _json_object(self, resp: httpx.Response, request: str, error: type[RolloutError]) -> dict[str, Any]:
+        """The JSON object a protocol endpoint answered with, or ``error`` saying what came instead."""
+        where = f"Gym resources server {self.url}: {request}"
         if resp.status_code != 200:
-            raise ToolInfraError(
-                f"Gym resources server {self.url}: GET /openapi.json answered HTTP {resp.status_code}: "
-                f"{server_message(resp)}"
-            )
+            raise error(f"{where} answered HTTP {resp.status_code}: {server_message(resp)}")
         try:
-            document = orjson.loads(resp.content)
+            data = orjson.loads(resp.content)
         except orjson.JSONDecodeError as exc:
-            raise ToolInfraError(f"Gym resources server {self.url}: /openapi.json is not JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise ToolInfraError(f"Gym resources server {self.url}: /openapi.json is not a JSON object")
-        return document
+            raise error(f"{where} answered non-JSON ({exc}): {resp.text[:500]!r}") from exc
+        if not isinstance(data, dict):
+            raise error(f"{where} answered {type(data).__name__}, not a JSON object")
+        return data
 
     async def catalog(self) -> ToolCatalog:
         return await self._catalogs.get(self._fetch_openapi)
@@ -309,17 +311,7 @@ class GymSession:
     async def verify(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /verify``; the server's JSON answer, or :class:`VerifyError`."""
         resp = await self._protocol_post("/verify", body, VerifyError, "for /verify")
-        if resp.status_code != 200:
-            raise VerifyError(
-                f"Gym resources server {self.url}: POST /verify answered HTTP {resp.status_code}: {server_message(resp)}"
-            )
-        try:
-            data = orjson.loads(resp.content)
-        except orjson.JSONDecodeError as exc:
-            raise VerifyError(f"Gym resources server {self.url}: /verify answered non-JSON: {resp.text[:500]!r}") from exc
-        if not isinstance(data, dict):
-            raise VerifyError(f"Gym resources server {self.url}: /verify answered {type(data).__name__}, not an object")
-        return data
+        return self._json_object(resp, "POST /verify", VerifyError)
 
     async def aclose(self) -> None:
         if not self._closed:

@@ -10,7 +10,6 @@ to import: a CLI call or a worker process that does not need it is spared).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -20,8 +19,6 @@ from react_eval.model.config import ModelConfig
 from react_eval.model.errors import ModelError
 from react_eval.model.response import ModelResponse
 from react_eval.model.retry import EmptyResponseError, RetryAfterOrBackoff, classify_failure, is_retryable
-
-log = logging.getLogger(__name__)
 
 
 class Model(Protocol):

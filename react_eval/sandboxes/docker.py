@@ -204,39 +204,28 @@ async def stream_from_docker_socket(raw: Any, *, bridge: bool = False) -> ByteSt
         return await SocketStream.from_socket(fd)
     ours, theirs = socket.socketpair()
 
-    def pump_in() -> None:  # engine -> us
+    def pump(src: socket.socket, dst: socket.socket, *cleanup: Callable[[], object]) -> None:
+        """Copy ``src`` to ``dst`` until EOF or an error, then run ``cleanup`` (errors ignored)."""
         try:
             while True:
-                data = inner.recv(1 << 16)
+                data = src.recv(1 << 16)
                 if not data:
                     break
-                theirs.sendall(data)
+                dst.sendall(data)
         except OSError:
             pass
         finally:
-            try:
-                theirs.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def pump_out() -> None:  # us -> engine (holds ``raw`` so the SDK cannot close the socket)
-        try:
-            while True:
-                data = theirs.recv(1 << 16)
-                if not data:
-                    break
-                inner.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for close in (lambda: inner.shutdown(socket.SHUT_RDWR), raw.close, inner.close, theirs.close):
+            for close in cleanup:
                 try:
                     close()
                 except OSError:
                     pass
 
-    threading.Thread(target=pump_in, name="react-eval-docker-in", daemon=True).start()
-    threading.Thread(target=pump_out, name="react-eval-docker-out", daemon=True).start()
+    # engine -> us; then us -> engine, which holds ``raw`` so the SDK cannot close the socket
+    inward = (inner, theirs, lambda: theirs.shutdown(socket.SHUT_WR))
+    outward = (theirs, inner, lambda: inner.shutdown(socket.SHUT_RDWR), raw.close, inner.close, theirs.close)
+    threading.Thread(target=pump, args=inward, name="react-eval-docker-in", daemon=True).start()
+    threading.Thread(target=pump, args=outward, name="react-eval-docker-out", daemon=True).start()
     return await SocketStream.from_socket(ours)
 
 

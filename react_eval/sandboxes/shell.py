@@ -426,7 +426,6 @@ class ShellSession:
         out = CappedBuffer(self.max_output_bytes)
         frame = self._frame(command, seq)
         self.transport.mark_command_start()
-        timed_out = False
         marker: _Marker | None = None
         with anyio.move_on_after(max(timeout, 0.001)) as scope:
             try:
@@ -443,7 +442,6 @@ class ShellSession:
                     raise SandboxError(f"the sandbox shell cannot be reached: {exc}") from exc
             marker = await self._read_marker(seq, out)
         if scope.cancelled_caught:
-            timed_out = True
             self._check_open()
             await self.transport.interrupt()
             with anyio.move_on_after(self.interrupt_grace):

@@ -50,6 +50,11 @@ _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
+def _present(**values: Any) -> dict[str, Any]:
+    """The keyword arguments that are not None."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -170,20 +175,10 @@ class TrajectoryRecorder:
         if tool_calls:
             step["tool_calls"] = [_tool_call(call) for call in tool_calls]
 
-        metrics_extra: dict[str, Any] = {}
-        if latency_ms is not None:
-            metrics_extra["latency_ms"] = latency_ms
-        if reasoning_tokens is not None:
-            metrics_extra["reasoning_tokens"] = reasoning_tokens
-        if finish_reason is not None:
-            metrics_extra["finish_reason"] = _plain(finish_reason)
-        metrics: dict[str, Any] = {}
-        if prompt_tokens is not None:
-            metrics["prompt_tokens"] = prompt_tokens
-        if completion_tokens is not None:
-            metrics["completion_tokens"] = completion_tokens
-        if cached_tokens is not None:
-            metrics["cached_tokens"] = cached_tokens
+        metrics_extra = _present(latency_ms=latency_ms, reasoning_tokens=reasoning_tokens,
+                                 finish_reason=None if finish_reason is None else _plain(finish_reason))
+        metrics = _present(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                           cached_tokens=cached_tokens)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:

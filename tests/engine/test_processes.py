@@ -16,7 +16,7 @@ from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import validate_config
 from react_eval.engine.executor import FatalRunError
-from react_eval.engine.processes import ProcessExecutor, WorkerError
+from react_eval.engine.processes import WorkerError
 from react_eval.engine.results import load_results
 from react_eval.engine.run import EntryRunners, run_benchmark
 from react_eval.types import Task

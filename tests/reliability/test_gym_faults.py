@@ -25,7 +25,6 @@ from react_eval.engine.config import validate_config
 from react_eval.engine.run import RunOptions, bench_dir_name, run_eval
 from react_eval.types import INFRA_ERROR_KINDS
 from tests.gym.servers import GymApp, RunningServer, VerifyRequest, closed_port, echo, gym_app, sid
-from tests.reliability.bench import task_of
 from tests.reliability.harness import ByTask, Run, assert_complete, error_events, last_output, observations, wait_for
 from tests.support.scripted_server import ScriptedServer, answer, tool_call
 

@@ -34,7 +34,6 @@ from tests.reliability.harness import (
     child_processes,
     config,
     echo_steps,
-    labelled_containers,
     new_marker,
     observations,
     run_in_process,

@@ -9,7 +9,6 @@ so a reward of 1 proves the rollout really carried on after the fault. The
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

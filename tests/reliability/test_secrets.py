@@ -13,7 +13,6 @@ import json
 import secrets
 from pathlib import Path
 
-import pytest
 
 from tests.reliability.bench import task, write_tasks
 from tests.reliability.harness import (
@@ -65,12 +64,16 @@ def check_no_key(key: str, out: Path, proc, srv, marker: str) -> None:
     assert sorted(rows) == ["echo_error", "env", "ok"]
 
 
-def test_key_from_api_key_env_appears_nowhere(bwrap_available, tmp_path):
+def secret_run(tmp_path: Path) -> tuple[str, ByTask, Path, str]:
+    """A fresh key, the scripts that use it, the three tasks and a leak marker."""
     key = f"sk-reliability-{secrets.token_hex(16)}"
-    policy = ByTask(scripts(key))
     tasks = write_tasks(tmp_path / "tasks.json", [task("ok", "tok-ok"), task("env", "anything"),
                                                   task("echo_error", "never")])
-    marker = new_marker()
+    return key, ByTask(scripts(key)), tasks, new_marker()
+
+
+def test_key_from_api_key_env_appears_nowhere(bwrap_available, tmp_path):
+    key, policy, tasks, marker = secret_run(tmp_path)
     with ScriptedServer(policy) as srv:
         proc = cli("run", "--bench", "reliability", "--model-url", srv.base_url, "--model", "scripted",
                    "--api-key-env", "RELIABILITY_SECRET", "--sandbox", "bwrap", "-o", str(tmp_path / "out"),
@@ -87,11 +90,7 @@ def test_key_from_api_key_env_appears_nowhere(bwrap_available, tmp_path):
 
 
 def test_key_from_yaml_env_expansion_appears_nowhere_and_the_config_shows_stars(docker_engine, tmp_path):
-    key = f"sk-reliability-{secrets.token_hex(16)}"
-    policy = ByTask(scripts(key))
-    tasks = write_tasks(tmp_path / "tasks.json", [task("ok", "tok-ok"), task("env", "anything"),
-                                                  task("echo_error", "never")])
-    marker = new_marker()
+    key, policy, tasks, marker = secret_run(tmp_path)
     with ScriptedServer(policy) as srv:
         data = config(srv.base_url, tasks, marker=marker, out=tmp_path / "out",
                       sandbox={"type": "docker", "memory": "512m"},
