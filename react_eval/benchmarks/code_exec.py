@@ -115,8 +115,11 @@ async def run_job(
     from react_eval.sandboxes.base import SandboxLimits
     from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
 
+    # interim (issue 14): the bwrap jail hides the harness' interpreter, which the
+    # checker needs (with evalplus); show only its prefix, read-only, to this sandbox
+    prefixes = sorted({sys.prefix, sys.base_prefix}) if isolation == "bwrap" else []
     provider = LocalSandboxProvider(
-        LocalSandboxConfig(isolation=isolation), limits=SandboxLimits(max_output_bytes=LOG_LIMIT)
+        LocalSandboxConfig(isolation=isolation, ro_binds=prefixes), limits=SandboxLimits(max_output_bytes=LOG_LIMIT)
     )
     sandbox = await provider.create(None, labels={"task_id": f"check-{label}" if label else "check"})
     try:

@@ -2,20 +2,23 @@
 
 ``isolation="none"`` (the default) is NOT a security boundary: commands run as
 the harness' user with its full access to the host's files, network and
-processes. It confines the *file tools* to the workdir (paths are checked) and
-keeps processes in their own session so they can be killed, nothing more. Use
-it for trusted tasks and models, or for development.
+processes. Use it only for trusted code (your own tasks and models, or
+development). It still confines the *file tools* to the workdir (race-free,
+see :mod:`react_eval.sandboxes.safe_fs`) and keeps processes in their own
+session so they can be killed.
 
-``isolation="bwrap"`` runs every command under bubblewrap: the host file system
-is read-only, the workdir is the only writable host directory, ``/tmp`` is a
-private tmpfs, there is no network (only a private loopback), and a private PID
-namespace means every process dies with the sandbox. It is a reasonable guard
-against accidents, not a hardened jail (the kernel is shared).
+``isolation="bwrap"`` runs every command under bubblewrap as a jail meant to
+hold against a hostile agent even when the harness is root (see
+:mod:`react_eval.sandboxes.bwrap`): unprivileged uid in a user namespace, no
+capabilities, every namespace unshared (no network), only system directories
+visible and read-only, the workdir the only writable host path, a size-capped
+``/tmp``.
 
 In both modes, when the harness may create cgroups (root, or a delegated
-cgroup v2 subtree), every process of a sandbox runs in its own pids cgroup
-capped at ``pids_limit``, so a fork bomb cannot use up the host's PIDs; without
-that permission the cap is skipped and ``info.extra["pids_limit"]`` says so.
+cgroup v2 subtree), every process of a sandbox runs in its own cgroup capped
+at ``pids_limit`` processes and ``memory`` bytes (v1 or v2), created and
+removed with the sandbox; without that permission the caps are skipped and
+``info.extra`` says so.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat as stat_mod
 import subprocess
 import tempfile
 import time
@@ -33,7 +37,7 @@ from typing import Callable, Literal
 
 import anyio
 from anyio.abc import Process
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from react_eval.sandboxes.base import (
     ExecResult,
@@ -43,14 +47,14 @@ from react_eval.sandboxes.base import (
     SandboxLimits,
     run_setup,
 )
+from react_eval.sandboxes.bwrap import SANDBOX_PATH, bwrap_argv
+from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
+from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
+from react_eval.sandboxes.safe_fs import Beneath
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession, ShellTransportError
 from react_eval.types import SandboxError, SandboxSpec
 
-#: environment variable that marks every process a sandbox starts, so stray
-#: processes (even ones that left the session with setsid) can be found and killed
-TAG_VAR = "REACT_EVAL_SANDBOX"
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+__all__ = ["TAG_VAR", "LocalSandbox", "LocalSandboxConfig", "LocalSandboxProvider", "find_processes", "kill_processes"]
 
 
 class LocalSandboxConfig(BaseModel):
@@ -65,174 +69,34 @@ class LocalSandboxConfig(BaseModel):
     keep: bool = False
     #: extra environment variables for the sandbox's commands
     env: dict[str, str] = Field(default_factory=dict)
-    #: "bwrap" runs commands under bubblewrap (read-only host, no network)
+    #: "bwrap" runs commands in a bubblewrap jail (see react_eval.sandboxes.bwrap);
+    #: "none" is for trusted code only
     isolation: Literal["none", "bwrap"] = "none"
     #: most processes the sandbox may have at once (a pids cgroup; None = no cap)
     pids_limit: int | None = Field(default=1024, gt=0)
+    #: most memory the sandbox's processes may use, /tmp included (a memory
+    #: cgroup; docker's notation, e.g. "4g"; None = no cap)
+    memory: str | None = "4g"
+    #: size of the private /tmp under bwrap (docker's notation)
+    tmp_size: str = "1g"
+    #: host paths shown read-only at the same path under bwrap (e.g. a provisioned
+    #: interpreter for graders); each must exist. Without bwrap they are visible anyway.
+    ro_binds: list[str] = Field(default_factory=list)
 
-
-# ---- process bookkeeping (Linux /proc) ------------------------------------
-
-
-def _boot_ticks() -> int:
-    """Now, in the clock /proc/<pid>/stat uses for process start times."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _CLK_TCK)
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, session id, start time in ticks) of a process, or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return fields[0].decode(), int(fields[3]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _has_env_entry(pid: int, prefix: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return any(entry.startswith(prefix) for entry in data.split(b"\0"))
-
-
-def find_processes(
-    *,
-    session: int | None = None,
-    env_prefix: bytes | None = None,
-    since_ticks: int | None = None,
-    exclude: frozenset[int] | set[int] = frozenset(),
-) -> list[int]:
-    """Live processes in ``session`` or carrying an env entry starting with
-    ``env_prefix``, started at or after ``since_ticks``."""
-    me = os.getpid()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        if pid == me or pid in exclude:
-            continue
-        st = _proc_stat(pid)
-        if st is None or st[0] in ("Z", "X"):
-            continue
-        if since_ticks is not None and st[2] < since_ticks:
-            continue
-        if (session is not None and st[1] == session) or (
-            env_prefix is not None and _has_env_entry(pid, env_prefix)
-        ):
-            found.append(pid)
-    return found
-
-
-async def kill_processes(**match) -> None:
-    """SIGKILL every process ``find_processes(**match)`` reports, until none is left
-    (repeated because a dying process may have forked in the meantime)."""
-    for _ in range(50):
-        pids = find_processes(**match)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        await anyio.sleep(0.005)
-
-
-class PidsCgroup:
-    """A pids cgroup (v1 ``/sys/fs/cgroup/pids`` or a v2 hierarchy with the pids
-    controller) that caps how many processes a sandbox may have."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.procs = os.path.join(path, "cgroup.procs")
-
+    @field_validator("memory", "tmp_size")
     @classmethod
-    def create(cls, name: str, limit: int) -> PidsCgroup | None:
-        """A new cgroup ``name`` with ``pids.max = limit``, or None when this
-        process may not create and join one."""
-        roots = []
-        if os.path.exists("/sys/fs/cgroup/pids/cgroup.procs"):
-            roots.append("/sys/fs/cgroup/pids")
-        try:
-            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
-                if "pids" in f.read().split():
-                    roots.append("/sys/fs/cgroup")
-        except OSError:
-            pass
-        for root in roots:
-            cls._sweep(root)
-            group = cls(os.path.join(root, name))
-            try:
-                os.mkdir(group.path)
-            except OSError:
-                continue
-            try:
-                with open(os.path.join(group.path, "pids.max"), "w") as f:
-                    f.write(str(limit))
-                # joining may need more rights than creating (v2): try it once
-                probe = subprocess.run(group.enter_argv(["true"]), capture_output=True, timeout=10)
-                if probe.returncode == 0:
-                    return group
-            except (OSError, subprocess.SubprocessError):
-                pass
-            group.remove()
-        return None
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bytes(value)
+        return value
 
-    @staticmethod
-    def _sweep(root: str, min_age: float = 3600.0) -> None:
-        """Delete empty ``react-eval-*`` cgroups older than ``min_age`` seconds,
-        left by harness processes that were killed (a live sandbox's cgroup
-        always holds its shell; rmdir refuses a non-empty cgroup anyway)."""
-        try:
-            names = [n for n in os.listdir(root) if n.startswith("react-eval-")]
-        except OSError:
-            return
-        now = time.time()
-        for n in names:
-            path = os.path.join(root, n)
-            try:
-                if now - os.stat(path).st_mtime > min_age and not PidsCgroup(path).pids():
-                    os.rmdir(path)
-            except OSError:
-                pass
-
-    def enter_argv(self, argv: list[str]) -> list[str]:
-        """``argv`` run as a member of this cgroup (a shell joins, then execs)."""
-        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.procs, *argv]
-
-    def pids(self) -> list[int]:
-        try:
-            with open(self.procs) as f:
-                return [int(line) for line in f if line.strip()]
-        except OSError:
-            return []
-
-    def remove(self) -> None:
-        """SIGKILL every member until none is left, then delete the cgroup."""
-        for _ in range(200):
-            pids = self.pids()
-            if not pids:
-                try:
-                    os.rmdir(self.path)
-                    return
-                except FileNotFoundError:
-                    return
-                except OSError:
-                    pass  # members still exiting
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.01)
+    @field_validator("ro_binds")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not os.path.isabs(path) or "\x00" in path:
+                raise ValueError(f"ro_binds entries must be absolute host paths, got {path!r}")
+        return [os.path.normpath(p) for p in value]
 
 
 def _status_code(returncode: int | None) -> int | None:
@@ -345,24 +209,6 @@ class LocalShellTransport:
 # ---- the sandbox ---------------------------------------------------------------
 
 
-def _bwrap_argv(workdir: str, inner: list[str], cwd: str | None = None) -> list[str]:
-    return [
-        "bwrap",
-        "--die-with-parent",
-        "--unshare-net",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--bind", workdir, workdir,
-        "--chdir", cwd or workdir,
-        "--",
-        *inner,
-    ]  # fmt: skip
-
-
 class LocalSandbox:
     """One rollout's workdir on the host with a persistent shell.
 
@@ -380,7 +226,7 @@ class LocalSandbox:
         config: LocalSandboxConfig,
         limits: SandboxLimits,
         token: str,
-        cgroup: PidsCgroup | None = None,
+        cgroup: SandboxCgroup | None = None,
     ):
         self.workdir = workdir
         self.config = config
@@ -393,10 +239,13 @@ class LocalSandbox:
             extra={
                 "workdir": workdir,
                 "isolation": config.isolation,
-                "pids_limit": str(config.pids_limit) if self.cgroup else "unavailable" if config.pids_limit else "none",
+                "pids_limit": _cap(config.pids_limit, cgroup, "pids"),
+                "memory": _cap(config.memory, cgroup, "memory"),
             },
         )
         self._real_workdir = os.path.realpath(workdir)
+        #: every file operation goes through this descriptor of the workdir
+        self._fs = Beneath(self._real_workdir)
         self._closed = False
         #: called once closed (the provider uses it to forget the sandbox)
         self.on_close: Callable[[LocalSandbox], None] | None = None
@@ -413,15 +262,22 @@ class LocalSandbox:
 
     def _wrap(self, argv: list[str], cwd: str | None = None) -> list[str]:
         if self.config.isolation == "bwrap":
-            argv = _bwrap_argv(self.workdir, argv, cwd)
+            argv = bwrap_argv(
+                argv,
+                workdir=self.workdir,
+                cwd=cwd,
+                tmp_size=parse_bytes(self.config.tmp_size),
+                ro_binds=self.config.ro_binds,
+            )
         return self.cgroup.enter_argv(argv) if self.cgroup else argv
 
     def _env(self, role: str) -> dict[str, str]:
         """A small, predictable environment: the harness' secrets (API keys)
         are not passed to the model's commands."""
+        jailed = self.config.isolation == "bwrap"
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": "/tmp" if self.config.isolation == "bwrap" else os.environ.get("HOME", self.workdir),
+            "PATH": SANDBOX_PATH if jailed else os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": "/tmp" if jailed else os.environ.get("HOME", self.workdir),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "TERM": "dumb",
             "PAGER": "cat",
@@ -460,7 +316,9 @@ class LocalSandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                cwd=workdir,
+                # under bwrap the jail enters ``workdir`` itself (--chdir): the host
+                # side never follows a path the agent could have swapped
+                cwd=self.workdir if self.config.isolation == "bwrap" else workdir,
                 env=self._env("run"),
                 start_new_session=True,
             )
@@ -532,45 +390,36 @@ class LocalSandbox:
             )
         return normal
 
+    def _relative(self, path: str) -> str:
+        """``path`` (checked by ``resolve``) relative to the workdir."""
+        normal = self.resolve(path)
+        for root in (self._real_workdir, self.workdir):
+            if _inside(normal, root):
+                return os.path.relpath(normal, root)
+        raise PermissionError(f"{path!r} is outside the sandbox working directory {self.workdir}")
+
     async def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
-        real = os.path.realpath(self.resolve(path))
+        rel = self._relative(path)
         limit = self.limits.max_read_bytes if max_bytes is None else max_bytes
-
-        def read() -> bytes:
-            if os.path.isdir(real):
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
-            with open(real, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > limit:
-                    raise FileTooLargeError(path, size, limit)
-                data = f.read(limit + 1)
-            if len(data) > limit:  # grew while reading, or a pseudo-file
-                raise FileTooLargeError(path, len(data), limit)
-            return data
-
-        return await anyio.to_thread.run_sync(read)
+        return await anyio.to_thread.run_sync(
+            lambda: self._fs.read(rel, limit, lambda size: FileTooLargeError(path, size, limit))
+        )
 
     async def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
-        real = os.path.realpath(self.resolve(path))
+        rel = self._relative(path)
+        await anyio.to_thread.run_sync(lambda: self._fs.write(rel, data, mode))
 
-        def write() -> None:
-            if os.path.isdir(real):
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
-            os.makedirs(os.path.dirname(real), exist_ok=True)
-            with open(real, "wb") as f:
-                f.write(data)
-            if mode is not None:
-                os.chmod(real, mode)
-
-        await anyio.to_thread.run_sync(write)
+    async def remove_file(self, path: str) -> None:
+        """Delete a file (never through a symlink; a symlink itself is removed)."""
+        rel = self._relative(path)
+        await anyio.to_thread.run_sync(self._fs.unlink, rel)
 
     async def stat(self, path: str) -> FileInfo:
-        real = os.path.realpath(self.resolve(path))
-        try:
-            st = os.stat(real)
-        except FileNotFoundError:
+        rel = self._relative(path)
+        st = await anyio.to_thread.run_sync(self._fs.stat, rel)
+        if st is None:
             return FileInfo(exists=False)
-        is_dir = os.path.isdir(real)
+        is_dir = stat_mod.S_ISDIR(st.st_mode)
         return FileInfo(exists=True, is_dir=is_dir, size=0 if is_dir else st.st_size)
 
     # ---- lifecycle ----
@@ -586,10 +435,18 @@ class LocalSandbox:
             await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
             if self.cgroup is not None:
                 await anyio.to_thread.run_sync(self.cgroup.remove)
+            self._fs.close()
             if not self.config.keep:
                 await anyio.to_thread.run_sync(_remove_tree, self.workdir)
         if self.on_close is not None:
             self.on_close(self)
+
+
+def _cap(setting: object, cgroup: SandboxCgroup | None, controller: str) -> str:
+    """How a cgroup limit stands, for ``info.extra``."""
+    if not setting:
+        return "none"
+    return str(setting) if cgroup is not None and controller in cgroup.limits else "unavailable"
 
 
 def _inside(path: str, root: str) -> bool:
@@ -631,6 +488,9 @@ class LocalSandboxProvider:
                 "isolation='bwrap' needs bubblewrap, but no `bwrap` is on PATH; install it "
                 "(e.g. `apt-get install -y bubblewrap`) or use isolation='none'"
             )
+        missing = [p for p in self.config.ro_binds if not os.path.exists(p)]
+        if missing:
+            raise SandboxError(f"ro_binds: {', '.join(missing)} does not exist on this host")
 
     async def create(self, spec: SandboxSpec | None, *, labels: dict[str, str]) -> LocalSandbox:
         """Make the workdir, copy the repo, place files, start the shell, run setup."""
@@ -642,9 +502,10 @@ class LocalSandboxProvider:
         hint = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:40]  # names the workdir, for debugging
         workdir = os.path.realpath(tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root))
         token = secrets.token_hex(8)
-        cgroup = None
-        if self.config.pids_limit:
-            cgroup = await anyio.to_thread.run_sync(PidsCgroup.create, f"react-eval-{token}", self.config.pids_limit)
+        memory = parse_bytes(self.config.memory) if self.config.memory else None
+        cgroup = await anyio.to_thread.run_sync(
+            lambda: SandboxCgroup.create(f"react-eval-{token}", pids=self.config.pids_limit, memory=memory)
+        )
         sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard

@@ -469,9 +469,16 @@ class SandboxToolBackend:
         if not stack:
             del self._history[full]
         if previous is None:
-            r = await self.sandbox.run(f"rm -f -- {shlex.quote(full)}", timeout=30)
-            if r.exit_code != 0:
-                raise _ToolError(f"could not remove {full} to undo its creation: {r.output.strip()}")
+            remove = getattr(self.sandbox, "remove_file", None)
+            if remove is not None:  # the sandbox removes it itself, race-free (local, bwrap)
+                try:
+                    await remove(full)
+                except FileNotFoundError:
+                    pass
+            else:  # inside the sandbox (docker): as the agent, so it can reach nothing the agent cannot
+                r = await self.sandbox.run(f"rm -f -- {shlex.quote(full)}", timeout=30)
+                if r.exit_code != 0:
+                    raise _ToolError(f"could not remove {full} to undo its creation: {r.output.strip()}")
             return ToolResult(content=f"Undid the creation of {full}: the file was removed.")
         await self.sandbox.write_file(full, previous)
         lines = _lines(decode_output(previous))

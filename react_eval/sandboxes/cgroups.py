@@ -1,0 +1,188 @@
+"""A per-sandbox cgroup that caps processes (pids) and memory, on cgroup v1 or v2.
+
+Created when a sandbox starts and removed when it closes. On cgroup v1 a
+sandbox gets one directory per controller (``/sys/fs/cgroup/pids/<name>``,
+``/sys/fs/cgroup/memory/<name>``); on v2 one directory with both limits. Every
+sandbox process joins before it execs (see :meth:`SandboxCgroup.enter_argv`),
+so children inherit the limits and cannot leave them (the cgroup files are
+not writable from inside a sandbox). Memory written to a tmpfs by a member is
+charged to its cgroup as well, so ``/tmp`` cannot spill into the host's RAM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+
+V1_ROOT = "/sys/fs/cgroup"
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str | int) -> int:
+    """``"4g"``, ``"512m"``, ``"1.5G"``, ``"2048"`` (docker's notation) as bytes."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 512m, 4g or a number of bytes)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def _v2_controllers(root: str) -> set[str]:
+    try:
+        with open(os.path.join(root, "cgroup.subtree_control")) as f:
+            return set(f.read().split())
+    except OSError:
+        return set()
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+class SandboxCgroup:
+    """The cgroup (one directory per v1 controller, or one v2 directory) of one sandbox."""
+
+    def __init__(self, paths: list[str], limits: dict[str, int]):
+        self.paths = paths
+        #: controller -> the limit applied (``pids``: processes, ``memory``: bytes)
+        self.limits = limits
+
+    @property
+    def path(self) -> str:
+        return self.paths[0]
+
+    @classmethod
+    def create(cls, name: str, *, pids: int | None, memory: int | None) -> SandboxCgroup | None:
+        """A new cgroup ``name`` with the limits that are not None, or None when
+        this process may not create and join one (not root, no delegation)."""
+        wanted = {k: v for k, v in (("pids", pids), ("memory", memory)) if v}
+        if not wanted:
+            return None
+        attempts: list[list[tuple[str, str]]] = []  # [(controller root, controller), ...]
+        v1 = [(os.path.join(V1_ROOT, c), c) for c in wanted if os.path.exists(os.path.join(V1_ROOT, c, "cgroup.procs"))]
+        if v1:
+            attempts.append(v1)
+        if set(wanted) & _v2_controllers(V1_ROOT):
+            attempts.append([(V1_ROOT, c) for c in wanted if c in _v2_controllers(V1_ROOT)])
+        for plan in attempts:
+            group = cls._try(name, plan, wanted)
+            if group is not None:
+                return group
+        return None
+
+    @classmethod
+    def _try(cls, name: str, plan: list[tuple[str, str]], wanted: dict[str, int]) -> SandboxCgroup | None:
+        dirs: dict[str, str] = {}
+        for root, _ in plan:
+            dirs.setdefault(root, os.path.join(root, name))
+        group = cls(list(dirs.values()), {})
+        try:
+            for root in dirs:
+                cls._sweep(root)
+                os.mkdir(dirs[root])
+        except OSError:
+            group.remove()
+            return None
+        try:
+            for root, controller in plan:
+                group._limit(dirs[root], controller, wanted[controller])
+                group.limits[controller] = wanted[controller]
+            # joining may need more rights than creating (v2): try it once
+            probe = subprocess.run(group.enter_argv(["true"]), capture_output=True, timeout=10)
+            if probe.returncode == 0:
+                return group
+        except (OSError, subprocess.SubprocessError):
+            pass
+        group.remove()
+        return None
+
+    @staticmethod
+    def _limit(path: str, controller: str, value: int) -> None:
+        if controller == "pids":
+            _write(os.path.join(path, "pids.max"), str(value))
+            return
+        if os.path.exists(os.path.join(path, "memory.max")):  # v2
+            _write(os.path.join(path, "memory.max"), str(value))
+            if os.path.exists(os.path.join(path, "memory.swap.max")):
+                _write(os.path.join(path, "memory.swap.max"), "0")
+            return
+        _write(os.path.join(path, "memory.limit_in_bytes"), str(value))  # v1
+        swap = os.path.join(path, "memory.memsw.limit_in_bytes")
+        if os.path.exists(swap):  # memory + swap: no swapping past the limit either
+            try:
+                _write(swap, str(value))
+            except OSError:
+                pass
+
+    @staticmethod
+    def _sweep(root: str, min_age: float = 3600.0) -> None:
+        """Delete empty ``react-eval-*`` cgroups older than ``min_age`` seconds,
+        left by harness processes that were killed (a live sandbox's cgroup
+        always holds its shell; rmdir refuses a non-empty cgroup anyway)."""
+        try:
+            names = [n for n in os.listdir(root) if n.startswith("react-eval-")]
+        except OSError:
+            return
+        now = time.time()
+        for n in names:
+            path = os.path.join(root, n)
+            try:
+                if now - os.stat(path).st_mtime > min_age and not SandboxCgroup([path], {}).pids():
+                    os.rmdir(path)
+            except OSError:
+                pass
+
+    def enter_argv(self, argv: list[str]) -> list[str]:
+        """``argv`` run as a member of this cgroup (a shell joins, then execs)."""
+        procs = " ".join(shlex.quote(os.path.join(p, "cgroup.procs")) for p in self.paths)
+        return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh", *argv]
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for path in self.paths:
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    found.update(int(line) for line in f if line.strip())
+            except OSError:
+                pass
+        return sorted(found)
+
+    def memory_peak(self) -> int | None:
+        """Most memory the sandbox used at once, in bytes (None when unknown)."""
+        for path in self.paths:
+            for name in ("memory.peak", "memory.max_usage_in_bytes"):
+                try:
+                    with open(os.path.join(path, name)) as f:
+                        return int(f.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+        return None
+
+    def remove(self) -> None:
+        """SIGKILL every member until none is left, then delete the cgroup."""
+        left = list(self.paths)
+        for _ in range(200):
+            pids = self.pids()
+            if not pids:
+                for path in list(left):
+                    try:
+                        os.rmdir(path)
+                        left.remove(path)
+                    except FileNotFoundError:
+                        left.remove(path)
+                    except OSError:
+                        pass  # members still exiting
+                if not left:
+                    return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)

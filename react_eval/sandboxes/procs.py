@@ -1,0 +1,95 @@
+"""Finding and killing a sandbox's processes through Linux ``/proc``.
+
+A sandbox's processes are found by their session (the shell is a session
+leader) or by a tag variable in their environment, so strays that called
+``setsid`` are still found; start times keep a command's processes apart from
+the shell's own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import anyio
+
+#: environment variable that marks every process a sandbox starts, so stray
+#: processes (even ones that left the session with setsid) can be found and killed
+TAG_VAR = "REACT_EVAL_SANDBOX"
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _boot_ticks() -> int:
+    """Now, in the clock /proc/<pid>/stat uses for process start times."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _CLK_TCK)
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, session id, start time in ticks) of a process, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return fields[0].decode(), int(fields[3]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _has_env_entry(pid: int, prefix: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return any(entry.startswith(prefix) for entry in data.split(b"\0"))
+
+
+def find_processes(
+    *,
+    session: int | None = None,
+    env_prefix: bytes | None = None,
+    since_ticks: int | None = None,
+    exclude: frozenset[int] | set[int] = frozenset(),
+) -> list[int]:
+    """Live processes in ``session`` or carrying an env entry starting with
+    ``env_prefix``, started at or after ``since_ticks``."""
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == me or pid in exclude:
+            continue
+        st = _proc_stat(pid)
+        if st is None or st[0] in ("Z", "X"):
+            continue
+        if since_ticks is not None and st[2] < since_ticks:
+            continue
+        if (session is not None and st[1] == session) or (
+            env_prefix is not None and _has_env_entry(pid, env_prefix)
+        ):
+            found.append(pid)
+    return found
+
+
+async def kill_processes(**match) -> None:
+    """SIGKILL every process ``find_processes(**match)`` reports, until none is left
+    (repeated because a dying process may have forked in the meantime)."""
+    for _ in range(50):
+        pids = find_processes(**match)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        await anyio.sleep(0.005)
+
+
