@@ -49,6 +49,8 @@ class LoopConfig(BaseModel):
     prompt_budget_tokens: int | None = Field(default=None, gt=0)
     #: wall-clock limit for the whole rollout, in seconds
     rollout_timeout: float | None = Field(default=None, gt=0)
+    #: most tool calls run from one model response; the rest get an error observation
+    max_tool_calls_per_turn: int = Field(default=32, ge=1)
 
 
 @dataclass
@@ -211,8 +213,15 @@ class ReActLoop:
             if not response.tool_calls:
                 outcome.final_message = response.content
                 return
-            for call in response.tool_calls:
-                result = await self._dispatch(call)
+            for index, call in enumerate(response.tool_calls):
+                if index < cfg.max_tool_calls_per_turn:
+                    result = await self._dispatch(call)
+                else:
+                    result = ToolResult.error(
+                        f"Error: not run: one turn may make at most {cfg.max_tool_calls_per_turn} tool calls "
+                        f"and this one made {len(response.tool_calls)}. Send fewer calls per turn.",
+                        "too_many_calls",
+                    )
                 outcome.calls.append((call, result))
                 outcome.call_turns.append(turn)
                 outcome.tool_latency_ms += result.latency_ms

@@ -112,6 +112,7 @@ ToolErrorKind = Literal[
     "http_4xx",  # a resources server rejected the call
     "http_5xx",  # a resources server failed
     "infra",  # the backend could not be reached at all
+    "too_many_calls",  # past the solver's per-turn cap on tool calls: not run
 ]
 
 

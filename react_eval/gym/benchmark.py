@@ -8,12 +8,14 @@ the same session's ``/verify`` for the reward, sending the row, its
 ``responses_create_params`` and the rollout as a complete Responses object.
 
 Options (``benchmarks.N.options`` or flags): ``dataset`` (the JSONL file,
-``--dataset``), ``request_timeout`` and ``connect_attempts`` (as for a
+``--dataset``), ``reward_range`` (``[low, high]``, default ``[0, 1]``: a reward
+outside it, or not finite, is a verify error), ``request_timeout`` and ``connect_attempts`` (as for a
 ``type: gym`` service).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +29,35 @@ from react_eval.gym.source import GymToolSource
 from react_eval.tools.base import ToolSource
 from react_eval.types import Task, VerifyError
 
-_OPTIONS = ("dataset", "request_timeout", "connect_attempts")
+_OPTIONS = ("dataset", "request_timeout", "connect_attempts", "reward_range")
+#: rewards a Gym verifier may give; anything else is a broken (or hostile) verifier
+DEFAULT_REWARD_RANGE = (0.0, 1.0)
+
+
+def checked_reward(result: dict[str, Any], bounds: tuple[float, float]) -> float:
+    """The ``reward`` of a /verify answer; a missing, non-numeric, non-finite or
+    out-of-range one is a :class:`VerifyError` (scored as ``verify_error``, never
+    averaged in)."""
+    reward = result.get("reward")
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+        raise VerifyError(f"/verify answered without a numeric reward (fields: {', '.join(sorted(result))})")
+    value = float(reward) if isinstance(reward, float) or abs(reward) < 2**1023 else math.inf
+    if not math.isfinite(value):
+        raise VerifyError(f"/verify answered a non-finite reward ({value if isinstance(reward, int) else reward!r})")
+    low, high = bounds
+    if not low <= value <= high:
+        raise VerifyError(f"/verify answered reward {value!r}, outside the allowed range [{low:g}, {high:g}] (option reward_range)")
+    return value
+
+
+def _reward_range(value: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range must be [low, high], got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"reward_range must be two finite numbers, low <= high, got {value!r}")
+    return low, high
 
 
 class GymDatasetError(ValueError):
@@ -146,6 +176,7 @@ class GymBenchmark(Benchmark):
         )
         self._tasks = load_tasks(self.dataset)
         self._source = GymToolSource(self.endpoint)
+        self.reward_range = _reward_range(options.get("reward_range", DEFAULT_REWARD_RANGE))
 
     def tasks(self) -> list[Task]:
         return list(self._tasks)
@@ -172,12 +203,10 @@ class GymBenchmark(Benchmark):
             create_params=params,
         )
         result = await session.verify({**row, "responses_create_params": params, "response": response})
-        reward = result.get("reward")
-        if isinstance(reward, bool) or not isinstance(reward, (int, float)):
-            raise VerifyError(f"/verify answered without a numeric reward (fields: {', '.join(sorted(result))})")
+        reward = checked_reward(result, self.reward_range)
         if result.get("mask_sample") is True:
             raise VerifyError(
                 "the verifier masked this sample as not a valid measurement "
                 f"(failure_kind={result.get('failure_kind')!r}, failure_reason={result.get('failure_reason')!r})"
             )
-        return Verification(reward=float(reward), details={k: v for k, v in result.items() if k != "reward"})
+        return Verification(reward=reward, details={k: v for k, v in result.items() if k != "reward"})

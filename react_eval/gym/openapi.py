@@ -75,6 +75,24 @@ class OpenAPIError(ValueError):
     """The document is not an OpenAPI description we can read."""
 
 
+class PathParameterError(ValueError):
+    """A path parameter's value would leave its path segment (``/``, ``.``, ``..``)
+    or reach a protocol endpoint; the call is refused, never sent."""
+
+
+def encode_path_value(name: str, value: Any) -> str:
+    """``value`` as exactly one path segment: every byte but letters, digits,
+    ``-``, ``_`` and ``~`` percent-encoded (dots too, so no client or proxy can
+    take it for a dot segment); ``/``, empty, ``.`` and ``..`` are refused
+    because a server decodes the segment before routing."""
+    text = value if isinstance(value, str) else str(value)
+    if text in ("", ".", "..") or "/" in text or "\\" in text or "\x00" in text:
+        raise PathParameterError(
+            f"path parameter {name!r} must be one non-empty path segment without '/', got {text!r}"
+        )
+    return quote(text, safe="").replace(".", "%2E")
+
+
 # --------------------------------------------------------------------------- $ref
 
 
@@ -256,8 +274,9 @@ class ToolRoute:
         args = dict(arguments)
         url = self.path
         for name in self.path_params:
-            value = args.pop(name, "")
-            url = url.replace("{" + name + "}", quote(str(value), safe=""))
+            url = url.replace("{" + name + "}", encode_path_value(name, args.pop(name, "")))
+        if unquote(url).rstrip("/") in RESERVED_PATHS:
+            raise PathParameterError(f"the arguments of {self.name} would address {unquote(url)!r}, a protocol endpoint")
         query = {n: args.pop(n) for n in self.query_params if n in args}
         if self.body == "none":
             return url, query, None

@@ -1082,19 +1082,30 @@ class DockerSandboxProvider:
         cfg = self.config
         api = self.api
         env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **cfg.env}
+        workdir = posixpath.normpath(cfg.workdir)
+        # hardened by default: no capability beyond what a shell needs, no setuid
+        # escalation, a CPU cap, no host mount of any kind (binds are never passed)
         host_config = api.create_host_config(
             network_mode=cfg.network,
             mem_limit=cfg.memory,
             nano_cpus=int(cfg.cpus * 1e9) if cfg.cpus else None,
             pids_limit=cfg.pids_limit,
+            cap_drop=["ALL"],
+            cap_add=list(cfg.cap_add) or None,
+            security_opt=["no-new-privileges:true"],
+            read_only=cfg.read_only or None,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"} if cfg.read_only else None,
         )
-        return dict(
+        extra: dict[str, Any] = {"user": cfg.user} if cfg.user else {}
+        if cfg.read_only:
+            extra["volumes"] = [workdir]  # anonymous, removed with the container (v=True)
+        return dict(**extra,
             image=image,
             entrypoint=["bash", "-c", _IDLE],  # replaces any entrypoint of the image
             command=["react-eval-idle"],
             name=name,
             hostname="sandbox",
-            working_dir=posixpath.normpath(cfg.workdir),
+            working_dir=workdir,
             environment=env,
             labels=labels,
             host_config=host_config,

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_IMAGE = "react-eval-sandbox:latest"
 
+#: the capabilities a shell that installs packages and changes file owners needs
+#: (Docker's default set minus MKNOD, NET_RAW, SYS_CHROOT, AUDIT_WRITE, SETFCAP, SETPCAP)
+DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE")
+
 
 class DockerSandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,8 +29,18 @@ class DockerSandboxConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     #: memory limit in docker's notation (e.g. "2g")
     memory: str | None = "4g"
-    cpus: float | None = Field(default=None, gt=0)
+    #: CPUs the container may use (NanoCpus; NEL's default is 2); None = no cap
+    cpus: float | None = Field(default=2.0, gt=0)
     pids_limit: int | None = Field(default=512, gt=0)
+    #: the user commands run as ("sandbox", "1000:1000"; None = the image's own
+    #: user). A non-root user needs the workdir and task files to be writable by it.
+    user: str | None = None
+    #: capabilities kept: every other one is dropped (``--cap-drop ALL --cap-add ...``)
+    cap_add: list[str] = Field(default_factory=lambda: list(DEFAULT_CAPS))
+    #: make the image's root file system read-only; the workdir becomes an anonymous
+    #: volume and /tmp a tmpfs of ``tmp_size``
+    read_only: bool = False
+    tmp_size: str = "1g"
     network: Literal["none", "bridge", "host"] = "none"
     #: maximum number of live containers for this run
     concurrency: int = Field(default=16, ge=1)

@@ -91,9 +91,13 @@ class TrajectoryRecorder:
         system_prompt: str | None = None,
         extra: dict | None = None,
         clock: Callable[[], datetime] | None = None,
+        max_argument_chars: int = 0,
     ):
-        """``clock`` (default: now, UTC) stamps steps and events; tests pin it."""
+        """``clock`` (default: now, UTC) stamps steps and events; tests pin it.
+        ``max_argument_chars`` caps a stored tool call's arguments (default
+        :data:`MAX_STORED_ARGUMENT_CHARS`); see :func:`_tool_call`."""
         self.session_id = session_id
+        self.max_argument_chars = max_argument_chars or MAX_STORED_ARGUMENT_CHARS
         self._agent = Agent.model_construct(
             name=agent_name,
             version=agent_version,
@@ -173,7 +177,7 @@ class TrajectoryRecorder:
         if reasoning:
             step["reasoning_content"] = reasoning
         if tool_calls:
-            step["tool_calls"] = [_tool_call(call) for call in tool_calls]
+            step["tool_calls"] = [_tool_call(call, self.max_argument_chars) for call in tool_calls]
 
         metrics_extra = _present(latency_ms=latency_ms, reasoning_tokens=reasoning_tokens,
                                  finish_reason=None if finish_reason is None else _plain(finish_reason))
@@ -336,19 +340,58 @@ class TrajectoryRecorder:
         }
 
 
-def _tool_call(call: ModelToolCall) -> dict[str, Any]:
-    """A model tool call in ATIF form; unparsable arguments become ``{}``."""
+def _tool_call(call: ModelToolCall, cap: int = 0) -> dict[str, Any]:
+    """A model tool call in ATIF form; unparsable arguments become ``{}``.
+
+    Arguments longer than ``cap`` characters (as the model sent them) are
+    stored cut: every string value longer than a quarter of the cap keeps its
+    head and tail, and if that is still too long the arguments become
+    ``{"__truncated__": <the first cap characters of the raw JSON>}``. The
+    call's ``extra`` then holds ``arguments_chars`` (the full size) and
+    ``arguments_truncated``. The tool itself always got the full arguments.
+    """
+    cap = cap or MAX_STORED_ARGUMENT_CHARS
+    size = len(call.arguments_raw or "")
     if call.arguments is not None:
-        return {"tool_call_id": call.id, "function_name": call.name, "arguments": dict(call.arguments)}
-    return {
-        "tool_call_id": call.id,
-        "function_name": call.name,
-        "arguments": {},
-        "extra": {
-            "arguments_raw": call.arguments_raw,
-            "parse_error": call.parse_error or "arguments are not a JSON object",
-        },
-    }
+        entry: dict[str, Any] = {"tool_call_id": call.id, "function_name": call.name, "arguments": dict(call.arguments)}
+        if size > cap:
+            entry["arguments"] = _cut_arguments(call.arguments, call.arguments_raw, cap)
+            entry["extra"] = {"arguments_chars": size, "arguments_truncated": True}
+        return entry
+    raw = call.arguments_raw
+    extra: dict[str, Any] = {"arguments_raw": raw, "parse_error": call.parse_error or "arguments are not a JSON object"}
+    if size > cap:
+        extra.update(arguments_raw=_cut_text(raw, cap), arguments_chars=size, arguments_truncated=True)
+    return {"tool_call_id": call.id, "function_name": call.name, "arguments": {}, "extra": extra}
+
+
+#: default cap on one stored tool call's arguments, in characters
+MAX_STORED_ARGUMENT_CHARS = 256 * 1024
+
+
+def _cut_text(text: str, cap: int) -> str:
+    if len(text) <= cap:
+        return text
+    head = cap // 2
+    return f"{text[:head]}[... {len(text) - 2 * head} characters not stored ...]{text[len(text) - head:]}"
+
+
+def _cut_arguments(arguments: dict[str, Any], raw: str, cap: int) -> dict[str, Any]:
+    def cut(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return _cut_text(value, cap // 4)
+        if depth > 32:
+            return "[... nested too deeply to store ...]"
+        if isinstance(value, dict):
+            return {k: cut(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cut(v, depth + 1) for v in value]
+        return value
+
+    smaller = cut(arguments)
+    if len(str(smaller)) <= cap:  # a cheap upper-bound estimate of its JSON size
+        return smaller
+    return {"__truncated__": raw[:cap]}
 
 
 def _content_parts(parts: list) -> tuple[list[ContentPart], list[dict[str, Any]]]:

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from react_eval.gym.openapi import (
     MAX_REF_DEPTH,
     RESERVED_PATHS,
+    PathParameterError,
     SchemaResolver,
     assign_tool_names,
     contains_ref,
@@ -194,7 +195,8 @@ def test_path_and_query_parameters_become_arguments_and_go_into_the_url():
     route = discover_tools(doc).routes["items__item_id__tag"]
     assert set(route.parameters["properties"]) == {"tag", "item_id", "upper"}
     assert set(route.parameters["required"]) == {"tag", "item_id"}
-    assert route.request({"item_id": "a/b c", "tag": "x", "upper": True}) == ("/items/a%2Fb%20c/tag", {"upper": True}, {"tag": "x"})
+    assert route.request({"item_id": "a.b c%2e", "tag": "x", "upper": True}) == (
+        "/items/a%2Eb%20c%252e/tag", {"upper": True}, {"tag": "x"})
 
 
 def test_operations_we_cannot_call_are_skipped_with_a_reason():
@@ -210,3 +212,25 @@ def test_operations_we_cannot_call_are_skipped_with_a_reason():
     assert "not JSON" in reasons["/upload"]
     assert "header" in reasons["/auth"]
     assert "points at nothing" in reasons["/broken"]
+
+
+@pytest.mark.parametrize("value", ["..", ".", "", "a/b", "../verify", "x\\y"])
+def test_a_path_parameter_never_leaves_its_segment(value):
+    doc = {"openapi": "3.1.0", "paths": {"/d/{d}/{name}": {"post": {"parameters": [
+        {"name": "d", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}], "responses": {}}}}}
+    route = discover_tools(doc).routes["d__d__name"]
+    with pytest.raises(PathParameterError):
+        route.request({"d": value, "name": "verify"})
+    # percent-encoded dots stay data: the server decodes them to the literal text
+    assert route.request({"d": "%2e%2e", "name": "verify"})[0] == "/d/%252e%252e/verify"
+
+
+def test_a_path_parameter_cannot_address_a_protocol_endpoint():
+    doc = {"openapi": "3.1.0", "paths": {"/{tool}": {"post": {"parameters": [
+        {"name": "tool", "in": "path", "required": True, "schema": {"type": "string"}}], "responses": {}}}}}
+    route = next(iter(discover_tools(doc).routes.values()))
+    assert route.request({"tool": "lookup"})[0] == "/lookup"
+    for reserved in ("verify", "seed_session", "aggregate_metrics", "openapi.json", "docs"):
+        with pytest.raises(PathParameterError, match="protocol endpoint"):
+            route.request({"tool": reserved})
