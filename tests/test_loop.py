@@ -162,3 +162,30 @@ def test_system_prompt_template_fills_task_fields_and_keeps_json():
     task = Task(id="t1", prompt="p", metadata={"repo": "acme/x"})
     text = render_template('Task {id} in {metadata.repo}; reply {"a": 1} {unknown}', task)
     assert text == 'Task t1 in acme/x; reply {"a": 1} {unknown}'
+
+
+async def test_tool_calls_past_the_per_turn_cap_are_not_run(scripted_server):
+    calls = [("echo", {"text": f"call {i}"}, f"c{i}") for i in range(7)]
+    srv = scripted_server([tool_calls(calls), answer("done")])
+    outcome = await run_loop(srv, Task(id="t", prompt="go"), max_tool_calls_per_turn=3)
+    assert outcome.final_message == "done"
+    kinds = [result.error_kind for _, result in outcome.calls]
+    assert kinds == [None] * 3 + ["too_many_calls"] * 4
+    assert [result.content for _, result in outcome.calls[:3]] == ["call 0", "call 1", "call 2"]
+    assert "at most 3 tool calls" in outcome.calls[3][1].content
+    # every call still gets its observation, so the conversation stays well-formed
+    tool_messages = [m for m in srv.requests[1].body["messages"] if m["role"] == "tool"]
+    assert len(tool_messages) == 7
+
+
+async def test_a_huge_argument_is_stored_cut_with_its_full_size(scripted_server):
+    big = "y" * 3_000_000
+    srv = scripted_server([tool_call("echo", {"text": big}), answer("done")])
+    outcome = await run_loop(srv, Task(id="t", prompt="go"))
+    call, result = outcome.calls[0]
+    assert call.arguments["text"] == big and result.extra["dropped_chars"] > 2_900_000  # the tool got all of it
+    stored = outcome.trajectory.to_json_dict()["steps"][2]["tool_calls"][0]
+    assert stored["extra"]["arguments_truncated"] is True
+    assert stored["extra"]["arguments_chars"] == len(call.arguments_raw) >= len(big)
+    assert len(stored["arguments"]["text"]) < 100_000
+    assert validate_with_harbor(outcome.trajectory.to_json_dict()) == []

@@ -101,6 +101,13 @@ def _refusal(exc: OSError, rel: str) -> OSError:
     return exc
 
 
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
 class Beneath:
     """Race-free file operations under one directory, by descriptor."""
 
@@ -128,7 +135,11 @@ class Beneath:
             for name in parts:
                 try:
                     nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                except FileNotFoundError:
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_link(name, fd):
+                        raise OSError(errno.ELOOP, "a symbolic link", name) from None
+                    if not isinstance(exc, FileNotFoundError):
+                        raise
                     if not create:
                         raise
                     try:
