@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
+import subprocess
+import sys
 
 import pytest
 
 from react_eval.sandboxes import safe_fs
 from react_eval.sandboxes.safe_fs import Beneath, SymlinkRefused
-from tests.security.race import exchange
+from tests.security.race import SWAP_SCRIPT
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -77,36 +78,40 @@ def test_a_fifo_is_refused_not_blocked_on(fs):
 
 
 def test_a_concurrent_directory_symlink_swap_never_lands_outside(fs, tmp_path):
-    """The attack of issue 14: renameat2(RENAME_EXCHANGE) of a directory and a
-    symlink to the outside, in a loop, while the harness writes and reads."""
+    """The attack of issue 14: another process swaps a directory and a symlink
+    to the outside with renameat2(RENAME_EXCHANGE) in a loop while the harness
+    writes and reads through that directory, 500 times each."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "f").write_text("host file\n")
     root = fs.root
     os.mkdir(os.path.join(root, "d"))
     os.symlink(str(outside), os.path.join(root, "swap"))
-    stop = threading.Event()
-
-    def swapper():
-        while not stop.is_set():
-            exchange(os.path.join(root, "d"), os.path.join(root, "swap"))
-
-    t = threading.Thread(target=swapper)
-    t.start()
-    landed = 0
+    swapper = subprocess.Popen([sys.executable, "-c", SWAP_SCRIPT, os.path.join(root, "d"),
+                                os.path.join(root, "swap"), "120"])
+    outcomes = {"written": 0, "refused": 0, "leaked": 0}
     try:
+        # wait until the swap is really going on (seen both ways)
+        seen = set()
+        for _ in range(200_000):
+            seen.add(os.path.islink(os.path.join(root, "d")))
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, "the swapper never swapped"
         for i in range(500):
             try:
                 fs.write("d/f", b"written by the tool %d\n" % i)
+                outcomes["written"] += 1
             except OSError:
-                pass
+                outcomes["refused"] += 1
             try:
                 if b"host file" in fs.read("d/f", 100, too_large):
-                    landed += 1
+                    outcomes["leaked"] += 1
             except OSError:
                 pass
     finally:
-        stop.set()
-        t.join()
-    assert (outside / "f").read_text() == "host file\n" and sorted(os.listdir(outside)) == ["f"]
-    assert landed == 0
+        swapper.kill()
+        swapper.wait()
+    assert (outside / "f").read_text() == "host file\n" and sorted(os.listdir(outside)) == ["f"], outcomes
+    assert outcomes["leaked"] == 0, outcomes
+    assert outcomes["refused"], outcomes  # the race was live: the swapped-in symlink was met
