@@ -78,6 +78,19 @@ def harness_paths() -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
+@functools.lru_cache(maxsize=1)
+def supports_tmpfs_size() -> bool:
+    """Whether this bwrap has ``--size`` (0.6+; Debian 12 ships 0.8). Without it
+    /tmp is bounded only by the sandbox's memory cgroup."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--size" in out.stdout + out.stderr
+
+
 def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
@@ -111,7 +124,7 @@ def bwrap_argv(
             argv += ["--ro-bind", path, path]
             bound.append(path)
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    if tmp_size:
+    if tmp_size and supports_tmpfs_size():
         argv += ["--size", str(tmp_size)]
     argv += ["--perms", "1777", "--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp"]
     for path in ro_binds:

@@ -942,11 +942,11 @@ class DockerSandbox:
             if st.is_dir:  # the archive API would replace the directory with the file
                 raise IsADirectoryError(21, "Is a directory", path)
             perms = mode if mode is not None else (st.mode if st.exists else 0o644)
-            member = st.path.lstrip("/")
-            if not member:
+            if not st.path.lstrip("/"):
                 raise IsADirectoryError(21, "Is a directory", path)
+            where, member = self._archive_target(st.path)
             try:
-                api.put_archive(self.container_id, "/", _tar_file(member, data, perms))
+                api.put_archive(self.container_id, where, _tar_file(member, data, perms))
             except _docker_errors().APIError as exc:
                 if not self._exists_sync():
                     raise _ContainerGone() from exc
@@ -962,32 +962,48 @@ class DockerSandbox:
     async def put_tree(self, host_dir: str) -> None:
         """Copy the contents of ``host_dir`` into the workdir (modes, symlinks
         and dot-files such as .git preserved), streamed from a spooled tar."""
-        base = self.workdir.lstrip("/")
+        where = posixpath.normpath(self.workdir)
 
         def build() -> Any:
             spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
             with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tf:
                 for name in sorted(os.listdir(host_dir)):
-                    tf.add(os.path.join(host_dir, name), arcname=posixpath.join(base, name), recursive=True)
+                    tf.add(os.path.join(host_dir, name), arcname=name, recursive=True)
             spool.seek(0)
             return spool
 
         spool = await anyio.to_thread.run_sync(build, limiter=self.provider.limiter)
         try:
-            await self._file_op(lambda: self.provider.api.put_archive(self.container_id, "/", spool))
+            await self._file_op(lambda: self.provider.api.put_archive(self.container_id, where, spool))
         finally:
             spool.close()
 
     async def put_files(self, files: dict[str, str]) -> None:
         """Place text files (paths relative to the workdir) in one archive."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-            for rel, content in files.items():
-                data = content.encode("utf-8")
-                info = tarfile.TarInfo(self.resolve(rel).lstrip("/"))
-                info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-                tf.addfile(info, io.BytesIO(data))
-        await self._file_op(lambda: self.provider.api.put_archive(self.container_id, "/", buf.getvalue()))
+        by_root: dict[str, io.BytesIO] = {}
+        archives: dict[str, tarfile.TarFile] = {}
+        for rel, content in files.items():
+            where, member = self._archive_target(self.resolve(rel))
+            if where not in archives:
+                by_root[where] = io.BytesIO()
+                archives[where] = tarfile.open(fileobj=by_root[where], mode="w", format=tarfile.PAX_FORMAT)
+            data = content.encode("utf-8")
+            info = tarfile.TarInfo(member)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            archives[where].addfile(info, io.BytesIO(data))
+        for where, tf in archives.items():
+            tf.close()
+            payload = by_root[where].getvalue()
+            await self._file_op(lambda w=where, p=payload: self.provider.api.put_archive(self.container_id, w, p))
+
+    def _archive_target(self, path: str) -> tuple[str, str]:
+        """(directory to extract at, member name) for absolute in-container ``path``:
+        the workdir when the path is inside it, since a read-only root file system
+        refuses any extraction at ``/`` (the workdir is then a volume)."""
+        workdir = posixpath.normpath(self.workdir)
+        if path.startswith(workdir.rstrip("/") + "/"):
+            return workdir, path[len(workdir.rstrip("/")) + 1 :]
+        return "/", path.lstrip("/")
 
     # ---- lifecycle ----
 

@@ -463,3 +463,35 @@ async def test_a_container_killed_mid_rollout_ends_it_with_sandbox_error(run_id:
     assert len(rows) == 1 and rows[0]["error_kind"] == "sandbox_error"
     assert "no longer running" in rows[0]["error"]
     assert run.summary["rollouts"] == 1
+
+
+# ---- hardening options ---------------------------------------------------------------------
+
+
+async def test_read_only_root_with_a_writable_workdir_and_a_capped_tmp(run_id: str):
+    p = provider_for(run_id, read_only=True, tmp_size="64m", memory="512m")
+    try:
+        sb = await p.create(None, labels={"react-eval.rollout": "ro"})
+        host = docker_api().inspect_container(sb.container_id)["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        r = await sb.exec("touch /usr/x; echo rc=$?; df -m /tmp | tail -1 | awk '{print $2}'", 10)
+        assert "Read-only file system" in r.output and "rc=1" in r.output
+        assert int(r.output.split()[-1]) <= 64
+        await sb.write_file("a/b.txt", b"in the workdir\n")  # the archive API reaches the volume
+        r = await sb.exec("cat a/b.txt && echo more >> a/b.txt && echo ok", 10)
+        assert r.output == "in the workdir\nok\n"
+        assert await sb.read_file("a/b.txt") == b"in the workdir\nmore\n"
+    finally:
+        await p.aclose()
+
+
+async def test_a_non_root_user_without_dangerous_capabilities(run_id: str):
+    p = provider_for(run_id, user="sandbox")
+    try:
+        sb = await p.create(None, labels={"react-eval.rollout": "user"})
+        r = await sb.exec("id -u; grep CapEff /proc/self/status; touch /etc/x; echo rc=$?", 10)
+        lines = r.output.splitlines()
+        assert lines[0] == "1000" and lines[1].split()[1] == "0" * 16
+        assert "Permission denied" in r.output and "rc=1" in r.output
+    finally:
+        await p.aclose()
