@@ -1,0 +1,58 @@
+"""The per-sandbox memory + pids cgroup (react_eval.sandboxes.cgroups), v1 or v2."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
+from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
+
+
+@pytest.mark.parametrize("text, value", [("4g", 4 << 30), ("512m", 512 << 20), ("1.5G", 3 << 29), ("2048", 2048),
+                                         ("64k", 64 << 10), ("1gb", 1 << 30), (123, 123)])
+def test_parse_bytes(text, value):
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("bad", ["", "lots", "4x", "-1g"])
+def test_parse_bytes_refuses_nonsense(bad):
+    with pytest.raises(ValueError, match="not a size"):
+        parse_bytes(bad)
+
+
+def test_config_checks_sizes_and_ro_binds():
+    with pytest.raises(ValueError):
+        LocalSandboxConfig(memory="much")
+    with pytest.raises(ValueError, match="absolute"):
+        LocalSandboxConfig(ro_binds=["relative/path"])
+    assert LocalSandboxConfig(ro_binds=["/usr/lib/../lib"]).ro_binds == ["/usr/lib"]
+
+
+def _limit(group: SandboxCgroup, controller: str) -> int:
+    for path in group.paths:
+        for name in {"pids": ("pids.max",), "memory": ("memory.max", "memory.limit_in_bytes")}[controller]:
+            if os.path.exists(os.path.join(path, name)):
+                return int(open(os.path.join(path, name)).read())
+    raise AssertionError(f"no {controller} limit file in {group.paths}")
+
+
+@pytest.mark.anyio
+async def test_each_sandbox_gets_its_own_capped_cgroup_removed_on_close(tmp_path):
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), memory="300m", pids_limit=77))
+    sb = await provider.create(None, labels={})
+    group = sb.cgroup
+    if group is None:
+        assert sb.info.extra["memory"] == "unavailable"
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    try:
+        assert sb.info.extra["memory"] == "300m" and sb.info.extra["pids_limit"] == "77"
+        assert _limit(group, "memory") == 300 << 20 and _limit(group, "pids") == 77
+        r = await sb.exec("echo $$", 10)
+        assert int(r.output) in group.pids()  # the shell is a member of every hierarchy
+        r = await sb.exec("python3 -c 'b = bytearray(600 << 20); print(len(b))'; echo rc=$?", 60)
+        assert "rc=137" in r.output  # killed by the cgroup's OOM killer, not the host's
+    finally:
+        await sb.close()
+    assert not any(os.path.exists(p) for p in group.paths)
