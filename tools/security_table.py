@@ -18,7 +18,7 @@ from typing import Any
 START = "<!-- security-table:start -->"
 END = "<!-- security-table:end -->"
 ROOT = Path(__file__).resolve().parents[1]
-SANDBOXES = ("bwrap", "docker", "local")
+SANDBOXES = ("bwrap", "docker", "local", "harness")
 
 
 def results_path() -> Path:
