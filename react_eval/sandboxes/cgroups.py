@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import time
+
+from react_eval.sandboxes.procs import sigkill
 
 V1_ROOT = "/sys/fs/cgroup"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -180,9 +181,5 @@ class SandboxCgroup:
                         pass  # members still exiting
                 if not left:
                     return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            sigkill(pids)
             time.sleep(0.01)

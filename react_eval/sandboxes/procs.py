@@ -78,6 +78,15 @@ def find_processes(
     return found
 
 
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL each of ``pids``, ignoring those already gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 async def kill_processes(**match) -> None:
     """SIGKILL every process ``find_processes(**match)`` reports, until none is left
     (repeated because a dying process may have forked in the meantime)."""
@@ -85,11 +94,7 @@ async def kill_processes(**match) -> None:
         pids = find_processes(**match)
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        sigkill(pids)
         await anyio.sleep(0.005)
 
 

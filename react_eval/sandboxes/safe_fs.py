@@ -154,6 +154,16 @@ class Beneath:
             os.close(fd)
             raise
 
+    def _parent(self, rel: str, *, create: bool) -> tuple[list[str], int]:
+        """The components of file ``rel`` and a descriptor of its directory."""
+        parts = split_relative(rel)
+        if not parts:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", rel)
+        try:
+            return parts, self._walk(parts[:-1], create=create)
+        except OSError as exc:
+            raise _refusal(exc, rel) from None
+
     def open(self, rel: str, flags: int, mode: int = 0o644) -> int:
         """``openat`` of ``rel`` that follows no symlink and stays beneath the root."""
         parts = split_relative(rel)
@@ -209,13 +219,7 @@ class Beneath:
 
     def write(self, rel: str, data: bytes, mode: int | None = None) -> None:
         """Replace (or create, with missing parents) regular file ``rel``."""
-        parts = split_relative(rel)
-        if not parts:
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", rel)
-        try:
-            parent = self._walk(parts[:-1], create=True)
-        except OSError as exc:
-            raise _refusal(exc, rel) from None
+        parts, parent = self._parent(rel, create=True)
         try:
             flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
             try:
@@ -244,13 +248,7 @@ class Beneath:
 
     def unlink(self, rel: str) -> None:
         """Remove file ``rel`` (a symlink itself, never its target)."""
-        parts = split_relative(rel)
-        if not parts:
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", rel)
-        try:
-            parent = self._walk(parts[:-1], create=False)
-        except OSError as exc:
-            raise _refusal(exc, rel) from None
+        parts, parent = self._parent(rel, create=False)
         try:
             os.unlink(parts[-1], dir_fd=parent)
         finally:
