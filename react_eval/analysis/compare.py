@@ -16,9 +16,10 @@ Statistics (on the pass rate; the mean reward is reported alongside):
   else from seeded Monte Carlo draws, ``(1 + hits) / (1 + draws)``;
 * the delta's 95% CI: a paired percentile bootstrap resampling tasks.
 
-Task lists: *fixed* -- never passed in BASE, always in CAND; *broken* -- the
-reverse; *improved* / *regressed* -- any other change of pass rate; *flaky* --
-passed sometimes (0 < rate < 1) in either run.
+Task lists, each task in at most one: *fixed* -- never passed in BASE, always
+in CAND; *broken* -- the reverse; *improved* / *regressed* -- any other change
+of pass rate; *flaky* -- passed sometimes (0 < rate < 1) in either run with no
+change of pass rate. Runs of different benchmarks are refused.
 """
 
 from __future__ import annotations
@@ -214,8 +215,7 @@ def compare_runs(
 ) -> Comparison:
     """Pair two runs by task and test the difference in pass rate."""
     warnings: list[str] = []
-    if base.benchmark != cand.benchmark:
-        warnings.append(f"the runs are of different benchmarks ({base.benchmark} vs {cand.benchmark})")
+    check_same_benchmark(base, cand)
     only_base = sorted(base.task_ids - cand.task_ids)
     only_cand = sorted(cand.task_ids - base.task_ids)
     if (only_base or only_cand) and not allow_partial:
@@ -270,7 +270,8 @@ def compare_runs(
     moved = {p.task_id for p in pairs if p.task_id in fixed or p.task_id in broken}
     improved = [p.as_dict() for p in sorted(pairs, key=lambda p: -p.delta) if p.delta > 0 and p.task_id not in moved]
     regressed = [p.as_dict() for p in sorted(pairs, key=lambda p: p.delta) if p.delta < 0 and p.task_id not in moved]
-    flaky = [p.as_dict() for p in pairs if 0 < p.base_rate < 1 or 0 < p.cand_rate < 1]
+    flaky = [p.as_dict() for p in pairs
+             if p.delta == 0 and p.task_id not in moved and (0 < p.base_rate < 1 or 0 < p.cand_rate < 1)]
 
     config_diff = diff_configs(base, cand)
     counted = [c.field for c in config_diff if c.counted]
@@ -315,6 +316,27 @@ def compare_runs(
     if max_drop is not None and delta < -max_drop:
         comparison.regression = True
     return comparison
+
+
+def check_same_benchmark(base: RunData, cand: RunData) -> None:
+    """Refuse two runs of different benchmarks: their tasks pair by name only by accident."""
+    if base.benchmark != cand.benchmark:
+        raise CompareError(f"the runs are of different benchmarks ({base.benchmark} vs {cand.benchmark}): "
+                           "compare runs of the same benchmark")
+
+
+def task_categories(c: Comparison, tasks: set[str]) -> dict[str, str]:
+    """Each task's list (fixed, broken, improved, regressed, flaky), ``same`` when
+    paired and in none, ``unpaired`` when not compared (in one run only, or no
+    scored rollout in one of them)."""
+    out = {t: "unpaired" for t in tasks}
+    paired = set(tasks) - set(c.only_base) - set(c.only_cand) - set(c.dropped_tasks)
+    out.update({t: "same" for t in paired})
+    out.update({t: "fixed" for t in c.fixed})
+    out.update({t: "broken" for t in c.broken})
+    for name in ("improved", "regressed", "flaky"):
+        out.update({item["task_id"]: name for item in getattr(c, name)})
+    return out
 
 
 def _preview(items: list[str], limit: int = 5) -> str:

@@ -17,6 +17,7 @@ from react_eval.analysis.compare import (
     mcnemar_exact,
     paired_permutation_test,
     parse_fraction,
+    task_categories,
 )
 from react_eval.analysis.runs import load_run
 from tests.analysis.synth import INFRA, F, P, config_data, write_run
@@ -134,16 +135,35 @@ def test_repeats_null_difference(tmp_path):
 def test_fixed_broken_improved_regressed_flaky_with_repeats(tmp_path):
     base = write_run(tmp_path / "base", {
         "fix": [F(), F(), F()], "brk": [P(), P(), P()], "up": [F(), P(), F()], "down": [P(), P(), F()],
-        "same": [P(), P(), P()],
+        "same": [P(), P(), P()], "wobble": [P(), F(), P()],
     })
     cand = write_run(tmp_path / "cand", {
         "fix": [P(), P(), P()], "brk": [F(), F(), F()], "up": [P(), P(), F()], "down": [F(), F(), P()],
-        "same": [P(), P(), P()],
+        "same": [P(), P(), P()], "wobble": [F(), P(), P()],
     })
     c = compare_runs(load_run(base), load_run(cand))
     assert c.fixed == ["fix"] and c.broken == ["brk"]
     assert [i["task_id"] for i in c.improved] == ["up"] and [i["task_id"] for i in c.regressed] == ["down"]
-    assert sorted(i["task_id"] for i in c.flaky) == ["down", "up"]
+    # each task in one list: a sometimes-passing task whose rate moved is improved or regressed, not flaky too
+    assert [i["task_id"] for i in c.flaky] == ["wobble"]
+    listed = c.fixed + c.broken + [i["task_id"] for i in c.improved + c.regressed + c.flaky]
+    assert len(listed) == len(set(listed))
+    text = format_comparison(c, "text")
+    assert text.count("wobble") == 1 and text.count("  up:") == 1
+    assert task_categories(c, {"fix", "brk", "up", "down", "same", "wobble"}) == {
+        "fix": "fixed", "brk": "broken", "up": "improved", "down": "regressed", "same": "same", "wobble": "flaky"}
+
+
+def test_different_benchmarks_are_refused(tmp_path):
+    base = _single(tmp_path, "base", {1}, tasks=3)
+    other = _single(tmp_path, "other", {1}, tasks=3)
+    info = json.loads((other / "eval.json").read_text())
+    info["benchmark"] = "other-bench"
+    (other / "eval.json").write_text(json.dumps(info))
+    with pytest.raises(CompareError, match="different benchmarks \\(synth vs other-bench\\)"):
+        compare_runs(load_run(base), load_run(other), allow_partial=True)
+    refused = _invoke(str(base), str(other))
+    assert refused.exit_code == 2 and "different benchmarks" in refused.stderr
 
 
 def test_infra_failures_are_excluded_and_counted(tmp_path):

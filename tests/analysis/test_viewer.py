@@ -10,20 +10,16 @@ is a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
 from react_eval.analysis.viewer import make_server, write_viewer
+from tests.analysis.browser import js_errors as _js_errors, wait as _wait
 from tests.analysis.synth import INFRA, F, P, write_run
 
-# Debian's packages (chromium, chromium-driver); overridable for other layouts
-CHROMIUM = os.environ.get("REACT_EVAL_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("REACT_EVAL_CHROMEDRIVER", "/usr/bin/chromedriver")
 REMOTE = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*[\"']?\s*(https?:)?//", re.I)
 
 
@@ -103,54 +99,6 @@ def test_view_cli(viewer_run, tmp_path):
 # ---------------------------------------------------------------- the browser
 
 
-def _unavailable(reason: str):
-    message = (f"headless Chromium unavailable: {reason} "
-               "(install: apt-get install -y chromium chromium-driver; pip install selenium)")
-    if os.environ.get("REACT_EVAL_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + " -- REACT_EVAL_REQUIRE_BROWSER=1 requires it")
-    print(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        _unavailable(f"selenium is not installed ({exc})")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not (os.path.exists(path) and os.access(path, os.X_OK)):
-            _unavailable(f"{path} not found")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
-        _unavailable(f"could not start: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def _wait(driver, condition, timeout: float = 20):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(condition)
-
-
-def _js_errors(driver) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
 def _rows(driver):
     from selenium.webdriver.common.by import By
 
@@ -174,7 +122,7 @@ def test_failed_rollout_highlights_first_failing_call(browser, viewer_run):
     assert outcomes == ["fail", "fail"]
 
     # open the bash failure
-    task = browser.find_element(By.ID, "f-task")
+    task = browser.find_element(By.ID, "f-q")
     task.send_keys("beta")
     _wait(browser, lambda d: len(_rows(d)) == 1)
     _rows(browser)[0].click()
@@ -218,7 +166,7 @@ def test_filters_by_error_kind_and_failed_tool(browser, viewer_run):
     Select(browser.find_element(By.ID, "f-kind")).select_by_value("model_error")
     _wait(browser, lambda d: len(_rows(d)) == 1)
     Select(browser.find_element(By.ID, "f-kind")).select_by_value("")
-    Select(browser.find_element(By.ID, "f-tool")).select_by_value("str_replace_editor")
+    Select(browser.find_element(By.ID, "f-tool")).select_by_value("f:str_replace_editor")
     _wait(browser, lambda d: len(_rows(d)) == 1)
     assert _rows(browser)[0].find_elements(By.TAG_NAME, "td")[1].text == "gamma"
     Select(browser.find_element(By.ID, "f-tool")).select_by_value("-")
@@ -235,7 +183,7 @@ def test_two_runs_side_by_side(browser, viewer_run, tmp_path):
     assert index.parent.name == "viewer-compare"
     browser.get(index.as_uri())
     _wait(browser, lambda d: len(_rows(d)) == 14)
-    task = browser.find_element(By.ID, "f-task")
+    task = browser.find_element(By.ID, "f-q")
     task.send_keys("alpha")
     _wait(browser, lambda d: len(_rows(d)) == 4)
     _rows(browser)[0].click()  # run A, alpha, repeat 0
@@ -244,8 +192,9 @@ def test_two_runs_side_by_side(browser, viewer_run, tmp_path):
     assert heads[0].startswith("A · model-a · task alpha · repeat 0")
     assert heads[1].startswith("B · model-b · task alpha · repeat 0") and heads[1].endswith("fail")
     # the right pane's failing call is highlighted as well
-    right = browser.find_elements(By.CSS_SELECTOR, "#panes .pane")[1]
-    assert right.find_element(By.CSS_SELECTOR, ".first-failure .tool-name").text == "bash"
+    right = browser.find_elements(By.CSS_SELECTOR, "#panes .aligned .cell[data-side='1'] .first-failure")
+    assert [c.find_element(By.CSS_SELECTOR, ".tool-name").text for c in right] == ["bash"]
+    assert not browser.find_elements(By.CSS_SELECTOR, "#panes .aligned .cell[data-side='0'] .first-failure")
     assert _js_errors(browser) == []
 
 

@@ -1,0 +1,96 @@
+"""The viewer over real runs (CLI, scripted model, local sandbox), in headless Chromium.
+
+The runs (tests/analysis/scripted_runs.py) fail in known ways: an empty patch,
+FAIL_TO_PASS tests that still fail, a planted conftest.py that passes, seven
+identical failing calls, an unknown tool, arguments that are not JSON, and
+max_turns running out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from react_eval.analysis.viewer import write_viewer
+from tests.analysis.browser import js_errors, screenshot, set_width, wait
+
+pytestmark = pytest.mark.slow
+SCREENS = Path(os.environ.get("REACT_EVAL_SCREENS", "")) if os.environ.get("REACT_EVAL_SCREENS") else None
+
+
+def _by(css: str):
+    from selenium.webdriver.common.by import By
+
+    return By.CSS_SELECTOR, css
+
+
+def rows(driver) -> list:
+    return driver.find_elements(*_by("#rollouts tbody tr"))
+
+
+def row_for(driver, task: str):
+    for row in rows(driver):
+        if row.find_elements(*_by("td.task"))[0].get_attribute("title") == task:
+            return row
+    raise AssertionError(f"no row for {task}")
+
+
+def open_task(driver, index: Path, task: str):
+    driver.get(index.as_uri())
+    wait(driver, lambda d: len(rows(d)) >= 5)
+    row_for(driver, task).click()
+    return wait(driver, lambda d: d.find_element(*_by("#panes .why-line")))
+
+
+@pytest.fixture(scope="module")
+def base_index(swe_runs, tmp_path_factory) -> Path:
+    return write_viewer([swe_runs[0]], tmp_path_factory.mktemp("viewer-base"))
+
+
+def test_why_line_in_the_list(browser, base_index, tmp_path):
+    set_width(browser, 1440)
+    browser.get(base_index.as_uri())
+    wait(browser, lambda d: len(rows(d)) == 5)
+    why = {r.find_elements(*_by("td.task"))[0].get_attribute("title"): r.find_element(*_by("td.why")).text
+           for r in rows(browser)}
+    assert why["acme__pagekit-101"].startswith("patch empty: the agent changed no file; FAIL_TO_PASS still fail 4/4: ")
+    assert why["caching__lrukit-9"] == "FAIL_TO_PASS still fail 1/3: test_put_existing_makes_entry_recent"
+    assert why["dataio__tablekit-33"].startswith("patch changes test infrastructure: conftest.py, tests/test_records.py")
+    assert why["finance__ledger-44"].startswith("max_turns_exhausted: no final answer within max_turns=10; patch empty")
+    assert "FAIL_TO_PASS still fail 2/2" in why["events__busline-21"]
+    # the planted conftest.py passed: the outcome filter finds it as a suspect pass
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "f-reward")).select_by_value("suspect")
+    wait(browser, lambda d: len(rows(d)) == 1)
+    assert rows(browser)[0].find_element(*_by("td.task")).get_attribute("title") == "dataio__tablekit-33"
+    screenshot(browser, "viewer-list-1440-suspect-filter", ["#rollouts tbody tr td.why", "#f-reward"], tmp_path)
+    assert js_errors(browser) == []
+
+
+def test_why_line_and_verification_in_the_header(browser, base_index, tmp_path):
+    set_width(browser, 1440)
+    line = open_task(browser, base_index, "caching__lrukit-9")
+    assert line.text == "why: failed FAIL_TO_PASS still fail 1/3: test_put_existing_makes_entry_recent"
+    verification = browser.find_element(*_by("#panes .verification"))
+    table = {r.find_element(*_by("th")).text: r.find_element(*_by("td")).text
+             for r in verification.find_elements(*_by("table.kv:first-child tr"))}
+    assert table["apply_method"] == "git_apply" and table["test_exit_code"] == "1" and table["resolved"] == "false"
+    assert "patch" not in table and "test_output" not in table  # the patch is shown above, the log below
+    f2p = verification.find_elements(*_by("details"))[0]
+    assert f2p.find_element(*_by("summary")).text == "FAIL_TO_PASS: 2/3 passed" and f2p.get_attribute("open") is not None
+    failed = [c.text for c in f2p.find_elements(*_by("td.t-failed"))]
+    assert failed == ["failed"]
+    log = [d for d in verification.find_elements(*_by("details.log"))
+           if d.find_element(*_by("summary")).text.startswith("test output")][0]
+    assert log.get_attribute("open") is None  # collapsed until asked for
+    pre = log.find_element(*_by("pre"))
+    assert not pre.is_displayed()
+    log.find_element(*_by("summary")).click()
+    assert pre.is_displayed() and "test_put_existing_makes_entry_recent" in pre.text and "\\n" not in pre.text
+    screenshot(browser, "viewer-detail-1440-why-and-patch", ["#panes .why-line", "#panes .patch-box .diff"], tmp_path)
+    assert js_errors(browser) == []
