@@ -4,14 +4,15 @@
 scripted agent whose every task fails (or passes) in a different, known way:
 
 * ``acme__pagekit-101`` -- explores and gives up: the patch is empty
-  (variant ``"cand"``: rewrites the file with ``file_write`` and passes);
+  (variant ``"cand"``: reads the file, rewrites it with ``file_write``, half a fix);
 * ``caching__lrukit-9`` -- fixes ``get`` but not ``put`` with
   ``str_replace_editor``: FAIL_TO_PASS tests fail (``"cand"``: fixes both, passes);
 * ``dataio__tablekit-33`` -- edits the hidden tests' file and plants a
   ``conftest.py`` instead of fixing the code;
 * ``events__busline-21`` -- runs the same failing ``pytest`` seven times, calls
   an unknown tool and sends arguments that are not JSON;
-* ``finance__ledger-44`` -- reads files until ``max_turns`` runs out.
+* ``finance__ledger-44`` -- prints 60,000 lines (cut by the harness), then reads
+  files until ``max_turns`` runs out.
 
 :func:`smoke_run` runs the smoke benchmark (answers in the final message),
 right on some tasks and wrong on others, with repeats.
@@ -49,7 +50,7 @@ def _swe_script(task: str, variant: str) -> list[Any]:
     """The replies for one task, in order (the policy picks by turn)."""
     if "Last page" in task:
         if variant == "cand":
-            return [tool_call("bash", {"command": "cd pagekit && grep -n per_page paginator.py"}),
+            return [tool_call("file_read", {"path": "pagekit/paginator.py"}),
                     tool_call("file_write", {"path": "pagekit/paginator.py", "content": _fixed_paginator()}),
                     tool_call("bash", {"command": "python -m pytest -q tests 2>&1 | tail -3"}),
                     answer("num_pages now rounds up.")]
@@ -80,8 +81,8 @@ def _swe_script(task: str, variant: str) -> list[Any]:
                              tool_call("bash", '{"command": "grep -rn once busline/ ', ),
                              answer("Giving up.")]
     if "Pennies" in task:
-        return [tool_call("bash", {"command": f"sed -n {1 + 20 * i},{20 * (i + 1)}p ledger/money.py"})
-                for i in range(MAX_TURNS + 2)]
+        return [tool_call("bash", {"command": "seq 1 60000"})] + [
+            tool_call("bash", {"command": f"sed -n {1 + 20 * i},{20 * (i + 1)}p ledger/money.py"}) for i in range(MAX_TURNS)]
     return [answer("nothing to do")]
 
 

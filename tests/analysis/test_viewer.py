@@ -237,3 +237,23 @@ def test_served_over_http(browser, viewer_run):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_gym_calls_as_key_value_tables(browser, tmp_path):
+    """A Gym tool's arguments and a JSON output read as tables, not as escaped JSON."""
+    from selenium.webdriver.common.by import By
+
+    run = write_run(tmp_path / "gym", {"t": [F(fail=("lookup_word", None, "tool_error"))]})
+    path = run / "trajectories.jsonl"
+    trajectory = json.loads(path.read_text())
+    for step in trajectory["steps"]:
+        for result in (step.get("observation") or {}).get("results") or []:
+            if result["source_call_id"] == "c2":
+                result["content"] = json.dumps({"word": "apple", "code": 17, "hints": ["fruit", "red"]})
+    path.write_text(json.dumps(trajectory) + "\n")
+    browser.get(write_viewer([run]).as_uri() + "#r0")
+    call = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".call[data-tool='lookup_word']"))
+    tables = call.find_elements(By.CSS_SELECTOR, "table.kv")
+    assert [th.text for th in tables[0].find_elements(By.TAG_NAME, "th")] == ["path"]
+    assert [th.text for th in tables[1].find_elements(By.TAG_NAME, "th")] == ["word", "code", "hints"]
+    assert _js_errors(browser) == []

@@ -94,3 +94,66 @@ def test_why_line_and_verification_in_the_header(browser, base_index, tmp_path):
     assert pre.is_displayed() and "test_put_existing_makes_entry_recent" in pre.text and "\\n" not in pre.text
     screenshot(browser, "viewer-detail-1440-why-and-patch", ["#panes .why-line", "#panes .patch-box .diff"], tmp_path)
     assert js_errors(browser) == []
+
+
+def _call(driver, tool: str, n: int = 0):
+    return wait(driver, lambda d: d.find_elements(*_by(f"#panes .call[data-tool='{tool}']")))[n]
+
+
+def test_calls_in_their_own_form(browser, swe_runs, tmp_path_factory, tmp_path):
+    set_width(browser, 1440)
+    cand = write_viewer([swe_runs[1]], tmp_path_factory.mktemp("viewer-cand"))
+    # file_write after a file_read of the same file: a diff against what the agent read
+    open_task(browser, cand, "acme__pagekit-101")
+    write = _call(browser, "file_write")
+    diff = write.find_element(*_by("pre.diff"))
+    assert diff.find_element(*_by(".d-file")).text == "pagekit/paginator.py (rewritten)"
+    assert [s.text for s in diff.find_elements(*_by(".d-del"))] == ["-        return self.count // self.per_page"]
+    assert "+        return math.ceil(self.count / self.per_page)" in [s.text for s in diff.find_elements(*_by(".d-add"))]
+    assert "\\n" not in diff.text
+    # str_replace_editor edits as diffs, views as a path; the captured patch coloured at the top
+    open_task(browser, cand, "caching__lrukit-9")
+    assert _call(browser, "str_replace_editor", 0).find_element(*_by(".args")).text == "view lrukit/cache.py"
+    edit = _call(browser, "str_replace_editor", 1).find_element(*_by("pre.diff"))
+    assert [s.text for s in edit.find_elements(*_by(".d-add"))] == ["+        self._data.move_to_end(key)"]
+    patch = browser.find_element(*_by("#panes .patch-box"))
+    assert patch.location["y"] < browser.find_element(*_by("#panes .step")).location["y"]  # above the turns
+    assert len(patch.find_elements(*_by(".d-add"))) == 2 and patch.find_element(*_by(".d-hunk")).text.startswith("@@")
+    # bash as a code block
+    bash = _call(browser, "bash").find_element(*_by("pre.code"))
+    assert bash.text == "$ python -m pytest -q tests/test_cache.py"
+    assert js_errors(browser) == []
+
+
+def test_repeats_collapse_and_odd_calls_read_well(browser, base_index, tmp_path):
+    set_width(browser, 1440)
+    open_task(browser, base_index, "events__busline-21")
+    group = browser.find_element(*_by("#panes .step.src-agent"))
+    head = group.find_element(*_by(".step-head"))
+    assert head.find_element(*_by(".who")).text == "turns 1–7" and head.find_element(*_by(".badge.repeat")).text == "×7"
+    hidden = browser.find_element(*_by("#panes .repeats"))
+    assert not hidden.is_displayed() and len(hidden.find_elements(*_by(".step"))) == 6
+    group.find_element(*_by("button.more")).click()
+    assert hidden.is_displayed()
+    # an unknown tool's arguments as a key/value table; arguments that are not JSON said so
+    unknown = _call(browser, "search_code")
+    assert unknown.find_element(*_by("table.kv th")).text == "query"
+    assert "unknown_tool" in [b.text for b in unknown.find_elements(*_by(".badge"))]
+    broken = [c for c in browser.find_elements(*_by("#panes .call[data-kind='invalid_json']"))][0]
+    assert broken.find_element(*_by(".event")).text.startswith("arguments are not valid JSON")
+    assert js_errors(browser) == []
+
+
+def test_long_output_folded_with_the_cut_marked(browser, base_index, tmp_path):
+    set_width(browser, 1024)
+    open_task(browser, base_index, "finance__ledger-44")
+    out = _call(browser, "bash").find_element(*_by("pre.folded"))
+    unfold = out.find_element(*_by("button.unfold"))
+    assert "the harness cut the output here" in unfold.text
+    assert len(out.text.splitlines()) < 40 and out.text.startswith("1\n2\n3")
+    screenshot(browser, "viewer-detail-1024-folded-output", ["#panes .call[data-tool='bash'] button.unfold"], tmp_path)
+    unfold.click()
+    cut = out.find_element(*_by(".cut"))
+    assert re.fullmatch(r"\[\.\.\. \d+ characters truncated \.\.\.\] \(cut by the harness\)", cut.text)
+    assert js_errors(browser) == []
+    set_width(browser, 1440)

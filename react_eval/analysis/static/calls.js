@@ -56,22 +56,28 @@ function unifiedDiff(text){  // a git patch as coloured lines
   return pre;
 }
 
-// ---- folded text
+// ---- folded text: long outputs show their head and tail, the middle behind a button;
+// the harness's own cut ("[... N characters truncated ...]") is always marked
+const HEAD_LINES = 16, TAIL_LINES = 8;
+function fillMarked(pre, t){
+  const parts = t.split(CUT_MARK), marks = t.match(new RegExp(CUT_MARK, 'g')) || [];
+  parts.forEach((part, k) => { pre.append(part); if (marks[k]) pre.append(el('span', {class: 'cut', text: marks[k].trim() + ' (cut by the harness)'})); });
+}
 function folded(text, cls){
   const lines = text.split('\n');
-  const short = text.length <= OBS_LIMIT && lines.length <= OBS_LINES;
-  const pre = el('pre', {class: cls || null});
-  const fill = (t) => {
-    pre.replaceChildren();
-    const parts = t.split(CUT_MARK), marks = t.match(new RegExp(CUT_MARK, 'g')) || [];
-    parts.forEach((part, k) => { pre.append(part); if (marks[k]) pre.append(el('span', {class: 'cut', text: marks[k].trim() + ' (cut by the harness)'})); });
-  };
-  if (short) { fill(text); return pre; }
-  let head = lines.slice(0, OBS_LINES).join('\n'); if (head.length > OBS_LIMIT) head = head.slice(0, OBS_LIMIT);
-  fill(head);
-  const more = el('button', {type: 'button', class: 'more', text: `show all: ${text.length - head.length} more characters, ${lines.length} lines in all`,
-    onclick: () => { fill(text); more.remove(); }});
-  return el('div', null, pre, more);
+  const pre = el('pre', {class: (cls ? cls + ' ' : '') + 'folded'});
+  if (text.length <= OBS_LIMIT && lines.length <= OBS_LINES) { fillMarked(pre, text); return pre; }
+  let head = lines.slice(0, HEAD_LINES).join('\n'), tail = lines.slice(-TAIL_LINES).join('\n');
+  if (lines.length <= HEAD_LINES + TAIL_LINES) { head = text.slice(0, OBS_LIMIT / 2); tail = text.slice(-OBS_LIMIT / 2); }
+  if (head.length > OBS_LIMIT / 2) head = head.slice(0, OBS_LIMIT / 2);
+  if (tail.length > OBS_LIMIT / 2) tail = tail.slice(-OBS_LIMIT / 2);
+  const hidden = text.length - head.length - tail.length;
+  const cut = CUT_MARK.exec(text.slice(head.length, text.length - tail.length));
+  const more = el('button', {type: 'button', class: 'more unfold',
+    text: `⋯ show ${hidden} more characters (${lines.length} lines in all)` + (cut ? ' — the harness cut the output here' : ''),
+    onclick: () => { pre.replaceChildren(); fillMarked(pre, text); }});
+  fillMarked(pre, head); pre.append('\n', more, '\n'); fillMarked(pre, tail);
+  return pre;
 }
 function kvTable(obj){
   const table = el('table', {class: 'kv'});

@@ -84,7 +84,7 @@ function stepBlocks(traj, r){
         if (ox.truncated) ch.append(badge('output truncated', 'warn'));
         if (!obs) ch.append(badge('no observation', 'warn'));
         ch.append(el('a', {class: 'anchor', href: '#' + anchor, title: 'link to this call', text: '#'}));
-        div.append(ch, renderArgs(call, ctx));
+        div.append(ch, el('div', {class: 'args'}, renderArgs(call, ctx)));
         if (obs) div.append(renderObservation(call, obs, ox, ctx));
         box.append(div);
       }
@@ -119,6 +119,7 @@ function collapseRepeats(blocks){
     const toggle = el('button', {type: 'button', class: 'more', text: `show the ${n - 1} identical repeats (turns ${b.dups[0].turn}–${b.dups[b.dups.length - 1].turn})`,
       onclick: () => { hidden.hidden = !hidden.hidden; toggle.textContent = hidden.hidden ? `show the ${n - 1} identical repeats` : 'hide the repeats'; }});
     const head = b.node.querySelector('.step-head');
+    head.querySelector('.who').textContent = `turns ${b.turn}–${b.dups[b.dups.length - 1].turn}`;
     head.append(badge('×' + n, 'repeat', `the same call with the same outcome, ${n} turns in a row`));
     b.node.append(toggle);
     b.extra = hidden;
