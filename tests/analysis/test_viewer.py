@@ -99,6 +99,13 @@ def test_view_cli(viewer_run, tmp_path):
 # ---------------------------------------------------------------- the browser
 
 
+def _search(driver, field, text: str) -> None:
+    """Type a search and wait for the full-text index, whose arrival re-renders the list."""
+    field.clear()
+    field.send_keys(text)
+    _wait(driver, lambda d: d.find_element("id", "search-info").text == "searching arguments and outputs too")
+
+
 def _rows(driver):
     from selenium.webdriver.common.by import By
 
@@ -123,7 +130,7 @@ def test_failed_rollout_highlights_first_failing_call(browser, viewer_run):
 
     # open the bash failure
     task = browser.find_element(By.ID, "f-q")
-    task.send_keys("beta")
+    _search(browser, task, "beta")
     _wait(browser, lambda d: len(_rows(d)) == 1)
     _rows(browser)[0].click()
     highlighted = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".call.first-failure"))
@@ -147,8 +154,7 @@ def test_failed_rollout_highlights_first_failing_call(browser, viewer_run):
     # back to the list, which kept its filters; one click on the failure link of another rollout
     browser.find_element(By.ID, "back").click()
     _wait(browser, lambda d: d.find_element(By.ID, "list-view").is_displayed())
-    task.clear()
-    task.send_keys("gamma")
+    _search(browser, task, "gamma")
     _wait(browser, lambda d: len(_rows(d)) == 1)
     _rows(browser)[0].find_element(By.CSS_SELECTOR, "a.fail-link").click()
     highlighted = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".call.first-failure"))
@@ -184,7 +190,7 @@ def test_two_runs_side_by_side(browser, viewer_run, tmp_path):
     browser.get(index.as_uri())
     _wait(browser, lambda d: len(_rows(d)) == 14)
     task = browser.find_element(By.ID, "f-q")
-    task.send_keys("alpha")
+    _search(browser, task, "alpha")
     _wait(browser, lambda d: len(_rows(d)) == 4)
     _rows(browser)[0].click()  # run A, alpha, repeat 0
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#panes.split .pane h2")) == 2)
