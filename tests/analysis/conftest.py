@@ -16,12 +16,19 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def swe_runs(tmp_path_factory):
-    """Two real swe-mini runs (five tasks, scripted agent, local sandbox): BASE and CAND."""
+def swe_base(tmp_path_factory):
+    """A real swe-mini run (five tasks, scripted agent, local sandbox), each task failing its own way."""
     from tests.analysis.scripted_runs import swe_run
 
-    root = tmp_path_factory.mktemp("swe-runs")
-    return swe_run(root / "base", "base"), swe_run(root / "cand", "cand")
+    return swe_run(tmp_path_factory.mktemp("swe-base") / "out", "base")
+
+
+@pytest.fixture(scope="session")
+def swe_cand(tmp_path_factory):
+    """The same tasks with a better agent: two of them fixed."""
+    from tests.analysis.scripted_runs import swe_run
+
+    return swe_run(tmp_path_factory.mktemp("swe-cand") / "out", "cand")
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,8 @@ def open_task(driver, index: Path, task: str):
 
 
 @pytest.fixture(scope="module")
-def base_index(swe_runs, tmp_path_factory) -> Path:
-    return write_viewer([swe_runs[0]], tmp_path_factory.mktemp("viewer-base"))
+def base_index(swe_base, tmp_path_factory) -> Path:
+    return write_viewer([swe_base], tmp_path_factory.mktemp("viewer-base"))
 
 
 def test_why_line_in_the_list(browser, base_index, tmp_path):
@@ -100,9 +100,9 @@ def _call(driver, tool: str, n: int = 0):
     return wait(driver, lambda d: d.find_elements(*_by(f"#panes .call[data-tool='{tool}']")))[n]
 
 
-def test_calls_in_their_own_form(browser, swe_runs, tmp_path_factory, tmp_path):
+def test_calls_in_their_own_form(browser, swe_cand, tmp_path_factory, tmp_path):
     set_width(browser, 1440)
-    cand = write_viewer([swe_runs[1]], tmp_path_factory.mktemp("viewer-cand"))
+    cand = write_viewer([swe_cand], tmp_path_factory.mktemp("viewer-cand"))
     # file_write after a file_read of the same file: a diff against what the agent read
     open_task(browser, cand, "acme__pagekit-101")
     write = _call(browser, "file_write")
@@ -155,5 +155,94 @@ def test_long_output_folded_with_the_cut_marked(browser, base_index, tmp_path):
     unfold.click()
     cut = out.find_element(*_by(".cut"))
     assert re.fullmatch(r"\[\.\.\. \d+ characters truncated \.\.\.\] \(cut by the harness\)", cut.text)
+    assert js_errors(browser) == []
+    set_width(browser, 1440)
+
+
+def _tasks(driver) -> list[str]:
+    return [r.find_element(*_by("td.task")).get_attribute("title") for r in rows(driver)]
+
+
+def test_search_sort_and_filters(browser, base_index, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    set_width(browser, 1024)
+    browser.get(base_index.as_uri())
+    wait(browser, lambda d: len(rows(d)) == 5)
+    search = browser.find_element("id", "f-q")
+    # full text: an argument of a call, then a line of a tool's output
+    search.send_keys("move_to_end")
+    wait(browser, lambda d: _tasks(d) == ["caching__lrukit-9"])
+    assert browser.find_element("id", "search-info").text == "searching arguments and outputs too"
+    search.clear()
+    search.send_keys("file or directory not found")
+    wait(browser, lambda d: _tasks(d) == ["events__busline-21"])
+    browser.find_element("id", "f-reset").click()
+    wait(browser, lambda d: len(rows(d)) == 5)
+    # sortable columns: tokens descending, then ascending
+    header = browser.find_element(*_by("#rollouts th[data-sort='tok']"))
+    header.click()
+    header.click()
+    tokens = [int(r.find_elements(*_by("td"))[10].text) for r in rows(browser)]
+    assert tokens == sorted(tokens, reverse=True) and "sorted-desc" in header.get_attribute("class")
+    # a call's error kind, a tool, turns and tokens
+    kind = Select(browser.find_element("id", "f-callkind"))
+    assert {"unknown_tool", "invalid_json", "nonzero_exit"} <= {o.get_attribute("value") for o in kind.options}
+    kind.select_by_value("unknown_tool")
+    wait(browser, lambda d: _tasks(d) == ["events__busline-21"])
+    kind.select_by_value("")
+    Select(browser.find_element("id", "f-tool")).select_by_value("u:file_write")
+    wait(browser, lambda d: _tasks(d) == ["dataio__tablekit-33"])
+    Select(browser.find_element("id", "f-tool")).select_by_value("")
+    browser.find_element("id", "f-tmin").send_keys("10")
+    wait(browser, lambda d: sorted(_tasks(d)) == ["events__busline-21", "finance__ledger-44"])
+    browser.find_element("id", "f-kmax").send_keys("4000")
+    wait(browser, lambda d: _tasks(d) == [])
+    browser.find_element("id", "f-tmin").clear()
+    wait(browser, lambda d: sorted(_tasks(d)) == ["acme__pagekit-101", "dataio__tablekit-33"])
+    screenshot(browser, "viewer-list-1024-filtered", ["#filters", "#rollouts th[data-sort='wall']",
+                                                      "#rollouts tbody tr td.why"], tmp_path)
+    assert js_errors(browser) == []
+    set_width(browser, 1440)
+
+
+def test_links_and_keys(browser, base_index, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    set_width(browser, 1024)
+    browser.get(base_index.as_uri())
+    wait(browser, lambda d: len(rows(d)) == 5)
+    order = _tasks(browser)
+    body = browser.find_element("tag name", "body")
+    # j j Enter opens the second rollout of the list; j in the detail opens the next one
+    body.send_keys("j", "j", Keys.ENTER)
+    wait(browser, lambda d: d.find_element("id", "detail-title").text == f"task {order[1]} · repeat 0")
+    body.send_keys("j")
+    wait(browser, lambda d: d.find_element("id", "detail-title").text == f"task {order[2]} · repeat 0")
+    body.send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: d.find_element("id", "list-view").is_displayed())
+    # n / p step through failing calls: the collapsed group counts once, then search_code, then bad JSON
+    busline = order.index("events__busline-21")
+    rows(browser)[busline].click()
+    wait(browser, lambda d: d.find_element("id", "fail-pos").text == "3 failing calls")
+    body.send_keys("n")
+    wait(browser, lambda d: d.find_element("id", "fail-pos").text == "failure 1 of 3")
+    body.send_keys("n")
+    current = wait(browser, lambda d: d.find_element(*_by("#panes .call.current")))
+    assert current.get_attribute("data-tool") == "search_code"
+    assert browser.find_element("id", "fail-pos").text == "failure 2 of 3"
+    body.send_keys("p")
+    wait(browser, lambda d: d.find_element(*_by("#panes .call.current")).get_attribute("data-kind") == "nonzero_exit")
+    # every call has a link of its own, which opens the rollout scrolled to it
+    anchor = current.find_element(*_by("a.anchor")).get_attribute("href")
+    assert re.search(r"#r\d+/c/call_", anchor) or "#r" in anchor
+    browser.get("about:blank")
+    browser.get(anchor)
+    target = wait(browser, lambda d: d.find_element(*_by("#panes .call.current")))
+    assert target.get_attribute("data-tool") == "search_code"
+    assert browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight;", target)
+    screenshot(browser, "viewer-detail-1024-call-link", ["#panes .call.current .tool-name", "#next-f", "#fail-pos"],
+               tmp_path)
     assert js_errors(browser) == []
     set_width(browser, 1440)

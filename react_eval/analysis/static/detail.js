@@ -142,8 +142,8 @@ function renderPane(pane, r, chunk, others){
 }
 
 // ------------------------------------------------------------ opening rollouts, failures, keys, routes
-let current = null, fromList = false, failIndex = -1;
-function setHash(hash){ if (location.hash !== hash) { history.pushState(null, '', hash); fromList = true; } }
+let current = null, failIndex = -1;
+function setHash(hash){ if (location.hash !== hash) history.pushState(null, '', hash); }
 function openRollout(i, jump, callId){
   const r = ROLL[i]; current = i; failIndex = -1;
   $('list-view').hidden = true; $('detail-view').hidden = false;
@@ -192,10 +192,7 @@ function stepRollout(delta){
   if (next) { state.page = Math.floor((pos + delta) / PAGE); state.sel = (pos + delta) % PAGE; openRollout(next.i, false); }
 }
 function showList(){ $('detail-view').hidden = true; $('list-view').hidden = false; current = null; renderList(); }
-$('back').addEventListener('click', () => {
-  if (fromList) { fromList = false; history.back(); }
-  else { history.replaceState(null, '', location.pathname + location.search); showList(); }
-});
+$('back').addEventListener('click', () => { history.pushState(null, '', location.pathname + location.search); showList(); });
 $('prev-r').addEventListener('click', () => stepRollout(-1));
 $('next-r').addEventListener('click', () => stepRollout(1));
 $('prev-f').addEventListener('click', () => gotoFailure(failIndex < 0 ? -1 : failIndex - 1));

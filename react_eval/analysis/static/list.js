@@ -41,7 +41,8 @@ function matches(r, q){
 }
 
 // ------------------------------------------------------------ filtering and sorting
-const state = {page: 0, rows: ROLL, sort: null, dir: 1, sel: -1};
+const state = {page: 0, rows: ROLL, sort: COMPARE ? 'task' : null, dir: 1, sel: -1};  // compare: a task's rollouts together
+if (COMPARE) document.querySelector('#rollouts th[data-sort=task]').classList.add('sorted-asc');
 const num = (id) => { const v = $(id).value.trim(); return v === '' ? null : Number(v); };
 function filtered(){
   const run = $('f-run').value, reward = $('f-reward').value, kind = $('f-kind').value, ck = $('f-callkind').value;
@@ -75,7 +76,10 @@ function sorted(rows){
 }
 function refilter(keepPage){ state.rows = sorted(filtered()); if (!keepPage) { state.page = 0; state.sel = -1; } renderList(); }
 const TYPED = new Set(['f-q', 'f-tmin', 'f-tmax', 'f-kmin', 'f-kmax']);
-for (const id of FILTERS) $(id).addEventListener(TYPED.has(id) ? 'input' : 'change', () => refilter());
+for (const id of FILTERS) {
+  $(id).addEventListener('change', () => refilter());
+  if (TYPED.has(id)) $(id).addEventListener('input', () => refilter());
+}
 $('f-reset').addEventListener('click', () => { for (const id of FILTERS) $(id).value = ''; setChange(''); refilter(); });
 $('prev').addEventListener('click', () => { if (state.page > 0) { state.page--; state.sel = -1; renderList(); } });
 $('next').addEventListener('click', () => { if ((state.page + 1) * PAGE < state.rows.length) { state.page++; state.sel = -1; renderList(); } });
@@ -120,7 +124,7 @@ function renderList(){
       el('td', {class: 'num', text: fmt(r.reward, 3)}), el('td', {class: 'o-' + r.outcome, text: r.outcome}),
       el('td', {class: 'why why-' + r.wc, text: r.why, title: r.why}),
       el('td', {class: 'num', text: r.turns}), el('td', {class: 'num', text: r.tc}), el('td', {class: 'num', text: r.te}),
-      el('td', null, link), el('td', {class: 'num', text: r.tok}), el('td', {class: 'num', text: fmt(r.wall / 1000, 1)}));
+      el('td', {class: 'ff'}, link), el('td', {class: 'num', text: r.tok}), el('td', {class: 'num', text: fmt(r.wall / 1000, 1)}));
   }));
 }
 function selectRow(delta){
