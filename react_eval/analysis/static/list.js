@@ -74,11 +74,15 @@ function sorted(rows){
     return (x < y ? -dir : x > y ? dir : a[1] - b[1]);
   }).map(p => p[0]);
 }
-function refilter(keepPage){ state.rows = sorted(filtered()); if (!keepPage) { state.page = 0; state.sel = -1; } renderList(); }
+function refilter(keepPage){ state.key = filterKey(); state.rows = sorted(filtered()); if (!keepPage) { state.page = 0; state.sel = -1; } renderList(); }
 const TYPED = new Set(['f-q', 'f-tmin', 'f-tmax', 'f-kmin', 'f-kmax']);
+// a typed field also reports 'change' when it loses focus: re-rendering then would swallow the click
+// that took the focus away, so only a real change of the filters re-renders the list
+const filterKey = () => FILTERS.map(id => $(id).value).join('\u0000');
+function changed(){ const key = filterKey(); if (key !== state.key) refilter(); }
 for (const id of FILTERS) {
-  $(id).addEventListener('change', () => refilter());
-  if (TYPED.has(id)) $(id).addEventListener('input', () => refilter());
+  $(id).addEventListener('change', changed);
+  if (TYPED.has(id)) $(id).addEventListener('input', changed);
 }
 $('f-reset').addEventListener('click', () => { for (const id of FILTERS) $(id).value = ''; setChange(''); refilter(); });
 $('prev').addEventListener('click', () => { if (state.page > 0) { state.page--; state.sel = -1; renderList(); } });
