@@ -263,3 +263,20 @@ def test_gym_calls_as_key_value_tables(browser, tmp_path):
     assert [th.text for th in tables[0].find_elements(By.TAG_NAME, "th")] == ["path"]
     assert [th.text for th in tables[1].find_elements(By.TAG_NAME, "th")] == ["word", "code", "hints"]
     assert _js_errors(browser) == []
+
+
+def test_compare_filters_flaky_and_unpaired(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base = write_run(tmp_path / "a", {"wobble": [P(), F(), P()], "up": [F(), F(), P()], "same": [P(), P(), P()]})
+    cand = write_run(tmp_path / "b", {"wobble": [F(), P(), P()], "up": [P(), P(), P()], "same": [P(), P(), P()],
+                                      "new": [P(), P(), P()]})
+    browser.get(write_viewer([base, cand]).as_uri())
+    _wait(browser, lambda d: len(_rows(d)) == 21)
+    chips = {c.get_attribute("data-cat"): c.text for c in browser.find_elements(By.CSS_SELECTOR, "#compare-bar .chip")}
+    assert chips == {"improved": "improved 1", "flaky": "flaky 1", "same": "same 1", "unpaired": "unpaired 1"}
+    browser.find_element(By.CSS_SELECTOR, "#compare-bar .chip.c-flaky").click()
+    _wait(browser, lambda d: len(_rows(d)) == 6)
+    assert {r.find_element(By.CSS_SELECTOR, "td.task").get_attribute("title") for r in _rows(browser)} == {"wobble"}
+    assert any("--allow-partial" in w.text for w in browser.find_elements(By.CSS_SELECTOR, "#compare-bar .warn"))
+    assert _js_errors(browser) == []

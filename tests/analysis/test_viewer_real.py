@@ -246,3 +246,47 @@ def test_links_and_keys(browser, base_index, tmp_path):
                tmp_path)
     assert js_errors(browser) == []
     set_width(browser, 1440)
+
+
+def test_compare_view_pairs_like_compare(browser, swe_base, swe_cand, tmp_path_factory, tmp_path):
+    set_width(browser, 1440)
+    index = write_viewer([swe_base, swe_cand], tmp_path_factory.mktemp("viewer-ab"))
+    data = json.loads(re.search(r'<script id="re-data" type="application/json">(.*?)</script>',
+                                index.read_text(), re.S).group(1))
+    assert data["compare"]["counts"] == {"fixed": 1, "same": 4}
+    browser.get(index.as_uri())
+    wait(browser, lambda d: len(rows(d)) == 10)
+    assert browser.find_element("id", "compare-bar").text.startswith("A → B: pass rate 20.0% → 40.0%")
+    browser.find_element(*_by("#compare-bar .chip.c-fixed")).click()
+    wait(browser, lambda d: _tasks(d) == ["caching__lrukit-9", "caching__lrukit-9"])
+    screenshot(browser, "viewer-compare-list-1440-fixed", ["#compare-bar .chip.on", "#rollouts td.task .cat-fixed"],
+               tmp_path)
+    rows(browser)[0].click()
+    wait(browser, lambda d: len(d.find_elements(*_by("#panes.split .pane h2"))) == 2)
+    heads = [h.text for h in browser.find_elements(*_by("#panes .pane h2"))]
+    assert heads[0].endswith("repeat 0 fail") and heads[1].endswith("repeat 0 pass")
+    # B's extra edit (put) sits opposite a gap; the test runs after it line up again
+    banner = browser.find_element(*_by("#panes .aligned .diverge"))
+    assert banner.text == ("⚑ the rollouts diverge here: B's turn 3 (str_replace_editor) has no counterpart in A")
+    cells = browser.find_elements(*_by("#panes .aligned > .cell"))
+    pairs = [(cells[k], cells[k + 1]) for k in range(0, len(cells), 2)]
+    turns = [(a.get_attribute("data-turn"), b.get_attribute("data-turn")) for a, b in pairs]
+    assert turns[1:] == [("1", "1"), ("2", "2"), (None, "3"), ("3", "4"), ("4", "5"), (None, None)]
+    a_bash, b_bash = pairs[4]
+    assert a_bash.location["y"] == b_bash.location["y"]  # aligned side by side
+    assert a_bash.find_element(*_by("pre.code")).text == b_bash.find_element(*_by("pre.code")).text
+    set_width(browser, 1024)
+    screenshot(browser, "viewer-compare-detail-1024-diverge", ["#panes .aligned .diverge",
+                                                               "#panes .aligned .cell.missing"], tmp_path)
+    assert js_errors(browser) == []
+    set_width(browser, 1440)
+
+
+def test_view_refuses_different_benchmarks(swe_base, smoke_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from react_eval.cli import app
+
+    refused = CliRunner().invoke(app, ["view", str(swe_base), str(smoke_dir), "--out", str(tmp_path / "v")])
+    assert refused.exit_code == 2 and "different benchmarks (swe-mini vs smoke)" in refused.stderr
+    assert not (tmp_path / "v" / "index.html").exists()

@@ -3,23 +3,25 @@
 const SANDBOX_TOOLS = new Set(['bash', 'file_read', 'file_write', 'str_replace_editor']);
 const CUT_MARK = /\n*\[\.\.\. [0-9,]+ characters truncated \.\.\.\]\n*/;
 
-// ---- line diff (LCS; a plain replace when the inputs are too large to align)
-function lineDiff(a, b){
-  const x = a.split('\n'), y = b.split('\n'), n = x.length, m = y.length;
+// ---- LCS alignment of two sequences (lines of a file, turns of two rollouts); a plain
+// replace when they are too long to align
+function lcsOps(x, y){
+  const n = x.length, m = y.length;
   if (n * m > 4e6) return [...x.map(t => ['-', t]), ...y.map(t => ['+', t])];
   const w = m + 1, dp = new Uint32Array((n + 1) * w);
   for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--)
     dp[i * w + j] = x[i] === y[j] ? dp[(i + 1) * w + j + 1] + 1 : Math.max(dp[(i + 1) * w + j], dp[i * w + j + 1]);
   const out = []; let i = 0, j = 0;
   while (i < n && j < m) {
-    if (x[i] === y[j]) { out.push([' ', x[i]]); i++; j++; }
-    else if (dp[(i + 1) * w + j] >= dp[i * w + j + 1]) out.push(['-', x[i++]]);
-    else out.push(['+', y[j++]]);
+    if (x[i] === y[j]) { out.push([' ', x[i], i++, j++]); }
+    else if (dp[(i + 1) * w + j] >= dp[i * w + j + 1]) { out.push(['-', x[i], i++, null]); }
+    else { out.push(['+', y[j], null, j++]); }
   }
-  while (i < n) out.push(['-', x[i++]]);
-  while (j < m) out.push(['+', y[j++]]);
+  while (i < n) out.push(['-', x[i], i++, null]);
+  while (j < m) out.push(['+', y[j], null, j++]);
   return out;
 }
+const lineDiff = (a, b) => lcsOps(a.split('\n'), b.split('\n'));
 function hunks(ops, context){
   const keep = ops.map(() => false);
   ops.forEach((op, k) => { if (op[0] !== ' ') for (let d = -context; d <= context; d++) if (ops[k + d]) keep[k + d] = true; });

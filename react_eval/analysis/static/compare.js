@@ -23,24 +23,46 @@ function renderPair(panes, left, a, right, b){
     blocks.push(chunk.trajectory ? stepBlocks(chunk.trajectory, r) : []);
   }
   const grid = el('div', {class: 'aligned', style: 'grid-column: 1 / span 2'});
-  const n = Math.max(blocks[0].length, blocks[1].length);
   let diverged = false;
-  for (let k = 0; k < n; k++) {
-    const x = blocks[0][k], y = blocks[1][k];
-    if (!diverged && k > 0 && (!x || !y || x.sig !== y.sig)) {
+  const cell = (block, side) => block ? el('div', {class: 'cell', 'data-side': side, 'data-turn': block.turn}, block.node)
+    : el('div', {class: 'cell missing', 'data-side': side, text: 'no matching turn in this rollout'});
+  for (const [x, y] of alignTurns(blocks[0], blocks[1])) {
+    if (!diverged && (!x || !y || x.sig !== y.sig)) {
       diverged = true;
-      grid.append(el('div', {class: 'diverge', id: 'diverge'}, `⚑ the two rollouts diverge here, at turn ${k}: ` + describeSig(x) + '  vs  ' + describeSig(y)));
+      const text = !x ? `B's turn ${y.turn} (${describeSig(y)}) has no counterpart in A` :
+        !y ? `A's turn ${x.turn} (${describeSig(x)}) has no counterpart in B` :
+        `A's turn ${x.turn}: ${describeSig(x)} — B's turn ${y.turn}: ${describeSig(y)}`;
+      grid.append(el('div', {class: 'diverge', id: 'diverge'}, '⚑ the rollouts diverge here: ' + text));
     }
-    grid.append(x ? el('div', {class: 'cell', 'data-side': 0, 'data-turn': x.turn}, x.node) : el('div', {class: 'cell missing', 'data-side': 0, text: 'no turn ' + k}));
-    grid.append(y ? el('div', {class: 'cell', 'data-side': 1, 'data-turn': y.turn}, y.node) : el('div', {class: 'cell missing', 'data-side': 1, text: 'no turn ' + k}));
+    grid.append(cell(x, 0), cell(y, 1));
   }
-  if (!diverged && n) grid.append(el('div', {class: 'diverge same', text: 'the two rollouts make the same calls with the same outcomes at every turn'}));
+  if (!diverged && blocks[0].length) grid.append(el('div', {class: 'diverge same', text: 'the two rollouts make the same calls with the same outcomes at every turn'}));
   grid.append(el('div', {class: 'cell', 'data-side': 0}, a ? resultBox(a.result) : ''), el('div', {class: 'cell', 'data-side': 1}, b ? resultBox(b.result) : ''));
   panes.append(grid);
 }
+// Rows of [A turn, B turn]: equal turns (same calls, same outcomes) side by side, a changed
+// stretch paired in order, turns only one rollout has opposite a gap.
+function alignTurns(xs, ys){
+  const rows = [];
+  let k = 0;
+  while (k < xs.length && k < ys.length && xs[k].sig === null && ys[k].sig === null) { rows.push([xs[k], ys[k]]); k++; }
+  const ops = lcsOps(xs.slice(k).map(b => b.sig), ys.slice(k).map(b => b.sig));
+  let dels = [], adds = [];
+  const flush = () => {
+    for (let n = 0; n < Math.max(dels.length, adds.length); n++) rows.push([dels[n] || null, adds[n] || null]);
+    dels = []; adds = [];
+  };
+  for (const [op, , i, j] of ops) {
+    if (op === ' ') { flush(); rows.push([xs[k + i], ys[k + j]]); }
+    else if (op === '-') dels.push(xs[k + i]);
+    else adds.push(ys[k + j]);
+  }
+  flush();
+  return rows;
+}
 function describeSig(block){
-  if (!block) return '(no such turn)';
   const s = block.sig || '';
   if (s.startsWith('say:')) return 'answers';
+  if (s === '') return 'does nothing';
   return s.split('&').map(part => { const name = part.match(/^[^{["]*/)[0]; return part.includes('|true|') ? name + ' (fails)' : name; }).join(', ');
 }
