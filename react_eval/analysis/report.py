@@ -6,12 +6,14 @@ from trajectories.jsonl. Infrastructure failures are left out of every score and
 of the tool breakdown, and counted in the headline and the outcome table.
 
 report.html holds its CSS and its charts (matplotlib SVG) inline and refers to
-nothing outside itself, so it opens offline.
+nothing on the network, so it opens offline. Its heatmap cells and table rows
+link into the trajectory viewer written next to it (``viewer/index.html``).
 """
 
 from __future__ import annotations
 
 import html
+from urllib.parse import quote, urlencode
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +22,32 @@ from typing import Any, Sequence
 
 from react_eval.analysis import charts
 from react_eval.analysis.runs import RunData, load_run, tool_call_records, trajectory_key
+from react_eval.analysis.viewer import write_viewer
+from react_eval.analysis.why import outcome_label
 from react_eval.metrics import INFRA_KINDS, summarize
+
+#: where report.html finds the viewer (written next to it)
+VIEWER = "viewer/index.html"
+
+
+def viewer_list(**filters: str) -> str:
+    """A link to the viewer's list with filters (``q``, ``kind``, ``tool``, ``outcome``, ...)."""
+    return f"{VIEWER}#list?{urlencode(filters)}"
+
+
+def viewer_rollout(task: str, repeat: int) -> str:
+    return f"{VIEWER}#t/0/{repeat}/{quote(task, safe='')}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links somewhere (text only in markdown)."""
+
+    text: Any
+    href: str
+
+    def __str__(self) -> str:
+        return str(self.text)
 
 
 @dataclass
@@ -87,8 +114,13 @@ class Table:
         return "\n".join(lines)
 
     def html(self, css: str = "") -> str:
+        def cell(value: Any) -> str:
+            if isinstance(value, Link):
+                return f'<td><a href="{html.escape(value.href)}">{html.escape(str(value.text))}</a></td>'
+            return f"<td>{html.escape(str(value))}</td>"
+
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in self.rows)
+        body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in self.rows)
         return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -175,7 +207,8 @@ def tool_table(tb: ToolBreakdown) -> Table:
     rows = []
     for name, st in sorted(tb.by_tool.items(), key=lambda item: (-item[1]["errors"], item[0])):
         rate = st["errors"] / st["calls"] if st["calls"] else 0.0
-        rows.append((name, st["calls"], st["errors"], f"{100 * rate:.1f}%", tb.first_failure_by_tool.get(name, 0),
+        rows.append((Link(name, viewer_list(tool=f"u:{name}")), st["calls"],
+                     Link(st["errors"], viewer_list(tool=f"f:{name}")), f"{100 * rate:.1f}%", tb.first_failure_by_tool.get(name, 0),
                      _count_kinds(dict(st["error_kinds"].most_common())),
                      _count_kinds(dict(st["exit_codes"].most_common(5)))))
     return Table(("tool", "calls", "failed", "failure rate", "first failure of a rollout", "error kinds",
@@ -188,15 +221,32 @@ def turn_table(tb: ToolBreakdown) -> Table:
     return Table(("turn", "calls", "failed", "failure rate"), rows)
 
 
-def error_kind_table(s: dict[str, Any]) -> Table:
-    total = s["rollouts"] or 1
-    rows = [(kind, count, f"{100 * count / total:.1f}%", "yes" if kind in INFRA_KINDS else "no")
-            for kind, count in sorted(s["error_kinds"].items(), key=lambda item: -item[1])]
-    return Table(("outcome", "rollouts", "share", "infrastructure (excluded)"), rows)
+def outcome_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Rollouts by how they ended: ``passed``, ``failed (completed)`` -- no error, not
+    passed -- and each error kind ("completed", never "ok", which reads as passed)."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        kind = row.get("error_kind")
+        if kind:
+            counts[str(kind)] += 1
+        else:
+            counts["passed" if row.get("passed") else f"failed ({outcome_label(None)})"] += 1
+    return dict(counts.most_common())
+
+
+def error_kind_table(run: RunData) -> Table:
+    total = len(run.rows) or 1
+    rows = []
+    for name, count in outcome_counts(run.rows).items():
+        link = (viewer_list(outcome="pass") if name == "passed" else
+                viewer_list(kind=outcome_label(None), outcome="fail") if name.startswith("failed") else
+                viewer_list(kind=name))
+        rows.append((Link(name, link), count, f"{100 * count / total:.1f}%", "no" if name in INFRA_KINDS else "yes"))
+    return Table(("outcome", "rollouts", "share", "scored"), rows)
 
 
 def per_task_table(s: dict[str, Any]) -> Table:
-    rows = [(task, f"{t['passed']}/{t['n']}", f"{t['pass_rate']:.2f}", _num(t["mean_reward"]),
+    rows = [(Link(task, viewer_list(q=task)), f"{t['passed']}/{t['n']}", f"{t['pass_rate']:.2f}", _num(t["mean_reward"]),
              _num(t["reward_variance"]), t["infra_failures"])
             for task, t in sorted(s["per_task"].items(), key=lambda item: (item[1]["pass_rate"], item[0]))]
     return Table(("task", "passed", "pass rate", "mean reward", "reward variance", "infra failures"), rows)
@@ -223,27 +273,39 @@ def build_sections(run: RunData, s: dict[str, Any], tb: ToolBreakdown) -> list[S
                 [pass_at_k_table(s)], [charts.pass_at_k_curve(s)]),
         Section("Tasks", f"{s.get('tasks_sometimes_pass', 0)} task(s) pass only sometimes: "
                 + (", ".join(s.get("sometimes_pass") or []) or "none") + ".",
-                [], [charts.outcome_heatmap(run.rows, INFRA_KINDS)]),
-        Section("Distributions", "Over scored rollouts.", [distribution_table(s)], [
-            charts.histogram([r.get("turns") for r in scored], name="hist_turns", title="turns per rollout",
-                             xlabel="turns", integer=True),
-            charts.histogram([(r.get("wall_ms") or 0) / 1000 for r in scored], name="hist_wall",
-                             title="wall time per rollout", xlabel="seconds"),
-            charts.histogram([(r.get("model_latency_ms") or 0) / 1000 for r in scored], name="hist_model_latency",
-                             title="model latency per rollout", xlabel="seconds"),
-            charts.histogram([(r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0) for r in scored],
-                             name="hist_tokens", title="tokens per rollout (prompt + completion)", xlabel="tokens"),
-            charts.histogram([r.get("cached_tokens") or 0 for r in scored], name="hist_cached",
-                             title="cached prompt tokens per rollout", xlabel="tokens"),
-        ]),
+                [], [charts.outcome_heatmap(run.rows, INFRA_KINDS, link=viewer_rollout)]),
+        _distributions(scored, s),
         Section("Tool errors", f"From {tb.trajectories} trajectories of scored rollouts. A turn is one model call.",
                 [tool_table(tb), turn_table(tb)],
                 [charts.tool_errors_by_tool(tb.by_tool), charts.tool_errors_by_turn(tb.by_turn)]),
-        Section("Outcomes", "How rollouts ended; infrastructure failures are excluded from every score.",
-                [error_kind_table(s)], [charts.error_kinds(s["error_kinds"], INFRA_KINDS)]),
+        Section("Outcomes", "How rollouts ended: passed, failed after completing without an error, or an error "
+                "kind; infrastructure failures are excluded from every score.",
+                [error_kind_table(run)], [charts.error_kinds(outcome_counts(run.rows), INFRA_KINDS)]),
         Section("Per task", "", [per_task_table(s)], collapsed=True),
     ]
     return sections
+
+
+_HISTOGRAMS = (
+    ("turns", "hist_turns", "turns per rollout", "turns", lambda r: r.get("turns"), True),
+    ("wall time", "hist_wall", "wall time per rollout", "seconds", lambda r: (r.get("wall_ms") or 0) / 1000, False),
+    ("model latency", "hist_model_latency", "model latency per rollout", "seconds",
+     lambda r: (r.get("model_latency_ms") or 0) / 1000, False),
+    ("tokens", "hist_tokens", "tokens per rollout (prompt + completion)", "tokens",
+     lambda r: (r.get("prompt_tokens") or 0) + (r.get("completion_tokens") or 0), False),
+    ("cached tokens", "hist_cached", "cached prompt tokens per rollout", "tokens",
+     lambda r: r.get("cached_tokens") or 0, False),
+)
+
+
+def _distributions(scored: list[dict[str, Any]], s: dict[str, Any]) -> Section:
+    """Histograms of the per-rollout numbers; an all-zero one is named, not drawn."""
+    drawn, empty = [], []
+    for label, name, title, xlabel, value, integer in _HISTOGRAMS:
+        svg = charts.histogram([value(r) for r in scored], name=name, title=title, xlabel=xlabel, integer=integer)
+        (drawn if svg else empty).append(svg or label)
+    intro = "Over scored rollouts." + (f" Not drawn, all zero: {', '.join(empty)}." if empty and scored else "")
+    return Section("Distributions", intro, [distribution_table(s)], drawn)
 
 
 def _meta_lines(run: RunData) -> list[tuple[str, str]]:
@@ -260,7 +322,7 @@ def _meta_lines(run: RunData) -> list[tuple[str, str]]:
 def render_markdown(run: RunData, sections: list[Section]) -> str:
     out = [f"# react-eval report: {run.benchmark}", ""]
     out += [f"- {k}: `{v}`" for k, v in _meta_lines(run)]
-    out += ["", "Charts are in report.html next to this file.", ""]
+    out += ["", "Charts are in report.html next to this file; its links open the trajectories in viewer/index.html.", ""]
     for section in sections:
         out += [f"## {section.title}", ""]
         if section.intro:
@@ -314,13 +376,14 @@ def render_html(run: RunData, sections: list[Section]) -> str:
 
 
 def write_report(run_dir: Path, *, bench: str | None = None, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write report.md and report.html (into the benchmark directory by default)."""
+    """Write report.md, report.html and the viewer its links open (into the benchmark directory by default)."""
     run = load_run(run_dir, bench)
     summary = summarize(run.rows)
     sections = build_sections(run, summary, tool_breakdown(run))
     target = Path(out_dir) if out_dir is not None else run.path
     target.mkdir(parents=True, exist_ok=True)
     md_path, html_path = target / "report.md", target / "report.html"
+    write_viewer([run.path], target / "viewer")  # what the report's links open
     md_path.write_text(render_markdown(run, sections), encoding="utf-8")
     html_path.write_text(render_html(run, sections), encoding="utf-8")
     return md_path, html_path

@@ -109,7 +109,7 @@ def screenshot(driver: Any, name: str, selectors: list[str], tmp: Path) -> Path:
     """Check that ``selectors`` are visible, then save ``name``.png (REACT_EVAL_SCREENS or ``tmp``)."""
     problems = visibility_problems(driver, selectors)
     assert problems == [], problems
-    driver.execute_script("window.scrollTo(0, 0)")
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", selectors[0])
     directory = Path(os.environ.get("REACT_EVAL_SCREENS") or tmp)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from react_eval.analysis import charts
 from react_eval.analysis.report import tool_breakdown, write_report
 from react_eval.analysis.runs import RunLoadError, load_run
 from tests.analysis.synth import INFRA, F, P, write_run
@@ -44,16 +45,29 @@ def test_report_files_and_content(run_dir):
     assert "| pass@2 |" in md and "| pass@3 |" not in md  # gamma and delta have two scored attempts
     assert "pass only sometimes: beta, delta." in md
     assert "| bash | " in md and "| str_replace_editor | 1 | 1 | 100.0% |" in md
-    assert "| model_error | 1 |" in md and "| ok | 10 |" in md
+    # how rollouts ended: "completed" (never "ok") splits into passed and failed
+    assert "| model_error | 1 |" in md and "| passed | 5 |" in md and "| failed (completed) | 5 |" in md
+    assert "| ok |" not in md and ">ok<" not in page
 
     # self-contained: inline SVG charts, no external assets of any kind
     assert page.count("<svg") >= 8
+    # readable chart text: nothing under 9.5 SVG points (about 12.7 CSS px at natural size)
+    sizes = [float(x) for x in re.findall(r"font-size: ([0-9.]+)px", page)]
+    assert sizes and min(sizes) >= charts.MIN_FONT_PT
+    # heatmap cells and table rows open the viewer written next to the report
+    assert page.count('<a xlink:href="viewer/index.html#t/0/') == 12
+    assert '<a href="viewer/index.html#list?tool=f%3Abash">4</a>' in page
+    assert '<a href="viewer/index.html#list?kind=model_error">model_error</a>' in page
+    assert (run_dir / "viewer" / "index.html").is_file()
     for chart in ("pass_at_k", "heatmap", "hist_turns", "hist_wall", "hist_tokens", "tool_errors_by_tool",
                   "tool_errors_by_turn", "error_kinds"):
         assert f'data-chart="{chart}"' in page, chart
     assert not REMOTE_ASSET.search(page)
     assert not CSS_REMOTE.search(page)
     assert "<script" not in page  # nothing to run either
+    # pass@k confidence intervals as error bars, not overlapping translucent bands
+    heat = page[page.index('data-chart="pass_at_k"'):]
+    assert "fill-opacity" not in heat[: heat.index("</svg>")]
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page
 
 
@@ -97,3 +111,16 @@ def test_load_run_picks_the_benchmark(tmp_path):
         load_run(tmp_path / "run")
     assert load_run(tmp_path / "run", "two").path.name == "two"
     assert load_run(tmp_path / "run" / "one").rows[0]["passed"] is True
+
+
+def test_empty_charts_are_named_not_drawn(tmp_path):
+    # no cached tokens and no failing tool call anywhere: those charts would be all zero
+    run = write_run(tmp_path / "plain", {"a": [P(cached_tokens=0), P(cached_tokens=0)],
+                                         "b": [F(fail=None, cached_tokens=0), P(cached_tokens=0)]})
+    md_path, html_path = write_report(run)
+    page = html_path.read_text()
+    assert 'data-chart="hist_cached"' not in page and 'data-chart="tool_errors_by_turn"' not in page
+    assert 'data-chart="hist_turns"' in page
+    assert "Not drawn, all zero: cached tokens." in md_path.read_text()
+    assert charts.histogram([0, 0.0, None], name="x", title="x", xlabel="x") is None
+    assert charts.tool_errors_by_turn({1: {"calls": 3, "errors": 0}}) is None
