@@ -280,3 +280,23 @@ def test_compare_filters_flaky_and_unpaired(browser, tmp_path):
     assert {r.find_element(By.CSS_SELECTOR, "td.task").get_attribute("title") for r in _rows(browser)} == {"wobble"}
     assert any("--allow-partial" in w.text for w in browser.find_elements(By.CSS_SELECTOR, "#compare-bar .warn"))
     assert _js_errors(browser) == []
+
+
+def test_the_page_is_package_data():
+    """The HTML, CSS and scripts live in analysis/static, and the wheel's package-data globs ship them."""
+    import fnmatch
+    import tomllib
+
+    from react_eval.analysis import viewer
+
+    root = Path(viewer.__file__).resolve().parents[2]
+    static = root / "react_eval" / "analysis" / "static"
+    names = {p.name for p in static.iterdir()}
+    assert set(viewer.SCRIPTS) | {"viewer.html", "viewer.css"} <= names
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["react_eval"]
+    for name in names:
+        assert any(fnmatch.fnmatch(f"analysis/static/{name}", g) for g in globs), name
+    source = Path(viewer.__file__).read_text()
+    assert "<html" not in source and "addEventListener" not in source and "{box-sizing" not in source
+    page = viewer.render_page({"runs": [], "rollouts": [], "pageSize": 1, "search": [], "compare": None}, "t<")
+    assert "/*__JS__*/" not in page and "__DATA__" not in page and "<title>t&lt;</title>" in page
