@@ -125,7 +125,7 @@ function renderList(){
     if (r.cat && COMPARE) task.append(el('span', {class: 'cat cat-' + r.cat, text: r.cat}));
     return el('tr', {'data-i': r.i, class: n === state.sel ? 'selected' : null, onclick: () => openRollout(r.i, false)},
       el('td', {text: RUNS[r.run].label}), task, el('td', {class: 'num', text: r.rep}),
-      el('td', {class: 'num', text: fmt(r.reward, 3)}), el('td', {class: 'o-' + r.outcome, text: r.outcome}),
+      el('td', {class: 'num', text: fmt(r.reward, 3)}), el('td', {class: 'o-' + r.outcome}, r.outcome, r.wc === 'suspect' ? badge('⚠ tests', 'warn', 'the patch changes test infrastructure') : null),
       el('td', {class: 'why why-' + r.wc, text: r.why, title: r.why}),
       el('td', {class: 'num', text: r.turns}), el('td', {class: 'num', text: r.tc}), el('td', {class: 'num', text: r.te}),
       el('td', {class: 'ff'}, link), el('td', {class: 'num', text: r.tok}), el('td', {class: 'num', text: fmt(r.wall / 1000, 1)}));
