@@ -133,6 +133,7 @@ def test_repeats_collapse_and_odd_calls_read_well(browser, base_index, tmp_path)
     assert head.find_element(*_by(".who")).text == "turns 1–7" and head.find_element(*_by(".badge.repeat")).text == "×7"
     hidden = browser.find_element(*_by("#panes .repeats"))
     assert not hidden.is_displayed() and len(hidden.find_elements(*_by(".step"))) == 6
+    screenshot(browser, "viewer-detail-1440-repeats-collapsed", ["#panes .badge.repeat", "#panes .call[data-tool='search_code'] table.kv"], tmp_path)
     group.find_element(*_by("button.more")).click()
     assert hidden.is_displayed()
     # an unknown tool's arguments as a key/value table; arguments that are not JSON said so
@@ -272,6 +273,8 @@ def test_compare_view_pairs_like_compare(browser, swe_base, swe_cand, tmp_path_f
     pairs = [(cells[k], cells[k + 1]) for k in range(0, len(cells), 2)]
     turns = [(a.get_attribute("data-turn"), b.get_attribute("data-turn")) for a, b in pairs]
     assert turns[1:] == [("1", "1"), ("2", "2"), (None, "3"), ("3", "4"), ("4", "5"), (None, None)]
+    screenshot(browser, "viewer-compare-detail-1440-aligned", ["#panes .aligned .diverge", "#panes .aligned .cell.missing"],
+               tmp_path)
     a_bash, b_bash = pairs[4]
     assert a_bash.location["y"] == b_bash.location["y"]  # aligned side by side
     assert a_bash.find_element(*_by("pre.code")).text == b_bash.find_element(*_by("pre.code")).text
