@@ -1,12 +1,13 @@
 """Running untrusted code for the coding benchmarks: one place, one protocol.
 
 The harness never executes a model's code in its own process. A check is a
-*job* (a dict) that :func:`run_job` pickles into a fresh local sandbox's
-working directory; this very file then runs there as a script, in a new
-Python process under the sandbox's wall-clock timeout (and under bubblewrap
-when isolation is requested: read-only host, no network, private PID
-namespace). The worker writes its verdict to a result file; the sandbox is
-closed afterwards, which kills every process the job left behind.
+*job* (a dict) that :func:`run_job` pickles into a fresh GRADING sandbox (see
+:mod:`react_eval.grading.sandbox`: a container under ``--sandbox docker``, a
+bwrap jail under bwrap, a local workdir otherwise); this very file then runs
+there as a script, with the grading environment's interpreter, under the
+sandbox's wall-clock timeout. The worker loads and deletes the job file before
+any untrusted code runs, and writes its verdict to a result file; the sandbox
+is closed afterwards, which kills every process the job left behind.
 
 Job kinds (see ``_KINDS``):
 
@@ -44,12 +45,17 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from react_eval.grading.envs import EnvSpec
+    from react_eval.grading.sandbox import GradingSandbox
+    from react_eval.sandboxes.base import SandboxProvider
 
 #: the worker script: this file
 WORKER_PATH = os.path.abspath(__file__)
-#: the worker's copy inside each job's sandbox: the installed file may sit where
-#: a bwrap jail does not show it (e.g. a checkout under /tmp, which bwrap replaces)
+#: the worker's copy inside each job's sandbox (the installed file is not
+#: visible in a jail or a container)
 WORKER_FILE = "react_eval_worker.py"
 JOB_FILE = "job.pkl"
 RESULT_FILE = "result.out"
@@ -58,8 +64,6 @@ STARTED_FILE = "started"
 LOG_LIMIT = 64 * 1024
 #: memory cap (address space) for a test program, as evalplus' default
 DEFAULT_MEMORY_LIMIT = 4 * 1024**3
-
-Isolation = Literal["none", "bwrap"]
 
 
 # ---- harness side ---------------------------------------------------------------
@@ -80,6 +84,8 @@ class JobOutcome:
     seconds: float
     #: why the result file could not be read, when it exists but is unusable
     result_error: str | None = None
+    #: where the check ran: the grading sandbox's provider (and isolation)
+    sandbox: str = ""
 
     def describe(self) -> str:
         """One line on how the worker process ended (for result details)."""
@@ -99,59 +105,60 @@ def _worker_source() -> bytes:
 
 async def run_job(
     job: dict[str, Any],
+    graded: GradingSandbox,
     *,
     timeout: float,
-    isolation: Isolation = "none",
     max_result_bytes: int = 1 << 20,
-    label: str = "",
 ) -> JobOutcome:
-    """Run ``job`` in a fresh local sandbox process with a wall-clock ``timeout``.
-
-    The sandbox is a private temporary directory (and, with ``isolation="bwrap"``,
-    a bubblewrap jail); closing it kills whatever the job started, even
-    processes that left its session.
-    """
-    # imported here so that the worker (this file run as a script) stays light
-    from react_eval.sandboxes.base import SandboxLimits
-    from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
-
-    # interim (issue 14): the bwrap jail hides the harness' interpreter, which the
-    # checker needs (with evalplus); show only its prefix, read-only, to this sandbox
-    prefixes = sorted({sys.prefix, sys.base_prefix}) if isolation == "bwrap" else []
-    provider = LocalSandboxProvider(
-        LocalSandboxConfig(isolation=isolation, ro_binds=prefixes), limits=SandboxLimits(max_output_bytes=LOG_LIMIT)
-    )
-    sandbox = await provider.create(None, labels={"task_id": f"check-{label}" if label else "check"})
+    """Run ``job`` in the grading sandbox ``graded`` with a wall-clock ``timeout``
+    (the caller opens and closes the sandbox: one fresh sandbox per check)."""
+    sandbox = graded.sandbox
+    await sandbox.write_file(JOB_FILE, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+    await sandbox.write_file(WORKER_FILE, _worker_source())
+    # stderr goes to a file whose tail is shown: the sandbox's output cap stays small
+    command = (f"{_quote(graded.python)} -I {WORKER_FILE} {JOB_FILE} {RESULT_FILE} {STARTED_FILE} "
+               f">/dev/null 2>worker.log; rc=$?; tail -c {LOG_LIMIT} worker.log; exit $rc")
+    started_at = time.perf_counter()
+    res = await sandbox.run(command, timeout=timeout)
+    seconds = time.perf_counter() - started_at
+    started = (await sandbox.stat(STARTED_FILE)).exists
+    result: bytes | None = None
+    result_error = None
     try:
-        await sandbox.write_file(JOB_FILE, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-        await sandbox.write_file(WORKER_FILE, _worker_source())
-        command = (
-            f"exec {_quote(sys.executable)} -P {WORKER_FILE} "
-            f"{JOB_FILE} {RESULT_FILE} {STARTED_FILE} >/dev/null"
-        )
-        started_at = time.perf_counter()
-        res = await sandbox.run(command, timeout=timeout)
-        seconds = time.perf_counter() - started_at
-        started = (await sandbox.stat(STARTED_FILE)).exists
-        result: bytes | None = None
-        result_error = None
-        try:
-            result = await sandbox.read_file(RESULT_FILE, max_bytes=max_result_bytes)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # too large, a directory, a symlink out of the sandbox...
-            result_error = f"{type(exc).__name__}: {exc}"
-        return JobOutcome(
-            result=result,
-            started=started,
-            timed_out=res.timed_out,
-            exit_code=res.exit_code,
-            log=res.output,
-            seconds=seconds,
-            result_error=result_error,
-        )
-    finally:
-        await sandbox.close()
+        result = await sandbox.read_file(RESULT_FILE, max_bytes=max_result_bytes)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # too large, a directory, a symlink out of the sandbox...
+        result_error = f"{type(exc).__name__}: {exc}"
+    return JobOutcome(
+        result=result,
+        started=started,
+        timed_out=res.timed_out,
+        exit_code=res.exit_code,
+        log=res.output,
+        seconds=seconds,
+        result_error=result_error,
+    )
+
+
+async def run_check(
+    job: dict[str, Any],
+    provider: SandboxProvider | None,
+    needs: EnvSpec,
+    *,
+    timeout: float,
+    label: str = "",
+    max_result_bytes: int = 1 << 20,
+) -> JobOutcome:
+    """Run ``job`` in a fresh grading sandbox from the run's ``provider`` with the
+    environment ``needs`` (the one path every code check takes)."""
+    from react_eval.grading.sandbox import grading_sandbox
+
+    labels = {"task_id": f"check-{label}" if label else "check"}
+    async with grading_sandbox(provider, None, needs, labels=labels) as graded:
+        outcome = await run_job(job, graded, timeout=timeout, max_result_bytes=max_result_bytes)
+    outcome.sandbox = graded.provider + (f":{graded.isolation}" if graded.isolation else "")
+    return outcome
 
 
 def _quote(text: str) -> str:
@@ -310,6 +317,7 @@ def worker_main(argv: list[str]) -> int:
     job_path, result_path, started_path = (os.path.abspath(p) for p in argv[1:])
     with open(job_path, "rb") as f:
         job = pickle.load(f)
+    os.unlink(job_path)  # expected outputs are not left where the candidate could read them
     kind = job.get("kind")
     if kind not in _KINDS:
         print(f"unknown job kind {kind!r}", file=sys.stderr)

@@ -11,8 +11,10 @@
   task, in a sandbox process.
 * Checking: ``evalplus.eval.untrusted_check`` on the base and plus inputs with
   evalplus' time limits (``DEFAULT_MIN_TIME_LIMIT``,
-  ``DEFAULT_GT_TIME_LIMIT_FACTOR``), run in a sandbox process (see
-  :mod:`react_eval.benchmarks.code_exec`), never in the harness.
+  ``DEFAULT_GT_TIME_LIMIT_FACTOR``), run in a fresh grading sandbox from the
+  run's provider (see :mod:`react_eval.benchmarks.code_exec`), never in the
+  harness, with a provisioned environment holding the same evalplus, numpy
+  and psutil versions as the harness (:func:`evalplus_env`).
 
 The reward is the plus verdict: 1.0 iff the base and the plus tests pass.
 evalplus is imported lazily: its data package pulls in ``datasets``, which
@@ -22,6 +24,7 @@ takes seconds and is not needed to list or configure benchmarks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import pickle
@@ -34,7 +37,8 @@ from typing import Any, ClassVar
 import anyio
 
 from react_eval.benchmarks.base import Answer, Benchmark, CheckSlots, ReferenceSolution, RolloutEnv, Verification
-from react_eval.benchmarks.code_exec import Isolation, JobOutcome, parse_json_result, run_job
+from react_eval.benchmarks.code_exec import JobOutcome, parse_json_result, run_check
+from react_eval.grading.envs import EnvSpec
 from react_eval.types import Task, VerifyError
 
 #: evalplus' per-check cap on the summed time limits (EVALPLUS_TIMEOUT_PER_TASK's default)
@@ -95,26 +99,25 @@ async def extract_code(message: str, entry_point: str) -> str:
     return await anyio.to_thread.run_sync(_sanitize, text, entry_point)
 
 
-def validate_isolation(isolation: str | None) -> str | None:
-    """The ``isolation`` option: None (follow the rollout's sandbox), "none" or "bwrap"."""
-    if isolation not in (None, "none", "bwrap"):
-        raise ValueError(f"isolation must be 'none' or 'bwrap' (or unset), got {isolation!r}")
-    return isolation
+@functools.cache
+def evalplus_env() -> EnvSpec:
+    """The environment evalplus' checker needs in the grading sandbox: the
+    harness' own evalplus version (without its model-SDK dependencies) and the
+    numpy and psutil its ``evalplus.eval`` imports, at the harness' versions."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    def pinned(name: str) -> str:
+        try:
+            return f"{name}=={version(name)}"
+        except PackageNotFoundError:
+            return name
 
-def check_isolation(isolation: str | None, env: RolloutEnv) -> Isolation:
-    """``isolation`` if given; otherwise bwrap when the rollout's sandbox (or the
-    run's sandbox provider) is a bwrap-isolated local one, else none."""
-    if isolation is not None:
-        return validate_isolation(isolation)  # type: ignore[return-value]
-    info = getattr(env.sandbox, "info", None)
-    if info is not None:
-        local_bwrap = info.provider == "local" and (info.extra or {}).get("isolation") == "bwrap"
-    else:
-        provider = getattr(env, "provider", None)
-        local_bwrap = getattr(provider, "name", None) == "local" and getattr(
-            getattr(provider, "config", None), "isolation", None) == "bwrap"
-    return "bwrap" if local_bwrap else "none"
+    return EnvSpec(
+        name="evalplus",
+        requirements=(pinned("numpy"), pinned("psutil")),
+        no_deps=(pinned("evalplus"),),
+        imports=("evalplus.eval", "evalplus.gen.util", "evalplus.eval._special_oracle"),
+    )
 
 
 def canonical_reference(prompt: str, canonical_solution: str) -> ReferenceSolution:
@@ -151,7 +154,6 @@ class EvalPlusBenchmark(Benchmark):
         self,
         *,
         path: str | None = None,
-        isolation: str | None = None,
         max_parallel_checks: int | None = None,
         min_time_limit: float | None = None,
         gt_time_limit_factor: float | None = None,
@@ -159,7 +161,6 @@ class EvalPlusBenchmark(Benchmark):
         groundtruth_timeout: float = 900.0,
     ):
         self.path = path
-        self.isolation = validate_isolation(isolation)
         self.min_time_limit = min_time_limit
         self.gt_time_limit_factor = gt_time_limit_factor
         self.noextreme = noextreme
@@ -248,7 +249,7 @@ class EvalPlusBenchmark(Benchmark):
             DEFAULT_GT_TIME_LIMIT_FACTOR if self.gt_time_limit_factor is None else self.gt_time_limit_factor,
         )
 
-    async def expected_outputs(self, problem: dict[str, Any], isolation: Isolation = "none") -> dict[str, Any]:
+    async def expected_outputs(self, problem: dict[str, Any], env: RolloutEnv) -> dict[str, Any]:
         """Base/plus expected outputs and reference times, computed once per task."""
         task_id = problem["task_id"]
         if task_id in self._groundtruth:
@@ -261,8 +262,8 @@ class EvalPlusBenchmark(Benchmark):
                     "dataset": self.dataset,
                     **{k: problem[k] for k in ("prompt", "canonical_solution", "entry_point", "base_input", "plus_input")},
                 }
-                outcome = await run_job(job, timeout=self.groundtruth_timeout, isolation=isolation,
-                                        max_result_bytes=1 << 30, label=task_id)
+                outcome = await run_check(job, env.provider, evalplus_env(), timeout=self.groundtruth_timeout,
+                                          max_result_bytes=1 << 30, label=task_id)
                 if outcome.result is None:
                     raise VerifyError(f"{task_id}: computing the expected outputs failed: {outcome.describe()}")
                 # trusted: only the dataset's canonical solution ran in that process
@@ -288,8 +289,7 @@ class EvalPlusBenchmark(Benchmark):
             details.update(base_status="fail", plus_status="fail", is_correct=False, is_correct_plus=False,
                            note="no Python code found in the final message")
             return Verification(reward=0.0, details=details)
-        isolation = check_isolation(self.isolation, env)
-        expected = await self.expected_outputs(problem, isolation)
+        expected = await self.expected_outputs(problem, env)
         min_limit, factor = self._limits()
         job = {
             "kind": "evalplus_check",
@@ -305,11 +305,13 @@ class EvalPlusBenchmark(Benchmark):
             "gt_time_limit_factor": factor,
         }
         async with self._checks:
-            outcome = await run_job(job, timeout=self.check_timeout(expected), isolation=isolation, label=task.id)
+            outcome = await run_check(job, env.provider, evalplus_env(), timeout=self.check_timeout(expected),
+                                      label=task.id)
         details.update(self._statuses(task.id, outcome))
         details["is_correct"] = details["base_status"] == "pass"
         details["is_correct_plus"] = details["base_status"] == "pass" and details["plus_status"] == "pass"
         details["check_seconds"] = round(outcome.seconds, 3)
+        details["check_sandbox"] = outcome.sandbox
         return Verification(reward=1.0 if details["is_correct_plus"] else 0.0, details=details)
 
     @staticmethod

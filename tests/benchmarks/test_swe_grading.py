@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from react_eval.benchmarks.swe import SweMiniBenchmark
+from react_eval.grading.sandbox import grading_sandbox
 from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
 
 pytestmark = pytest.mark.anyio
@@ -49,20 +50,21 @@ async def provider(tmp_path):
 async def grade(provider, task_id: str, patch: str):
     bench = SweMiniBenchmark()
     inst = bench.instance(task_id)
-    sandbox = await provider.create(bench.sandbox_spec(inst), labels={})
-    try:
-        return await bench.grade(inst, patch, sandbox, {"patch": patch})
-    finally:
-        await sandbox.close()
+    async with grading_sandbox(provider, bench.sandbox_spec(inst), bench.grading_env, labels={},
+                               probe=True) as graded:
+        return await bench.grade(inst, patch, graded, {"patch": patch})
 
 
-async def test_a_faked_junit_report_is_not_believed(provider):
+async def test_a_conftest_that_fakes_the_report_is_removed_and_flagged(provider):
     result = await grade(provider, "caching__lrukit-9", _conftest_patch())
     assert result.details["apply_method"] == "git_apply"
     assert result.reward == 0.0
-    assert "junit report shows no failure" in result.details["error"]
-    assert result.details["test_exit_code"] == 1
-    assert set(result.details["tests"].values()) == {"error"}
+    assert result.details["tampering"] == [{"path": "conftest.py", "action": "removed",
+                                            "why": "conftest.py changes how pytest runs"}]
+    assert result.details["flags"] == ["tampering"]
+    assert result.details["test_exit_code"] == 1  # the real run: the unfixed tests fail
+    assert result.details["tests"]["tests/test_cache.py::test_get_makes_entry_recent"] == "failed"
+    assert result.details["tests"]["tests/test_cache.py::test_hits_and_misses"] == "passed"
 
 
 async def test_a_patch_that_does_not_apply_scores_zero_without_running_tests(provider):
