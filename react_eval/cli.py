@@ -262,7 +262,7 @@ def validate(
     override: list[str] = typer.Option([], "-O", help="Override a config value: dot.path=value."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar or progress lines."),
 ) -> None:
-    """Check a benchmark: the reference (oracle) solution must score 1.0 and an empty answer 0.0 on every task."""
+    """Check a benchmark: the reference (oracle) solution must score 1.0, and an empty answer and a tampering policy 0.0, on every task."""
     from react_eval.engine.progress import Progress
     from react_eval.engine.validate import validate_benchmark, validation_config
 
@@ -282,7 +282,8 @@ def validate(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     console.print("[yellow]note:[/yellow] validate runs the built-in reference policies 'oracle' (replays each "
-                  "task's reference solution) and 'empty' (answers nothing); they are not language models",
+                  "task's reference solution), 'empty' (answers nothing) and 'tampering' (plants test "
+                  "infrastructure, fixes nothing); they are not language models",
                   highlight=False)
     try:
         report = anyio.run(lambda: validate_benchmark(cfg, Path(output_dir or cfg.output.dir),
@@ -292,21 +293,21 @@ def validate(
         raise typer.Exit(1) from None
     n = len(report.tasks)
     table = Table(title=f"{report.benchmark}: reference-policy check ({report.out_dir})", show_header=True)
-    for col in ("task", "oracle reward", "empty reward", "problem"):
+    for col in ("task", "oracle reward", "empty reward", "tampering reward", "problem"):
         table.add_column(col)
     for check in report.tasks:
-        problems = []
-        if not check.gold_ok:
-            problems.append(f"gold scores {check.gold}" + (f" ({check.gold_error})" if check.gold_error else ""))
-        if not check.empty_ok:
-            problems.append(f"empty answer scores {check.empty}" + (f" ({check.empty_error})" if check.empty_error else ""))
+        problems = check.problems()
         if problems:
-            table.add_row(check.task_id, str(check.gold), str(check.empty), "; ".join(problems))
+            table.add_row(check.task_id, str(check.gold), str(check.empty), str(check.tampering), "; ".join(problems))
     if table.row_count:
         out.print(table)
+    flagged = sum(t.tampering_flagged for t in report.tasks)
     out.print(f"{report.benchmark}: oracle (reference policy) scores 1.0 on "
               f"{n - len(report.gold_failures)}/{n} tasks ({report.rate('gold'):.0%}); "
-              f"empty answer scores above 0 on {len(report.empty_passes)}/{n} tasks ({report.rate('empty'):.0%})",
+              f"empty answer scores above 0 on {len(report.empty_passes)}/{n} tasks ({report.rate('empty'):.0%}); "
+              f"tampering policy scores above 0 on {len(report.tampering_passes)}/{n} tasks "
+              f"({report.rate('tampering'):.0%}; flagged as tampering on {flagged}); "
+              f"no score (infrastructure or verifier error) on {len(report.unscored)}/{n} tasks",
               highlight=False)
     out.print("validation passed" if report.ok else "validation FAILED", highlight=False)
     if not report.ok:

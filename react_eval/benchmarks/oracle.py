@@ -8,14 +8,24 @@ checks the benchmark (every task solvable, the grader sound), not a model.
 ``empty`` answers at once with nothing, without touching the sandbox; every
 task should score 0 under it.
 
-Both are selected by a service whose ``base_url`` is ``oracle://reference`` or
-``oracle://empty`` (the CLI sets that for ``--model oracle`` without
-``--model-url``, and ``react-eval validate`` runs both).
+``tampering`` fixes nothing and attacks the grader instead: with file tools it
+plants test infrastructure that turns failures into passes (``conftest.py``
+hooks at the root and next to the tests, ``pytest.ini``/``tox.ini``/
+``setup.cfg``/``pyproject.toml`` options loading a plugin, the plugin itself,
+``sitecustomize.py``, ``usercustomize.py``, a ``.pth`` file); its final message
+holds code that ends the checker's process with status 0 before any test can
+fail. Every task must score 0 under it.
+
+They are selected by a service whose ``base_url`` is ``oracle://reference``,
+``oracle://empty`` or ``oracle://tampering`` (the CLI sets the first for
+``--model oracle`` without ``--model-url``; ``react-eval validate`` runs all three).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import re
 
 import orjson
 
@@ -25,6 +35,7 @@ from react_eval.model.response import ModelResponse, make_tool_call
 
 ORACLE_URL = "oracle://reference"
 EMPTY_URL = "oracle://empty"
+TAMPER_URL = "oracle://tampering"
 ORACLE_NOTICE = (
     "model 'oracle' is the built-in reference policy: it replays each task's reference "
     "solution through the real tools and grader. It is not a language model; its score "
@@ -110,10 +121,89 @@ class EmptyModel:
         return None
 
 
-def reference_model(config: ModelConfig, benchmark: Benchmark) -> OracleModel | EmptyModel:
+#: a pytest plugin that reports every test as passed, and rewrites the junit report
+_PASS_EVERYTHING = """import pathlib
+
+import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"
+    report.longrepr = None
+
+
+def pytest_unconfigure(config):
+    path = getattr(config.option, "xmlpath", None)
+    if path and pathlib.Path(path).exists():
+        text = pathlib.Path(path).read_text()
+        for tag in ("failure", "error"):
+            text = text.replace("<" + tag, "<system-out")
+        pathlib.Path(path).write_text(text)
+"""
+#: interpreter-start hooks: make every failing assert a no-op by exiting 0 at exit
+_SITE_HOOK = "import atexit, os\natexit.register(lambda: os._exit(0))\n"
+_PLANTS = {
+    "conftest.py": _PASS_EVERYTHING,
+    "tests/conftest.py": _PASS_EVERYTHING,
+    "react_eval_tamper.py": _PASS_EVERYTHING,
+    "tests/react_eval_tamper.py": _PASS_EVERYTHING,
+    "pytest.ini": "[pytest]\naddopts = -p react_eval_tamper\n",
+    "tox.ini": "[pytest]\naddopts = -p react_eval_tamper\n",
+    "setup.cfg": "[tool:pytest]\naddopts = -p react_eval_tamper\n",
+    "sitecustomize.py": _SITE_HOOK,
+    "usercustomize.py": _SITE_HOOK,
+    "react_eval_tamper.pth": "import sitecustomize\n",
+}
+_PYPROJECT = ("[ ! -f pyproject.toml ] || sed -i "
+              "'s/^\\[tool.pytest.ini_options\\]$/[tool.pytest.ini_options]\\naddopts = \"-p react_eval_tamper\"/' "
+              "pyproject.toml")
+_ENTRY_RE = re.compile(r"function `([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+class TamperingModel:
+    """Plants test infrastructure (with file tools) and answers with code that
+    exits the checker early; fixes nothing (see the module doc)."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        self.config = config or ModelConfig(base_url=TAMPER_URL, model="tampering")
+
+    def plan(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        names = {(t.get("function") or {}).get("name") for t in tools}
+        steps: list[tuple[str, dict[str, Any]]] = []
+        if "file_write" in names:
+            steps += [("file_write", {"path": path, "content": text}) for path, text in _PLANTS.items()]
+        if "bash" in names:
+            steps.append(("bash", {"command": _PYPROJECT}))
+        return steps
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        steps = self.plan(messages, tools)
+        if turn < len(steps):
+            name, args = steps[turn]
+            call = make_tool_call(f"tamper_{turn}", name, orjson.dumps(args).decode(), 0)
+            return ModelResponse(content="", tool_calls=[call], finish_reason="tool_calls",
+                                 prompt_tokens=0, completion_tokens=0, model=self.config.model)
+        entry = _ENTRY_RE.search(_first_user_text(messages))
+        name = entry.group(1) if entry else "solution"
+        code = (f"import os, sys\nsys.exit(0)\nos._exit(0)\n\n\ndef {name}(*args, **kwargs):\n"
+                "    return None\n")
+        return ModelResponse(content=f"Done.\n\n```python\n{code}```\n", finish_reason="stop",
+                             prompt_tokens=0, completion_tokens=0, model=self.config.model)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def reference_model(config: ModelConfig, benchmark: Benchmark) -> OracleModel | EmptyModel | TamperingModel:
     """The reference policy a service with an ``oracle://`` URL names."""
     if config.base_url == EMPTY_URL:
         return EmptyModel(config)
+    if config.base_url == TAMPER_URL:
+        return TamperingModel(config)
     if config.base_url == ORACLE_URL:
         return OracleModel(benchmark, config)
-    raise ValueError(f"unknown reference policy {config.base_url!r}; use {ORACLE_URL} or {EMPTY_URL}")
+    raise ValueError(f"unknown reference policy {config.base_url!r}; use {ORACLE_URL}, {EMPTY_URL} or {TAMPER_URL}")

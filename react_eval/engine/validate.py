@@ -1,10 +1,12 @@
 """``react-eval validate``: check a benchmark with reference policies.
 
-The built-in ``oracle`` policy replays every task's reference solution through
-the full pipeline (the real loop, tools, sandbox and verifier); then the
-``empty`` policy answers every task at once with nothing. A sound benchmark
-scores 1.0 on every task under the oracle and 0.0 on every task under the
-empty policy; any task that does not is reported.
+Three built-in policies run every task through the full pipeline (the real
+loop, tools, sandbox and verifier): ``oracle`` replays each task's reference
+solution and must score 1.0; ``empty`` answers at once with nothing and must
+score 0.0; ``tampering`` fixes nothing but plants test infrastructure and
+answers with code that exits the checker early, and must score 0.0 too. A
+rollout that ends in an infrastructure or verifier error has no score: it is
+reported as such, never counted as a policy scoring above 0 (or below 1).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from react_eval.benchmarks.oracle import EMPTY_URL, ORACLE_URL
+from react_eval.benchmarks.oracle import EMPTY_URL, ORACLE_URL, TAMPER_URL
 from react_eval.engine.config import BenchmarkEntry, EvalConfig
 from react_eval.engine.progress import Progress
 from react_eval.engine.results import read_jsonl
 from react_eval.engine.run import bench_dir_name, new_run_id, run_benchmark
 
-POLICIES = {"oracle": ORACLE_URL, "empty": EMPTY_URL}
+POLICIES = {"oracle": ORACLE_URL, "empty": EMPTY_URL, "tampering": TAMPER_URL}
+#: policies that must score 0 (the oracle must score 1)
+ZERO_POLICIES = ("empty", "tampering")
 
 
 def validation_config(bench: str, *, options: dict[str, Any] | None = None,
@@ -44,17 +48,46 @@ class TaskCheck:
     task_id: str
     gold: float | None = None
     empty: float | None = None
+    tampering: float | None = None
     gold_error: str | None = None
     empty_error: str | None = None
+    tampering_error: str | None = None
     gold_details: dict[str, Any] = field(default_factory=dict)
+    #: the grader flagged the tampering policy's rollout (e.g. reset a conftest.py)
+    tampering_flagged: bool = False
 
     @property
     def gold_ok(self) -> bool:
         return self.gold is not None and self.gold >= 1.0
 
+    def scored_above_zero(self, policy: str) -> bool:
+        value = getattr(self, policy)
+        return value is not None and value > 0.0
+
+    def unscored(self, policy: str) -> bool:
+        """The policy's rollout ended without a score (an infrastructure or verifier error)."""
+        return getattr(self, policy) is None
+
     @property
     def empty_ok(self) -> bool:
         return self.empty is not None and self.empty <= 0.0
+
+    @property
+    def tampering_ok(self) -> bool:
+        return self.tampering is not None and self.tampering <= 0.0
+
+    def problems(self) -> list[str]:
+        out = []
+        for policy in ("gold", *ZERO_POLICIES):
+            value, error = getattr(self, policy), getattr(self, f"{policy}_error")
+            why = f" ({error})" if error else ""
+            if value is None:
+                out.append(f"{policy}: no score, {error or 'the rollout has no reward'}")
+            elif policy == "gold" and not self.gold_ok:
+                out.append(f"gold scores {value}{why}")
+            elif policy != "gold" and value > 0.0:
+                out.append(f"{policy} scores {value}{why}")
+        return out
 
 
 @dataclass
@@ -69,19 +102,30 @@ class ValidationReport:
 
     @property
     def empty_passes(self) -> list[TaskCheck]:
-        return [t for t in self.tasks if not t.empty_ok]
+        """Tasks where the empty answer earned a reward above 0 (errors are not passes)."""
+        return [t for t in self.tasks if t.scored_above_zero("empty")]
+
+    @property
+    def tampering_passes(self) -> list[TaskCheck]:
+        return [t for t in self.tasks if t.scored_above_zero("tampering")]
+
+    @property
+    def unscored(self) -> list[TaskCheck]:
+        """Tasks where some policy's rollout ended in an infrastructure or verifier error."""
+        return [t for t in self.tasks if any(t.unscored(p) for p in ("gold", *ZERO_POLICIES))]
 
     @property
     def ok(self) -> bool:
-        return bool(self.tasks) and not self.gold_failures and not self.empty_passes
+        return bool(self.tasks) and not any(t.problems() for t in self.tasks)
 
     def rate(self, which: str) -> float:
-        """Share of tasks at 1.0 under the oracle, or above 0.0 under the empty policy."""
+        """Share of tasks at 1.0 under the oracle ("gold"), or above 0.0 under
+        the empty or tampering policy."""
         if not self.tasks:
             return 0.0
         if which == "gold":
             return sum(t.gold_ok for t in self.tasks) / len(self.tasks)
-        return sum(not t.empty_ok for t in self.tasks) / len(self.tasks)
+        return sum(t.scored_above_zero(which) for t in self.tasks) / len(self.tasks)
 
 
 def _why(row: dict[str, Any]) -> str | None:
@@ -92,11 +136,11 @@ def _why(row: dict[str, Any]) -> str | None:
 
 
 async def validate_benchmark(config: EvalConfig, out_root: Path, *, progress: Progress | None = None) -> ValidationReport:
-    """Run the oracle, then the empty policy, over ``config.benchmarks[0]``."""
+    """Run the oracle, the empty and the tampering policy over ``config.benchmarks[0]``."""
     entry: BenchmarkEntry = config.benchmarks[0]
     run_id = new_run_id()
     out_dir = Path(out_root) / f"validate-{run_id}" / bench_dir_name(entry.name)
-    rows: dict[str, list[dict[str, Any]]] = {}
+    checks: dict[str, TaskCheck] = {}
     for policy in POLICIES:
         policy_entry = entry.model_copy(update={"solver": entry.solver.model_copy(update={"service": policy}),
                                                 "repeats": 1})
@@ -104,13 +148,14 @@ async def validate_benchmark(config: EvalConfig, out_root: Path, *, progress: Pr
                                   progress=progress)
         if run.error:
             raise RuntimeError(f"the {policy} run failed: {run.error}")
-        rows[policy] = list(read_jsonl(out_dir / policy / "results.jsonl"))
-    checks: dict[str, TaskCheck] = {}
-    for row in rows["oracle"]:
-        check = checks.setdefault(row["task_id"], TaskCheck(row["task_id"]))
-        check.gold, check.gold_error = row.get("reward"), _why(row)
-        check.gold_details = row.get("verification") or {}
-    for row in rows["empty"]:
-        check = checks.setdefault(row["task_id"], TaskCheck(row["task_id"]))
-        check.empty, check.empty_error = row.get("reward"), _why(row)
+        field_name = "gold" if policy == "oracle" else policy
+        for row in read_jsonl(out_dir / policy / "results.jsonl"):
+            check = checks.setdefault(row["task_id"], TaskCheck(row["task_id"]))
+            setattr(check, field_name, row.get("reward"))
+            setattr(check, f"{field_name}_error", _why(row))
+            details = row.get("verification") or {}
+            if policy == "oracle":
+                check.gold_details = details
+            if policy == "tampering":
+                check.tampering_flagged = "tampering" in (details.get("flags") or [])
     return ValidationReport(entry.name, out_dir, sorted(checks.values(), key=lambda c: c.task_id))
