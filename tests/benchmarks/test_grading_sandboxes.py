@@ -164,3 +164,46 @@ async def test_environments_are_built_once_and_shared_by_parallel_checks(tmp_pat
     assert (built / envs.READY).exists() and built.parent == tmp_path / "envs"
     assert [p.name for p in (tmp_path / "envs").iterdir() if not p.name.startswith(".")] == [built.name]
     assert os.path.realpath(results[0].python) != os.path.realpath(sys.executable)
+
+
+async def test_the_job_file_is_gone_before_the_candidate_runs(tmp_path):
+    """Expected outputs travel in the job file: the worker deletes it before any
+    candidate code runs, so a candidate cannot read the answer key from it."""
+    from react_eval.benchmarks.code_exec import parse_json_result, run_check
+    from react_eval.benchmarks.humaneval import PYTHON_ENV
+
+    program = ("import os\n"
+               "assert os.path.exists('../react_eval_worker.py'), os.listdir('..')\n"  # the right directory
+               "assert not os.path.exists('../job.pkl') and not os.path.exists('job.pkl'), os.listdir('..')\n")
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path)))
+    try:
+        outcome = await run_check({"kind": "python_program", "program": program, "timeout": 10}, provider,
+                                  PYTHON_ENV, timeout=60)
+    finally:
+        await provider.aclose()
+    assert parse_json_result(outcome)["status"] == "pass", outcome.describe()
+
+
+async def test_the_rollout_sandbox_holds_no_test_patch_or_gold_patch(tmp_path):
+    from react_eval.benchmarks.swe import SweMiniBenchmark
+
+    bench = SweMiniBenchmark()
+    task = bench.tasks()[0]
+    inst = bench.instance(task.id)
+    # the hidden tests the test patch adds (by name), and the gold patch itself
+    secrets_ = [line[1:].split("(")[0].strip() for line in inst.test_patch.splitlines() if line.startswith("+def test_")]
+    assert secrets_, "the task's test patch adds no test function"
+    secrets_.append(inst.patch.strip())
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path)))
+    sandbox = await provider.create(task.sandbox, labels={})
+    try:
+        everything = []
+        for root, _dirs, files in os.walk(sandbox.workdir):
+            for name in files:
+                everything.append(Path(root, name).read_bytes().decode("utf-8", "replace"))
+        blob = "\n".join(everything)
+        leaked = [s for s in secrets_ if s in blob]
+        assert leaked == [], leaked
+    finally:
+        await sandbox.close()
+        await provider.aclose()
