@@ -66,10 +66,24 @@ def in_container_solution(entry: str, body: str, marker: str | None = None) -> s
     )
 
 
-async def watch_checker(needle: str, seen: dict[int, str], stop: anyio.Event) -> None:
-    while not stop.is_set():
-        seen.update(host_processes_with(needle))
-        await anyio.sleep(0.05)
+async def verify_watching(bench, task, answer: Answer, provider) -> tuple:
+    """Grade ``answer`` while watching the host for the checker's processes:
+    (the verification, {pid: cgroup} of every checker process seen)."""
+    seen: dict[int, str] = {}
+    stop = anyio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            seen.update(host_processes_with("react_eval_worker.py"))
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            v = await bench.verify(task, answer, env_with(provider))
+        finally:
+            stop.set()
+    return v, seen
 
 
 @pytest.mark.docker
@@ -81,13 +95,8 @@ async def test_humaneval_checks_under_docker_run_in_a_container(docker_engine, s
             "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])")
     answer = Answer(final_message=in_container_solution("has_close_elements", body, marker))
     provider = docker_provider(f"{sandbox_run_id}-he")
-    seen: dict[int, str] = {}
-    stop = anyio.Event()
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_checker, "react_eval_worker.py", seen, stop)
-            v = await bench.verify(task, answer, env_with(provider))
-            stop.set()
+        v, seen = await verify_watching(bench, task, answer, provider)
     finally:
         await provider.aclose()
     assert v.reward == 1.0, v.details  # right only where the hostname is the container's
@@ -97,12 +106,7 @@ async def test_humaneval_checks_under_docker_run_in_a_container(docker_engine, s
     assert all("docker" in cgroup for cgroup in seen.values()), seen  # every checker process was in a container
 
     # the same solution graded with no sandbox configured runs on the host: found outside any container
-    seen.clear()
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_checker, "react_eval_worker.py", seen, stop)
-        v = await bench.verify(task, answer, env_with(None))
-        stop.set()
+    v, seen = await verify_watching(bench, task, answer, None)
     assert v.reward == 0.0 and v.details["check_sandbox"] == "local:none"
     assert Path(f"/tmp/{marker}").exists()
     os.unlink(f"/tmp/{marker}")
@@ -117,13 +121,8 @@ async def test_evalplus_checks_under_docker_run_in_a_container(docker_engine, sa
     body = "    (numbers,) = args\n    return sum(numbers) / len(numbers)"
     answer = Answer(final_message=in_container_solution("mean", body))
     provider = docker_provider(f"{sandbox_run_id}-ep")
-    seen: dict[int, str] = {}
-    stop = anyio.Event()
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_checker, "react_eval_worker.py", seen, stop)
-            v = await bench.verify(task, answer, env_with(provider))
-            stop.set()
+        v, seen = await verify_watching(bench, task, answer, provider)
     finally:
         await provider.aclose()
     assert v.details["check_sandbox"] == "docker"
@@ -207,3 +206,31 @@ async def test_the_rollout_sandbox_holds_no_test_patch_or_gold_patch(tmp_path):
     finally:
         await sandbox.close()
         await provider.aclose()
+
+
+NO_PYTEST_IMAGE = "react-eval-sandbox:i15-no-pytest"
+
+
+@pytest.mark.docker
+def test_an_image_without_pytest_makes_every_swe_rollout_a_verify_error(docker_engine, tmp_path):
+    """The user's image lacks the test runner: validate reports every task as
+    unscored (verify_error naming pytest), never as a 0 or a failed gold."""
+    import subprocess
+
+    from react_eval.engine.config import validate_config
+    from react_eval.engine.validate import validate_benchmark, validation_config
+
+    build = subprocess.run(
+        ["docker", "build", "--network", "none", "-q", "-t", NO_PYTEST_IMAGE, "-"],
+        input=(f"FROM {docker_engine}\nRUN rm -rf /usr/lib/python3/dist-packages/pytest* "
+               "/usr/lib/python3/dist-packages/_pytest /usr/lib/python3/dist-packages/py.py\n"),
+        capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    data = validation_config("swe-mini", sandbox={"type": "docker", "image": NO_PYTEST_IMAGE})
+    data["benchmarks"][0]["problem_range"] = "0:1"
+    report = anyio.run(validate_benchmark, validate_config(data, source="test"), tmp_path)
+    (check,) = report.tasks
+    assert check.gold is None and check.empty is None and check.tampering is None
+    for error in (check.gold_error, check.empty_error, check.tampering_error):
+        assert error.startswith("verify_error:") and "import pytest" in error and "No module named" in error, error
+    assert report.empty_passes == [] and report.unscored == [check] and not report.ok
