@@ -62,6 +62,8 @@ RESULT_FILE = "result.out"
 STARTED_FILE = "started"
 #: how much of the worker's stderr is kept (a hostile solution may flood it)
 LOG_LIMIT = 64 * 1024
+#: largest file a check may write, in 512-byte blocks (ulimit -f): 256 MiB
+FILE_LIMIT_BLOCKS = 512 * 1024
 #: memory cap (address space) for a test program, as evalplus' default
 DEFAULT_MEMORY_LIMIT = 4 * 1024**3
 
@@ -115,9 +117,11 @@ async def run_job(
     sandbox = graded.sandbox
     await sandbox.write_file(JOB_FILE, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
     await sandbox.write_file(WORKER_FILE, _worker_source())
-    # stderr goes to a file whose tail is shown: the sandbox's output cap stays small
-    command = (f"{_quote(graded.python)} -I {WORKER_FILE} {JOB_FILE} {RESULT_FILE} {STARTED_FILE} "
-               f">/dev/null 2>worker.log; rc=$?; tail -c {LOG_LIMIT} worker.log; exit $rc")
+    # stdout is dropped; stderr goes to a file capped by a file-size limit (a flood
+    # fills no disk) whose tail is shown
+    command = (f"(ulimit -f {FILE_LIMIT_BLOCKS}; exec {_quote(graded.python)} -I {WORKER_FILE} {JOB_FILE} "
+               f"{RESULT_FILE} {STARTED_FILE} >/dev/null 2>worker.log); rc=$?; "
+               f"tail -c {LOG_LIMIT} worker.log; exit $rc")
     started_at = time.perf_counter()
     res = await sandbox.run(command, timeout=timeout)
     seconds = time.perf_counter() - started_at
