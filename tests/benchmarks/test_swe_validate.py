@@ -1,8 +1,8 @@
 """`react-eval validate` and the oracle policy, through the CLI, on the bundled suites.
 
-validate runs each task's reference solution (the oracle) and an empty answer
-through the real loop, sandbox tools and grader: swe-mini and smoke must score
-100% under the oracle and 0% under the empty answer. Run once over every
+validate runs each task's reference solution (the oracle), an empty answer and
+the tampering policy through the real loop, sandbox tools and grader: swe-mini
+and smoke must score 100% under the oracle and 0% under the other two. Run once over every
 swe-mini task with the local sandbox, and over two tasks with Docker.
 """
 
@@ -102,7 +102,7 @@ def test_validate_reports_tasks_whose_gold_fails(tmp_path: Path):
     )
     proc = subprocess.run([sys.executable, str(script), "validate", "--bench", "swe-broken", "-o",
                            str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT)
+                          cwd=ROOT, env={**os.environ, "COLUMNS": "1000"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "validation FAILED" in proc.stdout
     assert "scores 1.0 on 1/2 tasks" in proc.stdout and "above 0 on 1/2 tasks" in proc.stdout
