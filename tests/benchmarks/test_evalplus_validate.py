@@ -3,7 +3,6 @@ in every sandbox: oracle 1.0, empty and tampering 0.0, nothing unscored."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
