@@ -87,23 +87,14 @@ def patch_test_files(patch: str | None) -> list[str]:
 
 
 def _tampering(v: dict[str, Any]) -> str | None:
-    """What the grader reported resetting (``tampering`` and friends, when it records them)."""
-    for key in ("tampering", "tampering_reset", "reset_files"):
-        value = v.get(key)
-        if not value:
-            continue
-        if isinstance(value, dict):
-            files = value.get("files") or value.get("reset") or [k for k in value if k not in ("files", "reset")]
-        elif isinstance(value, (list, tuple)):
-            files = list(value)
-        elif isinstance(value, str):
-            files = [value]
-        else:
-            files = []
-        names = ", ".join(str(f) for f in files[:NAMES_SHOWN]) + (f" +{len(files) - NAMES_SHOWN} more"
-                                                                   if len(files) > NAMES_SHOWN else "")
-        return "tampering reset by the grader" + (f": {names}" if names else "")
-    return None
+    """What the grader reset before the tests (``details["tampering"]``: ``{path, action, why}`` entries)."""
+    entries = v.get("tampering")
+    if not entries or not isinstance(entries, list):
+        return None
+    files = [str(e.get("path", "?")) if isinstance(e, dict) else str(e) for e in entries]
+    names = ", ".join(files[:NAMES_SHOWN]) + (f" +{len(files) - NAMES_SHOWN} more"
+                                             if len(files) > NAMES_SHOWN else "")
+    return f"tampering reset by the grader: {names}"
 
 
 def _swe_parts(v: dict[str, Any], why: Why, passed: bool) -> None:

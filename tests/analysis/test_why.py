@@ -39,7 +39,7 @@ def test_swe_reasons():
     bad = explain({"passed": False, "verification": swe(
         error="the patch does not apply to the base commit", apply_output="error: patch failed: a.py:3\n")})
     assert bad.code == "patch_not_applied" and bad.text == "patch did not apply: error: patch failed: a.py:3"
-    reset = explain({"passed": False, "verification": swe(tampering={"files": ["conftest.py"]})})
+    reset = explain({"passed": False, "verification": swe(tampering=[{"path": "conftest.py", "action": "removed", "why": "a pytest conftest"}])})
     assert reset.code == "tampering" and reset.text == "tampering reset by the grader: conftest.py"
 
 
