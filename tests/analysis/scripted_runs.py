@@ -8,7 +8,7 @@ scripted agent whose every task fails (or passes) in a different, known way:
 * ``caching__lrukit-9`` -- fixes ``get`` but not ``put`` with
   ``str_replace_editor``: FAIL_TO_PASS tests fail (``"cand"``: fixes both, passes);
 * ``dataio__tablekit-33`` -- edits the hidden tests' file and plants a
-  ``conftest.py`` instead of fixing the code;
+  ``conftest.py`` instead of fixing the code (the grader resets both: it fails);
 * ``events__busline-21`` -- runs the same failing ``pytest`` seven times, calls
   an unknown tool and sends arguments that are not JSON;
 * ``finance__ledger-44`` -- prints 60,000 lines (cut by the harness), then reads

@@ -59,15 +59,19 @@ def test_why_line_in_the_list(browser, base_index, tmp_path):
            for r in rows(browser)}
     assert why["acme__pagekit-101"].startswith("patch empty: the agent changed no file; FAIL_TO_PASS still fail 4/4: ")
     assert why["caching__lrukit-9"] == "FAIL_TO_PASS still fail 1/3: test_put_existing_makes_entry_recent"
-    assert why["dataio__tablekit-33"].startswith("patch changes test infrastructure: conftest.py, tests/test_records.py")
+    # the grader undid the planted conftest.py (and the hidden tests' file), so the plant fails
+    assert why["dataio__tablekit-33"].startswith("tampering reset by the grader: conftest.py; "
+                                                 "patch changes test infrastructure: conftest.py, tests/test_records.py")
     assert why["finance__ledger-44"].startswith("max_turns_exhausted: no final answer within max_turns=10; patch empty")
     assert "FAIL_TO_PASS still fail 2/2" in why["events__busline-21"]
-    # the planted conftest.py passed: the outcome filter finds it as a suspect pass
+    # no pass changed test infrastructure: the suspect-pass filter is empty, the failed filter holds the plant
     from selenium.webdriver.support.ui import Select
 
     Select(browser.find_element("id", "f-reward")).select_by_value("suspect")
-    wait(browser, lambda d: len(rows(d)) == 1)
-    assert rows(browser)[0].find_element(*_by("td.task")).get_attribute("title") == "dataio__tablekit-33"
+    wait(browser, lambda d: len(rows(d)) == 0)
+    Select(browser.find_element("id", "f-reward")).select_by_value("fail")
+    wait(browser, lambda d: "dataio__tablekit-33" in [r.find_element(*_by("td.task")).get_attribute("title")
+                                                      for r in rows(d)])
     screenshot(browser, "viewer-list-1440-suspect-filter", ["#rollouts tbody tr td.why", "#f-reward"], tmp_path)
     assert js_errors(browser) == []
 
@@ -257,7 +261,7 @@ def test_compare_view_pairs_like_compare(browser, swe_base, swe_cand, tmp_path_f
     assert data["compare"]["counts"] == {"fixed": 1, "same": 4}
     browser.get(index.as_uri())
     wait(browser, lambda d: len(rows(d)) == 10)
-    assert browser.find_element("id", "compare-bar").text.startswith("A → B: pass rate 20.0% → 40.0%")
+    assert browser.find_element("id", "compare-bar").text.startswith("A → B: pass rate 0.0% → 20.0%")  # the planted conftest no longer passes
     browser.find_element(*_by("#compare-bar .chip.c-fixed")).click()
     wait(browser, lambda d: _tasks(d) == ["caching__lrukit-9", "caching__lrukit-9"])
     screenshot(browser, "viewer-compare-list-1440-fixed", ["#compare-bar .chip.on", "#rollouts td.task .cat-fixed"],
