@@ -11,7 +11,7 @@ After the loop the agent's change is captured as a git patch against the base
 (see :mod:`react_eval.benchmarks.patches` for the contract), and graded in a
 FRESH sandbox built from the same base by the run's provider:
 
-1. apply the patch (``git apply``, else ``patch --fuzz=3``; the method is kept);
+1. apply the patch (as the official SWE-bench harness does: ``git apply``, ``--3way``, ``--reject``, then ``patch --fuzz=5``; the method is kept);
 2. put every file the test patch touches back to the base (``git checkout base
    -- FILES``, and delete files it creates), so edits the agent made to the
    tests count for nothing, then apply the test patch;
@@ -47,6 +47,7 @@ from react_eval.benchmarks.base import (
     RolloutEnv,
     Verification,
 )
+from react_eval.benchmarks.grading_log import MAX_LOG_BYTES, run_logged
 from react_eval.benchmarks.patches import (
     BASE_REF,
     GIT,
@@ -61,7 +62,7 @@ from react_eval.benchmarks.patches import (
     setup_command,
     test_files,
 )
-from react_eval.sandboxes.base import Sandbox
+from react_eval.sandboxes.base import FileTooLargeError, Sandbox
 from react_eval.types import SandboxError, SandboxSpec, Task, VerifyError
 
 SWE_SYSTEM_PROMPT = (
@@ -148,9 +149,11 @@ class SweBenchmark(Benchmark):
     default_system_prompt = SWE_SYSTEM_PROMPT
     #: where the repository is inside the sandbox ("." = the workdir)
     repo: str = "."
+    #: the most bytes of test output (or junit report) a grade reads; more is a verify_error
+    max_log_bytes: int = MAX_LOG_BYTES
 
     def __init__(self, *, python: str = "python3", env_setup: str | None = None, test_timeout: float = 900.0,
-                 max_patch_bytes: int = 8 << 20, fuzz: int = 3):
+                 max_patch_bytes: int = 8 << 20, fuzz: int = 5):
         self.python = python
         #: shell commands run before the tests, e.g. activating a virtualenv
         self.env_setup = env_setup
@@ -295,7 +298,8 @@ class SweBenchmark(Benchmark):
             raise VerifyError(f"{inst.instance_id} lists no FAIL_TO_PASS or PASS_TO_PASS tests")
         junit = f"{SCRATCH}/junit.xml"
         await sandbox.run(self._in_repo(f"rm -f {junit}"), timeout=30)
-        r = await sandbox.run(self._in_repo(self.test_command(test_files(ids), junit)), timeout=self.test_timeout)
+        r = await run_logged(sandbox, self._in_repo(self.test_command(test_files(ids), junit)), repo=self.repo,
+                             timeout=self.test_timeout, max_bytes=self.max_log_bytes)
         details["test_exit_code"] = r.exit_code
         details["test_output"] = r.output[-4000:]
         if r.timed_out:
@@ -303,8 +307,11 @@ class SweBenchmark(Benchmark):
             details["tests"] = {t: "missing" for t in ids}
             return self._score(inst, details)
         try:
-            xml = await sandbox.read_file(repo_path(self.repo, junit))
+            xml = await sandbox.read_file(repo_path(self.repo, junit), max_bytes=self.max_log_bytes)
             junit_outcomes = parse_junit(xml)
+        except FileTooLargeError as exc:
+            raise VerifyError(f"the junit report is {exc.size} bytes, over the {exc.limit}-byte cap "
+                              "(the max_log_bytes option)") from None
         except FileNotFoundError:
             details["error"] = "pytest wrote no junit report (it could not start, or the run was tampered with)"
             junit_outcomes = {}
@@ -322,12 +329,15 @@ class SweBenchmark(Benchmark):
 
     @staticmethod
     def _score(inst: SweInstance, details: dict[str, Any]) -> Verification:
+        """Resolved when every FAIL_TO_PASS test passed and every PASS_TO_PASS test
+        was maintained, as swebench (5.x) grades: an xfailed test counts as
+        passed, a skipped one as maintained but never as a fix."""
         tests = details["tests"]
         f2p = {t: tests.get(t, "missing") for t in inst.FAIL_TO_PASS}
         p2p = {t: tests.get(t, "missing") for t in inst.PASS_TO_PASS}
-        details["fail_to_pass"] = _split(f2p)
-        details["pass_to_pass"] = _split(p2p)
-        resolved = all(o == "passed" for o in f2p.values()) and all(o == "passed" for o in p2p.values())
+        details["fail_to_pass"] = _split(f2p, FIXED)
+        details["pass_to_pass"] = _split(p2p, MAINTAINED)
+        resolved = not details["fail_to_pass"]["failed"] and not details["pass_to_pass"]["failed"]
         details["resolved"] = resolved
         return Verification(reward=1.0 if resolved else 0.0, details=details)
 
@@ -352,10 +362,16 @@ class SweBenchmark(Benchmark):
         )
 
 
-def _split(outcomes: dict[str, str]) -> dict[str, list[str]]:
+#: outcomes that count for a FAIL_TO_PASS test, and for a PASS_TO_PASS test
+#: (swebench's test_passed and test_maintained)
+FIXED = frozenset({"passed", "xfailed"})
+MAINTAINED = frozenset({"passed", "xfailed", "skipped"})
+
+
+def _split(outcomes: dict[str, str], good: frozenset[str]) -> dict[str, list[str]]:
     return {
-        "passed": [t for t, o in outcomes.items() if o == "passed"],
-        "failed": [t for t, o in outcomes.items() if o != "passed"],
+        "passed": [t for t, o in outcomes.items() if o in good],
+        "failed": [t for t, o in outcomes.items() if o not in good],
     }
 
 

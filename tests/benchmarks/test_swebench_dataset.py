@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from react_eval.benchmarks.base import PreflightError
 from react_eval.benchmarks.patches import reset_command, setup_command
 from react_eval.benchmarks.swe import SweInstance, SweMiniBenchmark, load_instances
 from react_eval.benchmarks.swebench_dataset import (
@@ -89,9 +90,13 @@ def test_dataset_is_required_and_grading_checked(tmp_path):
 
 @pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed: the missing-package message cannot show")
 def test_missing_swebench_package_says_how_to_install():
-    with pytest.raises(RuntimeError) as info:
-        SWEbenchBenchmark(str(FIXTURE)).tasks()
+    bench = SWEbenchBenchmark(str(FIXTURE))
+    tasks = bench.tasks()  # listing the tasks needs no grader
+    with pytest.raises(PreflightError) as info:
+        bench.preflight(tasks)
     assert str(info.value) == MISSING_SWEBENCH and "react-eval[swebench]" in MISSING_SWEBENCH
+    assert "grading=junit" in MISSING_SWEBENCH
+    SWEbenchBenchmark(str(FIXTURE), grading="junit").preflight(tasks)  # junit grading needs no swebench
 
 
 def test_list_shows_the_swe_benchmarks():
