@@ -3,24 +3,33 @@
 ``--bench swebench --dataset FILE`` reads a SWE-bench JSONL (or JSON array) file
 with the official field names (instance_id, repo, base_commit, problem_statement,
 patch, test_patch, FAIL_TO_PASS, PASS_TO_PASS, version, ...). Each instance runs
-in its own pre-built evaluation image, named by ``image_template``; the default
-follows SWE-bench's instance image naming, ``swebench/sweb.eval.{arch}.{id}:latest``
-where ``{id}`` is the lower-cased instance id with ``__`` written ``_1776_``
-(e.g. ``swebench/sweb.eval.x86_64.django_1776_django-11099:latest``). A row that
-carries its own ``image`` field (current SWE-bench releases) uses it unless a
-template is given. The repository is at ``/testbed`` in those images
-(``repo_path``); its HEAD at setup is tagged ``react-eval-base`` and the agent's
-patch is captured against it.
+in its own pre-built evaluation image. A row that carries its own ``image``
+field (current SWE-bench releases) uses it; otherwise the name follows
+SWE-bench's convention, ``{namespace}/sweb.eval.{arch}.{id}:latest`` where
+``{id}`` is the lower-cased instance id with ``__`` written ``_1776_``. The
+namespace depends on the dataset (``dataset_kind``, guessed from the file name:
+``swebench`` for full/Lite/Verified/Multilingual/Multimodal, ``starryzhang`` for
+SWE-bench Live) and can be set (``image_namespace``); ``image_template`` names
+images outright. Those images are x86_64 only: an arm64 host gets the x86_64
+names (run under emulation, with a warning) unless ``arch`` is set. The
+repository is at ``/testbed`` (``repo_path``); its HEAD at setup is tagged
+``react-eval-base`` and the agent's patch is captured against it.
 
 Grading (``grading``):
 
-* ``swebench`` (default): the ``swebench`` package's own test spec (eval script)
-  and log parser decide, in a fresh sandbox with the model patch applied
-  (``pip install 'react-eval[swebench]'``; imported lazily). swebench >= 5 builds
-  specs from rows that carry ``eval_script``/``log_parser``/``eval_type``; older
-  releases build them from the repo/version tables.
+* ``swebench`` (default): the installed ``swebench`` package's own eval script
+  and log parser decide (``pip install 'react-eval[swebench]'``), in a fresh
+  sandbox with the model patch applied as the official harness applies it.
+  swebench 5 grades rows that carry ``eval_script``/``log_parser``/``eval_type``
+  (the current dataset form); swebench 4 grades classic rows from its tables,
+  offline (see :mod:`react_eval.benchmarks.swebench_harness`). Before the first
+  rollout every selected row is checked (:meth:`SWEbenchBenchmark.preflight`);
+  a row that cannot be graded stops the run with one message saying what to do.
+  The test output goes to a file in the sandbox and is read back whole (up to
+  ``max_log_bytes``, 64 MiB); a log that cannot be read whole is a verify_error.
 * ``junit``: react-eval's own pytest junit grading (pytest repositories only),
-  with ``env_setup`` activating the image's environment.
+  with ``env_setup`` activating the image's environment; skips and xfails count
+  as swebench counts them.
 
 ``--export-predictions PATH`` on ``react-eval run`` writes the captured patches as
 SWE-bench predictions for the official harness.

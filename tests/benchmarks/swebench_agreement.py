@@ -37,6 +37,11 @@ from tests.benchmarks.fixtures.swebench_logs import BAD_PATCH, DIALECTS, GOOD_PA
 TIMEOUT = 4.0
 
 
+def docker_case(parser: str, scenario: str) -> bool:
+    """What also runs in Docker (the log path there; every case runs locally)."""
+    return parser in ("django", "pytest") and (scenario.startswith("big") or scenario in ("gold", "timeout"))
+
+
 def official_spec(harness_generation: int, data: dict[str, Any], image: str) -> Any:
     if harness_generation >= 5:
         from swebench.harness.utils import make_test_spec
@@ -123,8 +128,8 @@ async def main(sandbox_kind: str, out: Path, run_id: str) -> None:
             ours = bench._spec(inst)
             theirs = official_spec(harness.generation, data, bench.image(inst))
             for scenario in SCENARIOS:
-                if sandbox_kind == "docker" and not scenario.big and scenario.name not in ("gold", "timeout"):
-                    continue  # Docker: the log path; every scenario runs in the local sandbox
+                if sandbox_kind == "docker" and not docker_case(dialect.name, scenario.name):
+                    continue
                 log = make_log(dialect, scenario, harness.generation)
                 case = {"generation": harness.generation, "swebench": swebench.__version__, "parser": dialect.name,
                         "scenario": scenario.name, "sandbox": sandbox_kind, "log_bytes": len(log.encode()),
@@ -137,9 +142,35 @@ async def main(sandbox_kind: str, out: Path, run_id: str) -> None:
                 except Exception:  # noqa: BLE001 - reported per case
                     case["crash"] = traceback.format_exc()
                 rows.append(case)
+        rows.append(preflight_checks(harness.generation, work))
     finally:
         await provider.aclose()
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def preflight_checks(generation: int, work: Path) -> dict[str, Any]:
+    """What the pre-flight says about rows this swebench can and cannot grade."""
+    from react_eval.benchmarks.base import PreflightError
+
+    def message(rows: list[dict[str, Any]], name: str) -> str | None:
+        dataset = work / name
+        dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        bench = SWEbenchBenchmark(str(dataset))
+        try:
+            bench.preflight(bench.tasks())
+        except PreflightError as exc:
+            return str(exc)
+        return None
+
+    django = DIALECTS["django"]
+    good = [row(d, current=generation >= 5) for d in DIALECTS.values()]
+    if generation >= 5:
+        bad = {**row(django, current=False), "instance_id": "django__django-90002"}  # classic: no eval_script
+    else:
+        bad = row(dataclasses.replace(django, repo="starryzhang/unknown-repo"), current=True)  # not in 4.x's tables
+    bad = [bad]
+    return {"scenario": "preflight", "generation": generation, "gradable": message(good, "good.jsonl"),
+            "ungradable": message(good + bad, "bad.jsonl")}
 
 
 if __name__ == "__main__":

@@ -99,6 +99,18 @@ def test_missing_swebench_package_says_how_to_install():
     SWEbenchBenchmark(str(FIXTURE), grading="junit").preflight(tasks)  # junit grading needs no swebench
 
 
+@pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed: the missing-package message cannot show")
+def test_a_run_without_swebench_stops_before_any_rollout(tmp_path, scripted_server):
+    srv = scripted_server([], strict=False)
+    proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "run", "--bench", "swebench", "--dataset",
+                           str(FIXTURE), "--model-url", srv.base_url, "--model", "m", "-o", str(tmp_path / "out"),
+                           "--no-progress"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "400"})
+    assert proc.returncode == 1
+    assert MISSING_SWEBENCH in " ".join((proc.stdout + proc.stderr).split())
+    assert srv.requests == []
+
+
 def test_list_shows_the_swe_benchmarks():
     proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "list"], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "COLUMNS": "200"})
