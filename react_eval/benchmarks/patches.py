@@ -203,8 +203,10 @@ APPLY_COMMANDS: dict[str, str] = {
 APPLY_CHAIN_V4 = ("git_apply", "git_apply_reject", "patch_fuzz")
 #: swebench 5.x adds git apply --3way second (and accepts a patch already applied)
 APPLY_CHAIN_V5 = ("git_apply", "git_apply_3way", "git_apply_reject", "patch_fuzz")
-#: what a failed attempt may leave behind (``--reject`` applies part of a patch) is undone
-_CLEAN_TREE = f"{GIT} checkout -- . ; {GIT} clean -fdq"
+#: what a failed attempt may leave behind (``--reject`` applies part of a patch,
+#: ``--3way`` leaves conflicts in the index) is undone; swebench runs ``git checkout
+#: -- . ; git clean -fd``, which an unmerged index entry makes fail
+_CLEAN_TREE = f"{GIT} reset -q --hard HEAD ; {GIT} clean -fdq"
 
 
 async def apply_patch(

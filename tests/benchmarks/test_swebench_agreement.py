@@ -71,7 +71,8 @@ def _check(case: dict) -> None:
         assert ours["apply_method"] is None
     else:
         assert ours["apply_method"] == "git_apply"
-        assert ours["log_bytes"] == case["log_bytes"]  # every byte of the log was graded
+        # every byte of the log was graded (plus the stand-in eval script's own `set -x` trace)
+        assert 0 < ours["log_bytes"] - case["log_bytes"] < 64, (ours["log_bytes"], case["log_bytes"])
     if case["scenario"].startswith("big"):  # more than a sandbox's 1 MiB output cap
         assert case["log_bytes"] > MIB
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from react_eval.benchmarks.grading_log import log_path, run_logged
-from react_eval.benchmarks.patches import setup_command
+from react_eval.benchmarks.patches import APPLY_CHAIN_V4, APPLY_CHAIN_V5, apply_patch, setup_command
 from react_eval.benchmarks.swe import SweInstance
 from react_eval.benchmarks.swebench_dataset import SWEbenchBenchmark, guess_dataset_kind, image_name
 from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
@@ -195,3 +195,42 @@ def test_arm64_hosts_get_images_that_exist(tmp_path, monkeypatch, caplog):
     native = SWEbenchBenchmark(str(rows), grading="junit", arch="arm64", image_namespace="me")  # own arm64 builds
     assert native.tasks()[0].sandbox.image == "me/sweb.eval.arm64.django_1776_django-11099:latest"
     assert native.platform_note is None
+
+
+# ---------------------------------------------------------------- patch application
+
+
+@pytest.mark.anyio
+async def test_patches_apply_through_the_official_chain_and_record_the_method(local):
+    """A patch made against an older blob: swebench 5's chain merges it with
+    --3way, swebench 4's (no --3way) needs patch --fuzz; a patch already in the
+    tree counts as applied on 5 only; a failed chain leaves the tree clean."""
+    lines = "".join(f"line {i}\n" for i in range(1, 31))
+    sandbox = await local.create(SandboxSpec(files={"f.py": lines}, setup=setup_command(".", init=True)), labels={})
+    try:
+        r = await sandbox.run("sed -i 's/^line 10$/line TEN/' f.py && git diff --full-index > ../p.patch && "
+                              "git checkout -q f.py && sed -i 's/^line 8$/line EIGHT/' f.py && "
+                              "git -c user.name=t -c user.email=t@t commit -qam moved && cat ../p.patch", timeout=60)
+        patch = r.output
+        assert "+line TEN" in patch and r.exit_code == 0
+        v5 = await apply_patch(sandbox, patch, chain=APPLY_CHAIN_V5)
+        assert v5.method == "git_apply_3way", v5.output
+        assert (await sandbox.read_file("f.py")).decode().count("line TEN") == 1
+        # without blob ids nothing can re-apply it, and patch --forward refuses a reversed one
+        in_tree = (await sandbox.run("git -c user.name=t -c user.email=t@t commit -qam ten && git diff HEAD~1",
+                                     timeout=30)).output
+        plain = "".join(line + "\n" for line in in_tree.splitlines() if not line.startswith("index "))
+        assert (await apply_patch(sandbox, plain, chain=APPLY_CHAIN_V5)).method == "already_applied"
+        assert (await apply_patch(sandbox, plain, chain=APPLY_CHAIN_V4)).method is None  # 4.x has no such check
+        await sandbox.run("git reset -q --hard HEAD~1 && git clean -fdq", timeout=30)
+        v4 = await apply_patch(sandbox, patch, chain=APPLY_CHAIN_V4)
+        assert v4.method == "patch_fuzz", v4.output
+        assert [line.split(" ")[1:3] for line in v4.output.splitlines() if line.startswith("$ ")] == [
+            ["git", "apply"], ["git", "apply"], ["patch", "--batch"]]
+        await sandbox.run("git reset -q --hard && git clean -fdq", timeout=30)
+        bad = await apply_patch(sandbox, patch.replace("line 11", "line eleven"), chain=APPLY_CHAIN_V5, fuzz=0)
+        assert bad.method is None and bad.output.count("$ ") == 4
+        status = await sandbox.run("git status --porcelain", timeout=30)
+        assert status.output.strip() == ""  # no .rej, no partial hunk left
+    finally:
+        await sandbox.close()
