@@ -11,7 +11,8 @@ After the loop the agent's change is captured as a git patch against the base
 (see :mod:`react_eval.benchmarks.patches` for the contract), and graded in a
 FRESH sandbox built from the same base by the run's provider:
 
-1. apply the patch (as the official SWE-bench harness does: ``git apply``, ``--3way``, ``--reject``, then ``patch --fuzz=5``; the method is kept);
+1. apply the patch as the official SWE-bench harness does (``git apply``,
+   ``--3way``, ``--reject``, then ``patch --fuzz=5``; the method is kept);
 2. put every file the test patch touches back to the base (``git checkout base
    -- FILES``, and delete files it creates), so edits the agent made to the
    tests count for nothing, then apply the test patch;
