@@ -219,3 +219,24 @@ async def test_swebench_harness_grading(tmp_path, provider):
     assert bad.reward == 0.0 and bad.details["swebench_report"]["resolved"] is False
     assert sorted(bad.details["fail_to_pass"]["failed"]) == sorted(source.FAIL_TO_PASS)
     assert bad.details["pass_to_pass"]["failed"] == []
+
+
+@pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed here: the test above ran in this interpreter")
+@pytest.mark.parametrize("release", ["4.1.0", "5.0.2"])
+def test_swebench_harness_grading_with_each_release(release):
+    """The test above, in a cached venv holding swebench ``release`` (see
+    tests/support/swebench_venvs.py), so it runs whether or not this interpreter
+    has the extra. swebench 4 builds no spec for this made-up repository, so
+    there the row is refused with the reason, as the pre-flight would."""
+    from tests.benchmarks.test_swebench_agreement import _venv
+
+    python = _venv(release)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{__file__}::test_swebench_harness_grading"], cwd=repo, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PYTHONPATH": str(repo)})
+    if release.startswith("5"):
+        assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    else:
+        assert proc.returncode == 1 and "tables have no repository entry for caching/lrukit" in proc.stdout, (
+            proc.stdout[-3000:])
