@@ -9,6 +9,7 @@ from typing import Any, Optional
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from react_eval.engine.config import ConfigError, EvalConfig, apply_override, read_config_data, validate_config
@@ -176,7 +177,7 @@ def run(
     for bench_run in runs:
         if bench_run.error:
             failed = True
-            console.print(f"[red]{bench_run.name} failed:[/red] {bench_run.error}", highlight=False)
+            console.print(f"[red]{bench_run.name} failed:[/red] {escape(bench_run.error)}", highlight=False)
             continue
         _print_summary(bench_run.name, bench_run.summary, bench_run.out_dir)
     if reference:

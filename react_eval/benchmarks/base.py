@@ -92,6 +92,11 @@ class CheckSlots:
         self._slots.release()
 
 
+class PreflightError(ValueError):
+    """The selected tasks cannot be run or graded as configured; raised before
+    any rollout, with a message saying what to do."""
+
+
 class Benchmark:
     """Base class: subclasses provide tasks and verify answers.
 
@@ -107,6 +112,10 @@ class Benchmark:
 
     def tasks(self) -> list[Task]:
         raise NotImplementedError
+
+    def preflight(self, tasks: list[Task]) -> None:
+        """Check, before the first rollout, that ``tasks`` (the selected ones) can
+        be run and graded; raise :class:`PreflightError` saying what to do."""
 
     def tool_sources(self) -> list[ToolSource]:
         """Tool sources this benchmark brings itself (e.g. the Gym server of a

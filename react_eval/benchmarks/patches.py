@@ -15,9 +15,10 @@ between do not matter: the diff is index-against-base. A patch that is not
 valid UTF-8 (a latin-1 source file, say) is captured again with every file
 marked binary, so the artifact is always text.
 
-Apply (in a fresh sandbox built from the same base): ``git apply`` first; if
-that fails, ``patch -p1 --fuzz=3`` (dry run first, so a failed attempt leaves
-the tree untouched); the method that worked is recorded.
+Apply (in a fresh sandbox built from the same base): as the official SWE-bench
+harness does, ``git apply --verbose``, then ``--3way`` (swebench 5), ``--reject``,
+then ``patch --batch --forward --fuzz=5 -p1``, the tree cleaned between attempts;
+the method that worked is recorded.
 
 Patch content never passes through a shell command line: it is written with
 ``Sandbox.write_file`` and applied as ``git apply FILE``. Scratch files live in
@@ -64,7 +65,7 @@ _DIFF_FLAGS = (
     "--src-prefix=a/ --dst-prefix=b/"
 )
 
-ApplyMethod = Literal["empty", "git_apply", "patch_fuzz"]
+ApplyMethod = Literal["empty", "git_apply", "git_apply_3way", "git_apply_reject", "patch_fuzz", "already_applied"]
 
 
 def _excludes() -> str:
@@ -189,23 +190,51 @@ async def write_scratch(sandbox: Sandbox, repo: str, name: str, content: str | b
     return f"{SCRATCH}/{name}"
 
 
+#: the official harness's ways to apply a prediction (``GIT_APPLY_CMDS`` of
+#: swebench's run_evaluation.py); each is tried on a clean tree, in a chain's order
+APPLY_COMMANDS: dict[str, str] = {
+    "git_apply": f"{GIT} apply --verbose",
+    "git_apply_3way": f"{GIT} apply --verbose --3way",
+    "git_apply_reject": f"{GIT} apply --verbose --reject",
+    # as swebench runs it, but leaving no .orig backup in the tree for the tests to trip on
+    "patch_fuzz": "patch --batch --forward --no-backup-if-mismatch --fuzz={fuzz} -p1 -i",
+}
+#: swebench 4.x: git apply, git apply --reject, patch --fuzz=5
+APPLY_CHAIN_V4 = ("git_apply", "git_apply_reject", "patch_fuzz")
+#: swebench 5.x adds git apply --3way second (and accepts a patch already applied)
+APPLY_CHAIN_V5 = ("git_apply", "git_apply_3way", "git_apply_reject", "patch_fuzz")
+#: what a failed attempt may leave behind (``--reject`` applies part of a patch,
+#: ``--3way`` leaves conflicts in the index) is undone; swebench runs ``git checkout
+#: -- . ; git clean -fd``, which an unmerged index entry makes fail
+_CLEAN_TREE = f"{GIT} reset -q --hard HEAD ; {GIT} clean -fdq"
+
+
 async def apply_patch(
-    sandbox: Sandbox, patch: str, repo: str = ".", *, name: str = "model.patch", fuzz: int = 3,
-    timeout: float = 120.0,
+    sandbox: Sandbox, patch: str, repo: str = ".", *, name: str = "model.patch", fuzz: int = 5,
+    timeout: float = 120.0, chain: tuple[str, ...] = APPLY_CHAIN_V5,
 ) -> ApplyResult:
-    """Apply ``patch`` to the repository: ``git apply``, else ``patch --fuzz``."""
+    """Apply ``patch`` the way the official SWE-bench harness does: each method of
+    ``chain`` in turn (the tree cleaned before every retry) until one exits 0; when
+    all fail, a patch that is already in the tree (``git apply --check --reverse``)
+    counts as applied. The method that worked is :attr:`ApplyResult.method`."""
     if not patch.strip():
         return ApplyResult("empty", "the patch is empty")
     rel = await write_scratch(sandbox, repo, name, patch)
-    git = await sandbox.run(_in_repo(repo, f"{GIT} apply --verbose --whitespace=nowarn {rel}"), timeout=timeout)
-    if git.exit_code == 0 and not git.timed_out:
-        return ApplyResult("git_apply", git.output)
-    base = f"patch --batch --forward --no-backup-if-mismatch --reject-file=- -p1 --fuzz={int(fuzz)} -i {rel}"
-    fuzzy = await sandbox.run(_in_repo(repo, f"{base} --dry-run && {base}"), timeout=timeout)
-    log = f"$ git apply\n{git.output.rstrip()}\n$ patch --fuzz={fuzz}\n{fuzzy.output.rstrip()}\n"
-    if fuzzy.exit_code == 0 and not fuzzy.timed_out:
-        return ApplyResult("patch_fuzz", log)
-    return ApplyResult(None, log)
+    log = []
+    for attempt, method in enumerate(chain):
+        command = APPLY_COMMANDS[method].format(fuzz=int(fuzz))
+        if attempt:
+            await sandbox.run(_in_repo(repo, _CLEAN_TREE), timeout=timeout)
+        r = await sandbox.run(_in_repo(repo, f"{command} {rel}"), timeout=timeout)
+        log.append(f"$ {command.replace(GIT, 'git')} {rel}\n{r.output.rstrip()}\n")
+        if r.exit_code == 0 and not r.timed_out:
+            return ApplyResult(method, "".join(log))  # type: ignore[arg-type]
+    if "git_apply_3way" in chain:  # swebench 5: the chain can leave a patch applied yet exit non-zero
+        check = await sandbox.run(_in_repo(repo, f"{GIT} apply --check --reverse {rel}"), timeout=timeout)
+        if check.exit_code == 0 and not check.timed_out:
+            return ApplyResult("already_applied", "".join(log))
+    await sandbox.run(_in_repo(repo, _CLEAN_TREE), timeout=timeout)
+    return ApplyResult(None, "".join(log))
 
 
 def _status(r: ExecResult) -> str:

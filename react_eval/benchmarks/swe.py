@@ -11,7 +11,8 @@ After the loop the agent's change is captured as a git patch against the base
 (see :mod:`react_eval.benchmarks.patches` for the contract), and graded in a
 FRESH sandbox built from the same base by the run's provider:
 
-1. apply the patch (``git apply``, else ``patch --fuzz=3``; the method is kept);
+1. apply the patch as the official SWE-bench harness does (``git apply``,
+   ``--3way``, ``--reject``, then ``patch --fuzz=5``; the method is kept);
 2. put back (or remove) every test-infrastructure file the agent added or
    changed (conftest.py, pytest/tox config, sitecustomize, .pth, files next
    to the tests; see :mod:`react_eval.benchmarks.swe_integrity`), recording
@@ -53,6 +54,7 @@ from react_eval.benchmarks.base import (
     RolloutEnv,
     Verification,
 )
+from react_eval.benchmarks.grading_log import MAX_LOG_BYTES, run_logged
 from react_eval.benchmarks.patches import (
     BASE_REF,
     GIT,
@@ -167,9 +169,11 @@ class SweBenchmark(Benchmark):
     grading_env: EnvSpec | None = None
     #: let pytest load plugins from installed entry points (a task image's own)
     autoload_plugins: bool = False
+    #: the most bytes of test output (or junit report) a grade reads; more is a verify_error
+    max_log_bytes: int = MAX_LOG_BYTES
 
     def __init__(self, *, python: str = "python3", env_setup: str | None = None, test_timeout: float = 900.0,
-                 max_patch_bytes: int = 8 << 20, fuzz: int = 3):
+                 max_patch_bytes: int = 8 << 20, fuzz: int = 5):
         self.python = python
         #: shell commands run before the tests, e.g. activating a virtualenv
         self.env_setup = env_setup
@@ -319,7 +323,9 @@ class SweBenchmark(Benchmark):
             raise VerifyError(f"{inst.instance_id} lists no FAIL_TO_PASS or PASS_TO_PASS tests")
         python = sandbox.python if isinstance(sandbox, GradingSandbox) else None
         run = self.test_command(test_files(ids), python)
-        r = await sandbox.run(self._in_repo(run.command), timeout=self.test_timeout)
+        # the report comes back through a log file read whole, never a capped exec buffer
+        r = await run_logged(sandbox, self._in_repo(run.command), repo=self.repo,
+                             timeout=self.test_timeout, max_bytes=self.max_log_bytes)
         if r.timed_out:
             details["test_exit_code"] = None
             details["test_output"] = r.output[-4000:]
@@ -351,12 +357,15 @@ class SweBenchmark(Benchmark):
 
     @staticmethod
     def _score(inst: SweInstance, details: dict[str, Any]) -> Verification:
+        """Resolved when every FAIL_TO_PASS test passed and every PASS_TO_PASS test
+        was maintained, as swebench (5.x) grades: an xfailed test counts as
+        passed, a skipped one as maintained but never as a fix."""
         tests = details["tests"]
         f2p = {t: tests.get(t, "missing") for t in inst.FAIL_TO_PASS}
         p2p = {t: tests.get(t, "missing") for t in inst.PASS_TO_PASS}
-        details["fail_to_pass"] = _split(f2p)
-        details["pass_to_pass"] = _split(p2p)
-        resolved = all(o == "passed" for o in f2p.values()) and all(o == "passed" for o in p2p.values())
+        details["fail_to_pass"] = _split(f2p, FIXED)
+        details["pass_to_pass"] = _split(p2p, MAINTAINED)
+        resolved = not details["fail_to_pass"]["failed"] and not details["pass_to_pass"]["failed"]
         details["resolved"] = resolved
         return Verification(reward=1.0 if resolved else 0.0, details=details)
 
@@ -381,10 +390,16 @@ class SweBenchmark(Benchmark):
         )
 
 
-def _split(outcomes: dict[str, str]) -> dict[str, list[str]]:
+#: outcomes that count for a FAIL_TO_PASS test, and for a PASS_TO_PASS test
+#: (swebench's test_passed and test_maintained)
+FIXED = frozenset({"passed", "xfailed"})
+MAINTAINED = frozenset({"passed", "xfailed", "skipped"})
+
+
+def _split(outcomes: dict[str, str], good: frozenset[str]) -> dict[str, list[str]]:
     return {
-        "passed": [t for t, o in outcomes.items() if o == "passed"],
-        "failed": [t for t, o in outcomes.items() if o != "passed"],
+        "passed": [t for t, o in outcomes.items() if o in good],
+        "failed": [t for t, o in outcomes.items() if o not in good],
     }
 
 

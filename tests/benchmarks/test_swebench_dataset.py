@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from react_eval.benchmarks.base import PreflightError
 from react_eval.benchmarks.patches import reset_command, setup_command
 from react_eval.benchmarks.swe import SweInstance, SweMiniBenchmark, load_instances
 from react_eval.benchmarks.swebench_dataset import (
@@ -89,9 +90,25 @@ def test_dataset_is_required_and_grading_checked(tmp_path):
 
 @pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed: the missing-package message cannot show")
 def test_missing_swebench_package_says_how_to_install():
-    with pytest.raises(RuntimeError) as info:
-        SWEbenchBenchmark(str(FIXTURE)).tasks()
+    bench = SWEbenchBenchmark(str(FIXTURE))
+    tasks = bench.tasks()  # listing the tasks needs no grader
+    with pytest.raises(PreflightError) as info:
+        bench.preflight(tasks)
     assert str(info.value) == MISSING_SWEBENCH and "react-eval[swebench]" in MISSING_SWEBENCH
+    assert "grading=junit" in MISSING_SWEBENCH
+    SWEbenchBenchmark(str(FIXTURE), grading="junit").preflight(tasks)  # junit grading needs no swebench
+
+
+@pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed: the missing-package message cannot show")
+def test_a_run_without_swebench_stops_before_any_rollout(tmp_path, scripted_server):
+    srv = scripted_server([], strict=False)
+    proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "run", "--bench", "swebench", "--dataset",
+                           str(FIXTURE), "--model-url", srv.base_url, "--model", "m", "-o", str(tmp_path / "out"),
+                           "--no-progress"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "400"})
+    assert proc.returncode == 1
+    assert MISSING_SWEBENCH in " ".join((proc.stdout + proc.stderr).split())
+    assert srv.requests == []
 
 
 def test_list_shows_the_swe_benchmarks():
@@ -202,3 +219,24 @@ async def test_swebench_harness_grading(tmp_path, provider):
     assert bad.reward == 0.0 and bad.details["swebench_report"]["resolved"] is False
     assert sorted(bad.details["fail_to_pass"]["failed"]) == sorted(source.FAIL_TO_PASS)
     assert bad.details["pass_to_pass"]["failed"] == []
+
+
+@pytest.mark.skipif(HAVE_SWEBENCH, reason="swebench is installed here: the test above ran in this interpreter")
+@pytest.mark.parametrize("release", ["4.1.0", "5.0.2"])
+def test_swebench_harness_grading_with_each_release(release):
+    """The test above, in a cached venv holding swebench ``release`` (see
+    tests/support/swebench_venvs.py), so it runs whether or not this interpreter
+    has the extra. swebench 4 builds no spec for this made-up repository, so
+    there the row is refused with the reason, as the pre-flight would."""
+    from tests.benchmarks.test_swebench_agreement import _venv
+
+    python = _venv(release)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{__file__}::test_swebench_harness_grading"], cwd=repo, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PYTHONPATH": str(repo)})
+    if release.startswith("5"):
+        assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    else:
+        assert proc.returncode == 1 and "tables have no repository entry for caching/lrukit" in proc.stdout, (
+            proc.stdout[-3000:])
