@@ -12,8 +12,8 @@ without the warm pool) and ``gym+local`` (Gym tools and bash in one rollout).
 The model is tools/bench_server.py in its own process, scripted to call each
 path's tools; every rollout makes ``--turns`` model calls.
 
-For each path, concurrency (1, 16, 256, 1,000; Docker is capped, see
-``--docker-max``) and model latency (0 and 200 ms), react-eval's real engine
+For each path, concurrency (1, 16, 256, 1,000; the sandbox paths are capped,
+see ``--docker-max`` and ``--local-max``) and model latency (0 and 200 ms), react-eval's real engine
 and the bare loop of tools/bench_path_loops.py run back to back, each in a
 fresh process; the report gives client CPU per turn and rollouts/s of both,
 their ratios, efficiency against the ideal C/(L·T), peak RSS, failed and
@@ -116,6 +116,13 @@ class Bench:
         self.servers = Servers()
         self.r: dict[str, Any] = {"runs": [], "memory": {}, "lifecycle": None, "turns": args.turns}
 
+    def cap(self, path: str) -> int:
+        if path.startswith("docker"):
+            return self.args.docker_max
+        if path.endswith("local"):
+            return min(self.args.local_max, self.args.max_concurrency)
+        return self.args.max_concurrency
+
     def rollouts(self, conc: int, latency: float, path: str) -> int:
         if conc == 1:
             return (10 if self.quick else 30) if latency == 0 else (3 if self.quick else 8)
@@ -143,7 +150,7 @@ class Bench:
     def matrix(self, paths: list[str]) -> None:
         concs = [1, 16, 1000] if self.quick else [1, 16, 256, 1000]
         for path in paths:
-            cap = self.args.docker_max if path.startswith("docker") else self.args.max_concurrency
+            cap = self.cap(path)
             for conc in sorted({min(c, cap) for c in concs}):
                 for latency in (0.0, 200.0):
                     n = self.rollouts(conc, latency, path)
@@ -157,7 +164,7 @@ class Bench:
         """RSS per in-flight rollout: every rollout parked on a slow model's first reply."""
         for path in paths:
             docker = path.startswith("docker")
-            conc = min(1000, self.args.docker_max if docker else self.args.max_concurrency)
+            conc = min(1000, self.cap(path))
             latency, at = (8000.0, 6.0) if docker else (4000.0, 3.0)
             out = {}
             for kind in ("engine", "bare"):
@@ -288,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--max-concurrency", type=int, default=1000)
     parser.add_argument("--docker-max", type=int, default=16, help="highest concurrency of the Docker paths")
+    parser.add_argument("--local-max", type=int, default=256, help="highest concurrency of the local sandbox paths")
     parser.add_argument("--warm-pool", type=int, default=8)
     parser.add_argument("--image", default="react-eval-sandbox:latest")
     parser.add_argument("--no-write", action="store_true")

@@ -32,7 +32,7 @@ from react_eval.gym.session import GymEndpoint, GymSession
 from react_eval.gym.source import GymToolSource
 from react_eval.gym.transport import DEFAULT_MAX_RESPONSE_BYTES
 from react_eval.tools.base import ToolSource
-from react_eval.types import Task, VerifyError
+from react_eval.types import Task, ToolSpec, VerifyError
 
 _OPTIONS = ("dataset", "request_timeout", "connect_attempts", "reward_range", "max_response_bytes")
 #: rewards a Gym verifier may give; anything else is a broken (or hostile) verifier
@@ -191,13 +191,21 @@ class GymBenchmark(Benchmark):
     def tool_sources(self) -> list[ToolSource]:
         return [self._source]
 
+    def _offered(self, specs: list[ToolSpec]) -> list[dict[str, Any]]:
+        """The tools every rollout was offered, in OpenAI form (built once per tool set)."""
+        key = tuple(spec.name for spec in specs)
+        cache = self.__dict__.setdefault("_offered_cache", {})
+        if key not in cache:
+            cache[key] = [spec.to_openai() for spec in specs]
+        return cache[key]
+
     async def verify(self, task: Task, answer: Answer, env: RolloutEnv) -> Verification:
         session = env.backends.get(GymToolSource.label)
         if not isinstance(session, GymSession):
             raise VerifyError("no Gym session is open for this rollout, so /verify cannot be called on it")
         row = task.metadata["row"]
         params = row["responses_create_params"]
-        tools = task.tools or [spec.to_openai() for spec in await env.tools.list_tools()]
+        tools = task.tools or self._offered(await env.tools.list_tools())
         prompt = len(task.initial_messages())
         if answer.messages and answer.messages[0].get("role") == "system":
             prompt += 1
