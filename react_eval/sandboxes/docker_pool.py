@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from typing import Any
@@ -157,12 +156,7 @@ class WarmDockerProvider:
             box._deadline = time.monotonic() + self.config.timeout
         box.info.extra["warm"] = "true"
         try:
-            if spec.repo_dir:
-                if not os.path.isdir(spec.repo_dir):
-                    raise SandboxError(f"repo_dir {spec.repo_dir!r} is not a directory")
-                await box.put_tree(spec.repo_dir)
-            if spec.files:
-                await box.put_files(spec.files)
+            await box.place(spec)
             if spec.setup:
                 await run_setup(box, spec.setup, self.setup_timeout)
         except BaseException:
