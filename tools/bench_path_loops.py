@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_harness  # tools/: the in-process echo benchmark and the process meters
 import orjson
 
 from react_eval.benchmarks.base import Benchmark, Verification
@@ -41,14 +42,7 @@ PATH_TOOLS = {"inprocess": ["echo"], "gym": ["echo"], "local": ["bash"], "docker
               "gym+local": ["echo", "bash"]}
 
 
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def rss_kb() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+cpu_s, rss_kb = bench_harness._cpu, bench_harness._rss_kb
 
 
 def gym_calls(path: str, turns: int) -> int:
@@ -99,8 +93,6 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     from react_eval.engine.executor import LocalExecutor
     from react_eval.engine.results import read_jsonl
     from react_eval.engine.run import run_benchmark
-
-    import bench_harness  # the in-process echo benchmark of tools/bench_harness.py
 
     available()
     register(SandboxBench.name, SandboxBench)

@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", default="")
     parser.add_argument("--from-json", default="")
+    parser.add_argument("--commit", default="", help="with --from-json: the commit the results were measured at")
     parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -330,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark took {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
-    table = render(results, bench_harness.machine(), args.quick)
+    m = bench_harness.machine()
+    if args.commit:  # rendering saved results: the commit they were measured at
+        m["commit"] = args.commit
+    table = render(results, m, args.quick)
     print(table)
     if not args.no_write:
         write_doc(Path(args.out), table)
