@@ -10,8 +10,9 @@ per server costs nothing per rollout.
 
 Replies are read with a byte cap (``max_response_bytes``): a declared
 ``Content-Length`` over the cap is refused before the body is read, and a
-streamed body is abandoned (its connection closed) as soon as it passes the
-cap, so a runaway server cannot fill the harness's memory.
+streamed or compressed body is abandoned (its connection closed) as soon as
+its decoded bytes pass the cap, so a runaway server (or a gzip bomb) cannot
+fill the harness's memory.
 
 Cookie rules: the jar talks to exactly one server, so it accepts and returns
 every cookie that server sets, whatever its ``Domain`` and ``Secure``
@@ -242,11 +243,12 @@ class GymTransport:
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit, declared = self.max_response_bytes, resp.content_length
-        if declared is not None:
-            if declared > limit:
-                resp.close()  # the connection goes, unread
-                raise ResponseTooLarge(resp.status, limit, declared)
-            return await resp.read()
+        if declared is not None and declared > limit:
+            resp.close()  # the connection goes, unread
+            raise ResponseTooLarge(resp.status, limit, declared)
+        if declared is not None and "content-encoding" not in resp.headers:
+            return await resp.read()  # the whole body, known to fit
+        # a streamed or compressed body: counted as it arrives, decompressed (no zip bombs)
         chunks, size = [], 0
         async for chunk in resp.content.iter_any():
             size += len(chunk)

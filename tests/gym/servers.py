@@ -15,6 +15,7 @@ server saw rather than on what the client believes it sent.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import threading
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Literal, Union
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -441,8 +442,14 @@ def tree_app(with_big: bool = False) -> GymApp:
         headers = {"content-length": str(body.mib * len(chunk) + 2)} if body.declare_length else None
         return StreamingResponse(chunks(), media_type="application/json", headers=headers)
 
+    async def bomb(body: BigRequest) -> Response:
+        """`mib` MiB of zeros, gzip-compressed to a few KiB."""
+        return Response(gzip.compress(b"0" * (body.mib << 20)), media_type="application/json",
+                        headers={"content-encoding": "gzip"})
+
     if with_big:
         g.app.post("/big")(big)
+        g.app.post("/bomb")(bomb)
 
     @g.app.get("/status")
     async def status() -> dict:

@@ -111,6 +111,20 @@ async def test_a_100_mb_tool_reply_is_a_tool_error_and_is_not_read(gym_server, d
 
 
 @pytest.mark.anyio
+async def test_a_compressed_reply_is_capped_by_its_decoded_size(gym_server):
+    srv = gym_server(tree_app(with_big=True))
+    session = GymSession(GymEndpoint(srv.url(), max_response_bytes=1 << 20))
+    try:
+        await session.seed({"responses_create_params": PARAMS})
+        bomb = await session.call("bomb", {"mib": 20}, timeout=30)  # ~20 KiB on the wire, 20 MiB decoded
+        assert bomb.is_error and bomb.error_kind == "tool_error" and "more than 1,048,576 bytes" in bomb.content
+        small = await session.call("bomb", {"mib": 0}, timeout=30)
+        assert not small.is_error and small.content == ""
+    finally:
+        await session.aclose()
+
+
+@pytest.mark.anyio
 async def test_oversized_seed_and_verify_replies_are_infra_and_verify_errors(gym_server):
     srv = gym_server(tree_app(with_big=True))
     session = GymSession(GymEndpoint(srv.url(), max_response_bytes=4096))
