@@ -15,7 +15,9 @@ Control, over the same port:
 
 * ``POST /control`` with a JSON object of any of ``latency_ms``, ``turns``,
   ``content_bytes`` (assistant text per reply), ``args_bytes`` (the echo
-  argument per tool call): sets the script and zeroes the counters;
+  argument per tool call), ``tools`` (the tool called at each turn, in turn:
+  ``echo`` and Gym tools get ``{"text": ...}``, ``bash`` gets
+  ``{"command": "echo ..."}``): sets the script and zeroes the counters;
 * ``GET /stats``: ``{"requests", "cpu_s", "config"}``, where ``cpu_s`` is this
   process's CPU time (user + system) since the last ``/control``.
 
@@ -41,9 +43,11 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}
 class Script:
     """What every conversation gets; replies are pre-rendered per turn."""
 
-    def __init__(self, latency_ms: float = 0.0, turns: int = 5, content_bytes: int = 16, args_bytes: int = 16):
+    def __init__(self, latency_ms: float = 0.0, turns: int = 5, content_bytes: int = 16, args_bytes: int = 16,
+                 tools: list[str] | None = None):
         if turns < 1:
             raise ValueError("turns must be >= 1")
+        self.tools = list(tools or ["echo"])
         self.latency = max(0.0, float(latency_ms)) / 1000
         self.turns = int(turns)
         self.content_bytes = int(content_bytes)
@@ -51,12 +55,14 @@ class Script:
         content = "c" * self.content_bytes
         self._tool_parts = []
         for turn in range(self.turns - 1):
-            args = json.dumps({"text": f"t{turn}:" + "a" * self.args_bytes}, separators=(",", ":"))
+            tool = self.tools[turn % len(self.tools)]
+            text = f"t{turn}:" + "a" * self.args_bytes
+            args = json.dumps({"command": f"echo {text}"} if tool == "bash" else {"text": text}, separators=(",", ":"))
             message = {
                 "role": "assistant",
                 "content": content,
                 "tool_calls": [
-                    {"id": f"call_{turn}", "type": "function", "function": {"name": "echo", "arguments": args}}
+                    {"id": f"call_{turn}", "type": "function", "function": {"name": tool, "arguments": args}}
                 ],
             }
             self._tool_parts.append(self._parts(message, "tool_calls", len(content) + len(args)))
@@ -94,6 +100,7 @@ class Script:
             "turns": self.turns,
             "content_bytes": self.content_bytes,
             "args_bytes": self.args_bytes,
+            "tools": self.tools,
         }
 
 

@@ -36,6 +36,8 @@ class GymService(BaseModel):
     request_timeout: float = Field(default=300.0, gt=0)
     #: attempts for connection failures before a rollout ends with tool_infra_error
     connect_attempts: int = Field(default=3, ge=1)
+    #: largest reply body read from the server (a larger one is an error, unread)
+    max_response_bytes: int = Field(default=16 << 20, ge=1)
 
 
 Service = Annotated[ApiService | GymService, Field(discriminator="type")]
@@ -47,7 +49,9 @@ class SolverConfig(LoopConfig):
     type: Literal["tool_calling"] = "tool_calling"
     service: str
     resource_service: str | None = None
-    sandbox_tools: bool = True
+    #: offer bash/file tools in a sandbox; None = the benchmark's default (on, but
+    #: off for gym://, whose tools are the server's, as in NeMo Evaluator)
+    sandbox_tools: bool | None = None
 
 
 class BenchmarkEntry(BaseModel):

@@ -70,9 +70,16 @@ def tool_sources(config: EvalConfig, entry: BenchmarkEntry, has_sandbox: bool,
         sources.append(GymToolSource(service))
     if benchmark is not None:  # e.g. a gym:// benchmark's own server; a configured source of the same label wins
         sources += [s for s in benchmark.tool_sources() if s.label not in {x.label for x in sources}]
-    if entry.solver.sandbox_tools and has_sandbox:
+    if wants_sandbox_tools(entry, benchmark) and has_sandbox:
         sources.append(SandboxToolSource())
     return sources
+
+
+def wants_sandbox_tools(entry: BenchmarkEntry, benchmark: Benchmark | None) -> bool:
+    """``solver.sandbox_tools``, or when unset the benchmark's default (gym://: off)."""
+    if entry.solver.sandbox_tools is not None:
+        return entry.solver.sandbox_tools
+    return bool(getattr(benchmark, "sandbox_tools_default", True))
 
 
 @dataclass
@@ -101,7 +108,7 @@ class EntryRunners:
         assert isinstance(service, ApiService)
         count = share[1]
         sandbox_cfg = config.sandbox_for(entry)
-        if sandbox_cfg is None and (self.benchmark.needs_sandbox or entry.solver.sandbox_tools):
+        if sandbox_cfg is None and (self.benchmark.needs_sandbox or wants_sandbox_tools(entry, self.benchmark)):
             sandbox_cfg = LocalSandboxConfig()
         if count > 1:  # run-wide limits are split among the runners
             self.benchmark.share_limits(count)
@@ -134,6 +141,10 @@ class EntryRunners:
             if runner.model is not self.model:
                 await runner.model.aclose()
         finally:
+            for source in runner.tool_sources:  # e.g. a Gym server's connection pool
+                close = getattr(source, "aclose", None)
+                if close is not None:
+                    await close()
             if runner.sandbox_provider is not None:
                 await runner.sandbox_provider.aclose()
 

@@ -9,8 +9,12 @@ the same session's ``/verify`` for the reward, sending the row, its
 
 Options (``benchmarks.N.options`` or flags): ``dataset`` (the JSONL file,
 ``--dataset``), ``reward_range`` (``[low, high]``, default ``[0, 1]``: a reward
-outside it, or not finite, is a verify error), ``request_timeout`` and ``connect_attempts`` (as for a
-``type: gym`` service).
+outside it, or not finite, is a verify error), ``request_timeout``,
+``connect_attempts`` and ``max_response_bytes`` (as for a ``type: gym`` service).
+
+Only the server's tools are offered: the sandbox tools join them, with a
+sandbox per rollout, only when the solver sets ``sandbox_tools: true`` (as
+NeMo Evaluator does).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verificati
 from react_eval.gym.responses_format import ResponsesFormatError, build_response, responses_input_to_messages, responses_tools_to_chat
 from react_eval.gym.session import GymEndpoint, GymSession
 from react_eval.gym.source import GymToolSource
+from react_eval.gym.transport import DEFAULT_MAX_RESPONSE_BYTES
 from react_eval.tools.base import ToolSource
-from react_eval.types import Task, VerifyError
+from react_eval.types import Task, ToolSpec, VerifyError
 
-_OPTIONS = ("dataset", "request_timeout", "connect_attempts", "reward_range")
+_OPTIONS = ("dataset", "request_timeout", "connect_attempts", "reward_range", "max_response_bytes")
 #: rewards a Gym verifier may give; anything else is a broken (or hostile) verifier
 DEFAULT_REWARD_RANGE = (0.0, 1.0)
 
@@ -151,6 +156,7 @@ class GymBenchmark(Benchmark):
     description = "a JSONL dataset played against a NeMo Gym resources server (gym://host:port --dataset FILE)"
     verification = "gym"
     needs_sandbox = False
+    sandbox_tools_default = False  # the server's tools only, unless solver.sandbox_tools is true
     default_system_prompt = (
         "You are a helpful assistant. Use the tools provided when they help you complete the task. "
         "When you are done, reply with your final answer and no tool call."
@@ -173,6 +179,7 @@ class GymBenchmark(Benchmark):
             url=self.url,
             request_timeout=float(options.get("request_timeout", 300.0)),
             connect_attempts=int(options.get("connect_attempts", 3)),
+            max_response_bytes=int(options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)),
         )
         self._tasks = load_tasks(self.dataset)
         self._source = GymToolSource(self.endpoint)
@@ -184,13 +191,21 @@ class GymBenchmark(Benchmark):
     def tool_sources(self) -> list[ToolSource]:
         return [self._source]
 
+    def _offered(self, specs: list[ToolSpec]) -> list[dict[str, Any]]:
+        """The tools every rollout was offered, in OpenAI form (built once per tool set)."""
+        key = tuple(spec.name for spec in specs)
+        cache = self.__dict__.setdefault("_offered_cache", {})
+        if key not in cache:
+            cache[key] = [spec.to_openai() for spec in specs]
+        return cache[key]
+
     async def verify(self, task: Task, answer: Answer, env: RolloutEnv) -> Verification:
         session = env.backends.get(GymToolSource.label)
         if not isinstance(session, GymSession):
             raise VerifyError("no Gym session is open for this rollout, so /verify cannot be called on it")
         row = task.metadata["row"]
         params = row["responses_create_params"]
-        tools = task.tools or [spec.to_openai() for spec in await env.tools.list_tools()]
+        tools = task.tools or self._offered(await env.tools.list_tools())
         prompt = len(task.initial_messages())
         if answer.messages and answer.messages[0].get("role") == "system":
             prompt += 1

@@ -16,6 +16,7 @@ class GymServiceLike(Protocol):
     url: str
     request_timeout: float
     connect_attempts: int
+    # optional: max_response_bytes (GymEndpoint.of reads it when present)
 
 
 def seed_row(task: Task) -> dict[str, Any]:
@@ -33,22 +34,26 @@ def seed_row(task: Task) -> dict[str, Any]:
 class GymToolSource:
     """Opens one :class:`GymSession` per rollout, seeded with the task's row.
 
-    Every session has its own HTTP client and cookie jar; the server's tool
-    list is discovered once per source and shared.
+    Every session has its own cookies; all of them share the source's one
+    connection pool to the server (:class:`~react_eval.gym.transport.GymTransport`,
+    closed by :meth:`aclose` at the end of the run), and the server's tool list
+    is discovered once per source and shared.
     """
 
     label = "gym"
 
     def __init__(self, service: GymServiceLike):
         self.service = service
-        self.endpoint = GymEndpoint(
-            url=str(service.url), request_timeout=float(service.request_timeout),
-            connect_attempts=int(service.connect_attempts),
-        )
+        self.endpoint = GymEndpoint.of(service)
         self.catalog = CatalogCache()
+        self.transport = self.endpoint.transport()
 
     def new_session(self) -> GymSession:
-        return GymSession(self.endpoint, self.catalog)
+        return GymSession(self.endpoint, self.catalog, self.transport)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (the sessions are the rollouts' to close)."""
+        await self.transport.aclose()
 
     async def open(self, task: Task, sandbox: Sandbox | None) -> GymSession:
         session = self.new_session()

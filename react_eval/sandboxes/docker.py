@@ -959,6 +959,15 @@ class DockerSandbox:
 
         await self._file_op(write)
 
+    async def place(self, spec: SandboxSpec) -> None:
+        """Copy the task's repository and files into the workdir (before its setup command)."""
+        if spec.repo_dir:
+            if not os.path.isdir(spec.repo_dir):
+                raise SandboxError(f"repo_dir {spec.repo_dir!r} is not a directory")
+            await self.put_tree(spec.repo_dir)
+        if spec.files:
+            await self.put_files(spec.files)
+
     async def put_tree(self, host_dir: str) -> None:
         """Copy the contents of ``host_dir`` into the workdir (modes, symlinks
         and dot-files such as .git preserved), streamed from a spooled tar."""
@@ -1168,12 +1177,7 @@ class DockerSandboxProvider:
             sandbox = DockerSandbox(self, container_id, name, image=image)  # type: ignore[arg-type]
             self._open.add(sandbox)
             await sandbox._control.start()
-            if spec.repo_dir:
-                if not os.path.isdir(spec.repo_dir):
-                    raise SandboxError(f"repo_dir {spec.repo_dir!r} is not a directory")
-                await sandbox.put_tree(spec.repo_dir)
-            if spec.files:
-                await sandbox.put_files(spec.files)
+            await sandbox.place(spec)
             await sandbox.start()
             if spec.setup:
                 await run_setup(sandbox, spec.setup, self.setup_timeout)

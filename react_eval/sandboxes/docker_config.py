@@ -44,5 +44,8 @@ class DockerSandboxConfig(BaseModel):
     network: Literal["none", "bridge", "host"] = "none"
     #: maximum number of live containers for this run
     concurrency: int = Field(default=16, ge=1)
+    #: containers kept started ahead of need (each serves one rollout, then goes);
+    #: they come on top of ``concurrency`` (see react_eval/sandboxes/docker_pool.py)
+    warm_pool: int = Field(default=0, ge=0)
     #: the engine to talk to (None = the environment's DOCKER_HOST or the local socket)
     docker_host: str | None = None

@@ -16,6 +16,10 @@ SandboxConfig = Annotated[LocalSandboxConfig | DockerSandboxConfig, Field(discri
 def make_provider(config: LocalSandboxConfig | DockerSandboxConfig, *, run_id: str) -> SandboxProvider:
     """The provider for a config; the docker SDK is imported only when used."""
     if isinstance(config, DockerSandboxConfig):
+        if config.warm_pool:
+            from react_eval.sandboxes.docker_pool import WarmDockerProvider
+
+            return WarmDockerProvider(config, run_id=run_id)
         from react_eval.sandboxes.docker import DockerSandboxProvider
 
         return DockerSandboxProvider(config, run_id=run_id)

@@ -15,6 +15,7 @@ server saw rather than on what the client believes it sent.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import threading
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Literal, Union
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -45,6 +46,7 @@ class Received:
     new_session: bool  # True when no valid session cookie came with the request
     query: str = ""
     cookie_headers: int = 0  # how many Cookie headers arrived (a client must send one)
+    peer_port: int = 0  # the client's port: one per connection
     body: bytes = b""
     status: int | None = None
     at: float = field(default_factory=time.monotonic)
@@ -99,7 +101,8 @@ class SessionIds:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         entry = Received(scope["method"], scope["path"], headers.get("cookie"), session[SESSION_KEY], new,
                          query=scope.get("query_string", b"").decode(),
-                         cookie_headers=sum(1 for k, _ in scope["headers"] if k.lower() == b"cookie"))
+                         cookie_headers=sum(1 for k, _ in scope["headers"] if k.lower() == b"cookie"),
+                         peer_port=(scope.get("client") or ("", 0))[1])
         chunks: list[bytes] = []
 
         async def recv() -> dict:
@@ -365,6 +368,11 @@ class SlowRequest(BaseModel):
     seconds: float
 
 
+class BigRequest(BaseModel):
+    mib: int
+    declare_length: bool = False
+
+
 class TreeVerify(VerifyRequest):
     expected_total: int
     mask: bool = False  # answer as Gym does when the environment, not the agent, failed
@@ -381,13 +389,16 @@ def _count_files(folder: Folder) -> int:
     )
 
 
-def tree_app() -> GymApp:
+def tree_app(with_big: bool = False) -> GymApp:
     """Recursive request schemas, nested paths, a path and a query parameter,
-    plus tools that fail on demand or are slow."""
+    plus tools that fail on demand or are slow (and, ``with_big``, one that
+    answers as many MiB as asked)."""
     g = gym_app("tree")
 
     @g.app.post("/seed_session")
-    async def seed_session(request: Request, body: dict) -> dict:
+    async def seed_session(request: Request, body: dict) -> Any:
+        if body.get("big_seed_mib"):
+            return await big(BigRequest(mib=body["big_seed_mib"], declare_length=True))
         return {}
 
     @g.app.post("/tree/sum", summary="Sum a tree", description="Add up the values of every node of a tree.")
@@ -415,6 +426,31 @@ def tree_app() -> GymApp:
         await asyncio.sleep(body.seconds)
         return {"slept": body.seconds}
 
+    async def big(body: BigRequest) -> StreamingResponse:
+        """Answer with `mib` MiB of JSON text, streamed (with or without a Content-Length)."""
+        sent = g.state.setdefault("big_chunks_sent", [])
+        sent.append(0)
+        chunk = b"x" * (1 << 20)
+
+        async def chunks():
+            yield b'"'
+            for _ in range(body.mib):
+                sent[-1] += 1
+                yield chunk
+            yield b'"'
+
+        headers = {"content-length": str(body.mib * len(chunk) + 2)} if body.declare_length else None
+        return StreamingResponse(chunks(), media_type="application/json", headers=headers)
+
+    async def bomb(body: BigRequest) -> Response:
+        """`mib` MiB of zeros, gzip-compressed to a few KiB."""
+        return Response(gzip.compress(b"0" * (body.mib << 20)), media_type="application/json",
+                        headers={"content-encoding": "gzip"})
+
+    if with_big:
+        g.app.post("/big")(big)
+        g.app.post("/bomb")(bomb)
+
     @g.app.get("/status")
     async def status() -> dict:
         return {"ok": True}
@@ -428,7 +464,9 @@ def tree_app() -> GymApp:
         return {}
 
     @g.app.post("/verify")
-    async def verify(body: TreeVerify) -> dict:
+    async def verify(body: TreeVerify) -> Any:
+        if body.expected_total < 0:  # a verifier that answers 100 MB
+            return await big(BigRequest(mib=-body.expected_total))
         text = final_text(body)
         if body.omit_reward:
             return {"final_text": text}

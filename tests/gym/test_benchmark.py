@@ -10,7 +10,7 @@ import pytest
 from react_eval.benchmarks.base import Answer, RolloutEnv
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import validate_config
-from react_eval.engine.run import tool_sources
+from react_eval.engine.run import EntryRunners, tool_sources
 from react_eval.gym.benchmark import GymBenchmark, GymDatasetError, server_url
 from react_eval.gym.source import GymToolSource
 from react_eval.tools.base import CompositeBackend
@@ -82,10 +82,11 @@ def test_missing_dataset_options_and_addresses(tmp_path):
     assert server_url("localhost:9000/prefix/") == "http://localhost:9000/prefix"
 
 
-def _config(tmp_path, *, resource: bool, sandbox_tools: bool, url: str = "http://127.0.0.1:1"):
+def _config(tmp_path, *, resource: bool, sandbox_tools: bool | None, url: str = "http://127.0.0.1:1"):
+    solver = {"service": "m"} if sandbox_tools is None else {"service": "m", "sandbox_tools": sandbox_tools}
     data = {"services": {"m": {"type": "api", "base_url": "http://127.0.0.1:9/v1", "model": "x"}},
             "benchmarks": [{"name": "gym://127.0.0.1:8000", "options": {"dataset": str(write(tmp_path, json.dumps(ROW)))},
-                            "solver": {"service": "m", "sandbox_tools": sandbox_tools}}]}
+                            "solver": solver}]}
     if resource:
         data["services"]["g"] = {"type": "gym", "url": url, "request_timeout": 5}
         data["benchmarks"][0]["solver"]["resource_service"] = "g"
@@ -105,6 +106,21 @@ def test_engine_opens_the_benchmarks_gym_source_deduped_by_label(tmp_path, resou
     sources = tool_sources(cfg, entry, sandbox_tools, bench)
     assert [s.label for s in sources] == labels
     assert sources[0].endpoint.url == url
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sandbox_tools, labels", [(None, ["gym"]), (False, ["gym"]), (True, ["gym", "sandbox"])])
+async def test_gym_offers_its_tools_only_and_starts_no_sandbox_unless_sandbox_tools_is_true(
+        tmp_path, sandbox_tools, labels):
+    cfg = _config(tmp_path, resource=False, sandbox_tools=sandbox_tools)
+    entry = cfg.benchmarks[0]
+    runners = EntryRunners(cfg, entry, "run-x", get_benchmark(entry.name, **entry.options))
+    runner = await runners.open()
+    try:
+        assert [s.label for s in runner.tool_sources] == labels
+        assert (runner.sandbox_provider is not None) == bool(sandbox_tools)
+    finally:
+        await runners.close(runner)
 
 
 @pytest.mark.anyio

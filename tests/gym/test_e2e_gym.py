@@ -369,7 +369,7 @@ def test_cli_gym_only_run_needs_no_sandbox(gym_server, scripted_server, tmp_path
     dataset = write_rows(tmp_path / "rows.jsonl", counter_rows(3))
     proc = run_cli("run", "--bench", f"gym://{gym.address}", "--dataset", str(dataset), "--model-url", model.base_url,
                    "--model", "scripted", "-n", "2", "--max-concurrent", "4", "-o", str(tmp_path / "out"),
-                   "-O", "benchmarks.0.solver.sandbox_tools=false", "--no-progress")
+                   "--no-progress")  # the default: the server's tools only, no sandbox
     assert proc.returncode == 0, proc.stderr + proc.stdout
     out = tmp_path / "out" / bench_dir_name(f"gym://{gym.address}")
     results = load_results(out / "results.jsonl")

@@ -201,15 +201,24 @@ async def test_the_source_discovers_once_and_opens_a_fresh_session_per_rollout(g
             tg.start_soon(open_one, task)
     try:
         assert len(srv.log.for_path("/openapi.json")) == 1 and source.catalog.fetches == 1
-        assert len({s.client for s in sessions}) == 6
+        assert {s.transport for s in sessions} == {source.transport}  # one pool for every rollout
+        assert len({id(s.jar) for s in sessions}) == 6
         assert len({tuple(s.cookies().values()) for s in sessions}) == 6
         assert {t.name for t in await sessions[0].list_tools()} == {"increment_counter", "get_counter_value"}
     finally:
         for s in sessions:
             await s.aclose()
+    # six rollouts opened at once: at most six connections, then reused by the next rollouts
+    assert len(srv.log.for_path("/seed_session")) == 6
+    for task in tasks:
+        await (await source.open(task, None)).aclose()
+    connector = source.transport._session.connector
+    assert 0 < len(connector._conns.get(next(iter(connector._conns)), [])) <= 6
     # a task without a row (another benchmark's) is seeded with its prompt; this server
     # wants initial_count, so seeding fails as infrastructure, with the server's reason
     with pytest.raises(ToolInfraError, match="seed_session answered HTTP 422.*initial_count"):
         await source.open(Task(id="x", prompt="hello"), None)
     seed = srv.log.for_path("/seed_session")[-1]
     assert seed.json() == {"responses_create_params": {"input": [{"role": "user", "content": "hello"}]}}
+    await source.aclose()
+    assert source.transport._session is None

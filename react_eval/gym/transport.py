@@ -1,0 +1,264 @@
+"""HTTP to one NeMo Gym resources server: one keep-alive pool for the whole run.
+
+Every rollout of a run talks to the same server, so they share one
+``aiohttp`` connection pool (:class:`GymTransport`); what keeps their Gym
+sessions apart is the cookie, which each rollout holds in its own
+:class:`RolloutCookies` and sends as an explicit ``Cookie`` header (the pool's
+own jar is disabled). Building a client, an SSL context and a cookie jar per
+rollout cost about 15 ms of CPU each and most of the harness's memory; a pool
+per server costs nothing per rollout.
+
+Replies are read with a byte cap (``max_response_bytes``): a declared
+``Content-Length`` over the cap is refused before the body is read, and a
+streamed or compressed body is abandoned (its connection closed) as soon as
+its decoded bytes pass the cap, so a runaway server (or a gzip bomb) cannot
+fill the harness's memory.
+
+Cookie rules: the jar talks to exactly one server, so it accepts and returns
+every cookie that server sets, whatever its ``Domain`` and ``Secure``
+attributes say (the standard library's rules drop a session cookie of
+``localhost``, of ``Domain=127.0.0.1`` or a ``Secure`` one over plain HTTP);
+``Path``, ``Max-Age`` and ``Expires`` still apply (RFC 6265).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from yarl import URL
+
+#: default cap on one reply's body (``max_response_bytes``)
+DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
+#: idle keep-alive connections are dropped before a typical server drops them
+#: (uvicorn: 5 s), so a request never goes out on a connection being closed
+KEEPALIVE_SECONDS = 4.0
+
+
+class Unreachable(Exception):
+    """Every connection attempt failed (the request never reached the server)."""
+
+
+class ResponseTooLarge(Exception):
+    """The reply's body is over ``max_response_bytes``; it was not read."""
+
+    def __init__(self, status: int, limit: int, declared: int | None):
+        size = f"declared {declared:,} bytes" if declared is not None else f"more than {limit:,} bytes"
+        super().__init__(f"HTTP {status} reply of {size}, over the {limit:,}-byte cap (max_response_bytes)")
+        self.status, self.limit, self.declared = status, limit, declared
+
+
+@dataclass(slots=True)
+class GymReply:
+    """A whole reply, read within the cap."""
+
+    status: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+class RolloutCookies:
+    """One rollout's cookies for its one server (see the module doc for the rules)."""
+
+    __slots__ = ("_cookies",)
+
+    def __init__(self) -> None:
+        #: (name, path) -> (value, expires at (time.time()) or None)
+        self._cookies: dict[tuple[str, str], tuple[str, float | None]] = {}
+
+    def __iter__(self):
+        return iter(self._cookies)
+
+    def as_dict(self) -> dict[str, str]:
+        self._expire()
+        return {name: value for (name, _), (value, _) in self._cookies.items()}
+
+    def store(self, set_cookie: str, request_path: str) -> None:
+        """File one ``Set-Cookie`` header received for ``request_path``."""
+        first, _, attributes = set_cookie.partition(";")
+        name, eq, value = first.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name:
+            return  # RFC 6265 5.2: ignore a cookie without a name=value pair
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        path, expires, max_age = None, None, None
+        for attribute in attributes.split(";"):
+            key, _, val = attribute.partition("=")
+            key, val = key.strip().lower(), val.strip()
+            if key == "path" and val.startswith("/"):
+                path = val
+            elif key == "max-age":
+                try:
+                    max_age = int(val)
+                except ValueError:
+                    pass
+            elif key == "expires":
+                try:
+                    expires = parsedate_to_datetime(val).timestamp()
+                except (TypeError, ValueError, IndexError):
+                    pass
+        if max_age is not None:
+            expires = time.time() + max_age
+        key = (name, path or _default_path(request_path))
+        if expires is not None and expires <= time.time():
+            self._cookies.pop(key, None)  # the server deletes it
+        else:
+            self._cookies[key] = (value, expires)
+
+    def header(self, request_path: str) -> str | None:
+        """The ``Cookie`` header for a request to ``request_path`` (longest paths first)."""
+        if not self._cookies:
+            return None
+        self._expire()
+        matching = [(path, name, value) for (name, path), (value, _) in self._cookies.items()
+                    if _path_matches(request_path, path)]
+        matching.sort(key=lambda c: -len(c[0]))
+        return "; ".join(f"{name}={value}" for _, name, value in matching) or None
+
+    def _expire(self) -> None:
+        now = None
+        for key, (_, expires) in list(self._cookies.items()):
+            if expires is not None:
+                now = now or time.time()
+                if expires <= now:
+                    del self._cookies[key]
+
+
+def _default_path(request_path: str) -> str:
+    path = request_path.split("?", 1)[0]
+    if not path.startswith("/") or path.count("/") == 1:
+        return "/"
+    return path[: path.rfind("/")]
+
+
+def _path_matches(request_path: str, cookie_path: str) -> bool:
+    path = request_path.split("?", 1)[0] or "/"
+    if path == cookie_path:
+        return True
+    return path.startswith(cookie_path) and (cookie_path.endswith("/") or path[len(cookie_path)] == "/")
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """Query parameters as httpx renders them: booleans as ``true``/``false``,
+    ``None`` as empty, lists as repeated keys."""
+
+    def one(value: Any) -> str:
+        if value is True or value is False:
+            return "true" if value else "false"
+        return "" if value is None else str(value)
+
+    pairs = [(k, one(x)) for k, v in params.items() for x in (v if isinstance(v, (list, tuple)) else [v])]
+    return urlencode(pairs)
+
+
+class GymTransport:
+    """The keep-alive pool to one server, shared by all rollouts of a run.
+
+    The ``aiohttp`` session binds to the event loop it is first used on and is
+    made again on another loop (worker processes unpickle the transport without
+    it). ``max_connections`` bounds the connections to the server (0: no bound).
+    """
+
+    def __init__(self, url: str, *, connect_attempts: int = 3,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, max_connections: int = 0):
+        self.url = url.rstrip("/")
+        self.connect_attempts = max(1, int(connect_attempts))
+        self.max_response_bytes = int(max_response_bytes)
+        self.max_connections = int(max_connections)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_session": None, "_loop": None, "_urls": {}, "_timeouts": {}}
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections,
+                                             keepalive_timeout=KEEPALIVE_SECONDS)
+            # trust_env=False: a proxy from the environment must not sit between us and
+            # the server; DummyCookieJar: cookies are the rollouts', never the pool's
+            self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                                  trust_env=False, auto_decompress=True, raise_for_status=False)
+            self._loop = loop
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = URL(self.url + path)
+            if len(self._urls) < 4096:  # paths with path parameters vary without end
+                self._urls[path] = url
+        return url
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
+            if len(self._timeouts) < 64:
+                self._timeouts[seconds] = timeout
+        return timeout
+
+    async def request(self, method: str, path: str, *, body: bytes | None, cookies: RolloutCookies,
+                      timeout: float, query: dict[str, Any] | None = None) -> GymReply:
+        """One request on the rollout's cookies, retried only while no connection can
+        be made. Raises :class:`Unreachable`, :class:`ResponseTooLarge`,
+        ``TimeoutError`` (over ``timeout`` seconds in all) or ``aiohttp.ClientError``."""
+        if query:
+            path = f"{path}?{query_string(query)}"
+        headers = {"content-type": "application/json"} if body is not None else {}
+        cookie = cookies.header(path)
+        if cookie:
+            headers["cookie"] = cookie
+        deadline = time.monotonic() + timeout
+        url, session = self._url(path), self._client()
+        last: Exception | None = None
+        for attempt in range(1, self.connect_attempts + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
+            try:
+                async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                           timeout=self._timeout(round(left, 1) or left)) as resp:
+                    for value in resp.headers.getall("set-cookie", ()):
+                        cookies.store(value, path)
+                    return GymReply(resp.status, await self._read(resp))
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                last = exc
+                if attempt < self.connect_attempts:
+                    await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 2.0, max(0.0, deadline - time.monotonic())))
+        raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
+                          f"{type(last).__name__}: {last}")
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit, declared = self.max_response_bytes, resp.content_length
+        if declared is not None and declared > limit:
+            resp.close()  # the connection goes, unread
+            raise ResponseTooLarge(resp.status, limit, declared)
+        if declared is not None and "content-encoding" not in resp.headers:
+            return await resp.read()  # the whole body, known to fit
+        # a streamed or compressed body: counted as it arrives, decompressed (no zip bombs)
+        chunks, size = [], 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                resp.close()
+                raise ResponseTooLarge(resp.status, limit, None)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()

@@ -1,0 +1,345 @@
+"""Benchmark of every tool path, each beside a bare aiohttp loop doing the same requests.
+
+    python tools/bench_paths.py             # full run, writes the paths section of docs/PERFORMANCE.md
+    python tools/bench_paths.py --quick     # fewer rollouts and concurrencies
+    python tools/bench_paths.py --paths gym,local --no-write
+
+Paths: ``inprocess`` (an in-process echo tool), ``gym`` (a FastAPI + Starlette
+sessions resources server in its own process, tools/bench_gym_server.py:
+seed_session, the tool POSTs and verify on per-rollout cookies), ``local``
+(bash in the local sandbox), ``docker`` (bash in a Docker sandbox, with and
+without the warm pool) and ``gym+local`` (Gym tools and bash in one rollout).
+The model is tools/bench_server.py in its own process, scripted to call each
+path's tools; every rollout makes ``--turns`` model calls.
+
+For each path, concurrency (1, 16, 256, 1,000; the sandbox paths are capped,
+see ``--docker-max`` and ``--local-max``) and model latency (0 and 200 ms), react-eval's real engine
+and the bare loop of tools/bench_path_loops.py run back to back, each in a
+fresh process; the report gives client CPU per turn and rollouts/s of both,
+their ratios, efficiency against the ideal C/(L·T), peak RSS, failed and
+dropped rollouts; then RSS per in-flight rollout (rollouts parked on a slow
+model) and the Docker sandbox lifecycle at 1, 8 and 32 containers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
+for p in (str(ROOT), str(TOOLS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import bench_harness  # noqa: E402
+from bench_path_loops import BENCH_LABEL, CHILDREN, PATH_TOOLS  # noqa: E402
+
+START, END = "<!-- paths:start -->", "<!-- paths:end -->"
+PATHS = ["inprocess", "gym", "local", "docker", "gym+local"]
+LABELS = {"inprocess": "in-process tool", "gym": "Gym resources server", "local": "local sandbox bash",
+          "docker": "Docker sandbox bash", "docker+warm": "Docker sandbox bash, warm pool",
+          "gym+local": "Gym + local sandbox"}
+
+
+def _get(url: str, data: dict | None = None) -> dict[str, Any]:
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                 method="POST" if data is not None else "GET",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+class Servers:
+    """The scripted model and the Gym server, each in its own process."""
+
+    def __init__(self) -> None:
+        self.model = subprocess.Popen([sys.executable, str(TOOLS / "bench_server.py")], stdout=subprocess.PIPE, text=True)
+        self.gym = subprocess.Popen([sys.executable, str(TOOLS / "bench_gym_server.py")], stdout=subprocess.PIPE,
+                                    text=True)
+        self.model_port = json.loads(self.model.stdout.readline())["port"]
+        self.gym_port = json.loads(self.gym.stdout.readline())["port"]
+        for _ in range(100):
+            try:
+                _get(f"http://127.0.0.1:{self.gym_port}/bench/stats")
+                break
+            except OSError:
+                time.sleep(0.1)
+
+    def configure(self, path: str, latency_ms: float, turns: int) -> None:
+        _get(f"http://127.0.0.1:{self.model_port}/control",
+             {"latency_ms": latency_ms, "turns": turns, "tools": PATH_TOOLS[path]})
+        _get(f"http://127.0.0.1:{self.gym_port}/bench/reset", {})
+
+    def stats(self) -> dict[str, Any]:
+        return {"model": _get(f"http://127.0.0.1:{self.model_port}/stats"),
+                "gym": _get(f"http://127.0.0.1:{self.gym_port}/bench/stats")}
+
+    def close(self) -> None:
+        for proc in (self.model, self.gym):
+            proc.terminate()
+            proc.wait(10)
+
+
+def run_child(spec: dict[str, Any], timeout: float = 1200) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child {spec['kind']} {spec.get('path')} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def remove_our_containers(token: str) -> int:
+    """Remove the containers this run made (labelled with its token), and only those."""
+    ids = set()
+    for label in (f"{BENCH_LABEL}={token}", f"react-eval.run=bench-{token}"):
+        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True)
+        ids |= set(out.stdout.split())
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    return len(ids)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, log=print):
+        self.args, self.log = args, log
+        self.quick = args.quick
+        self.token = os.urandom(4).hex()
+        self.servers = Servers()
+        self.r: dict[str, Any] = {"runs": [], "memory": {}, "lifecycle": None, "turns": args.turns}
+
+    def cap(self, path: str) -> int:
+        if path.startswith("docker"):
+            return self.args.docker_max
+        if path.endswith("local"):
+            return min(self.args.local_max, self.args.max_concurrency)
+        return self.args.max_concurrency
+
+    def rollouts(self, conc: int, latency: float, path: str) -> int:
+        if conc == 1:
+            return (10 if self.quick else 30) if latency == 0 else (3 if self.quick else 8)
+        if conc == 16:
+            return 32 if self.quick or path.startswith("docker") else 64
+        return conc
+
+    def one(self, kind: str, path: str, conc: int, latency: float, rollouts: int, **extra: Any) -> dict[str, Any]:
+        base = "docker" if path.startswith("docker") else path
+        self.servers.configure(base, latency, self.args.turns)
+        spec = {"kind": kind, "path": base, "concurrency": conc, "rollouts": rollouts, "turns": self.args.turns,
+                "model_port": self.servers.model_port, "gym_port": self.servers.gym_port, "token": self.token,
+                "image": self.args.image, **extra}
+        if path == "docker+warm":
+            spec["warm_pool"] = min(conc, self.args.warm_pool)
+        try:
+            result = run_child(spec)
+        except Exception as exc:
+            result = {"error": str(exc)[-1500:]}
+        if base.startswith("docker"):
+            remove_our_containers(self.token)
+        result["server"] = self.servers.stats()
+        return result
+
+    def matrix(self, paths: list[str]) -> None:
+        concs = [1, 16, 1000] if self.quick else [1, 16, 256, 1000]
+        for path in paths:
+            cap = self.cap(path)
+            for conc in sorted({min(c, cap) for c in concs}):
+                for latency in (0.0, 200.0):
+                    n = self.rollouts(conc, latency, path)
+                    row = {"path": path, "concurrency": conc, "latency_ms": latency, "rollouts": n}
+                    for kind in ("engine", "bare"):
+                        row[kind] = self.one(kind, path, conc, latency, n)
+                    self.log(f"{path} c={conc} L={latency:g}: " + summary(row))
+                    self.r["runs"].append(row)
+
+    def memory(self, paths: list[str]) -> None:
+        """RSS per in-flight rollout: every rollout parked on a slow model's first reply."""
+        for path in paths:
+            docker = path.startswith("docker")
+            conc = min(1000, self.cap(path))
+            latency, at = (8000.0, 6.0) if docker else (4000.0, 3.0)
+            out = {}
+            for kind in ("engine", "bare"):
+                r = self.one(kind, path, conc, latency, conc, sample_rss_at=at)
+                if "error" in r or not r.get("rss_mid_kb"):
+                    out[kind] = {"error": r.get("error", "no sample")}
+                    continue
+                out[kind] = {"concurrency": conc, "rss0_mb": r["rss0_kb"] / 1024, "rss_mid_mb": r["rss_mid_kb"] / 1024,
+                             "per_rollout_kib": (r["rss_mid_kb"] - r["rss0_kb"]) / conc, "failed": r["failed"]}
+            self.r["memory"][path] = out
+            self.log(f"memory {path}: {out}")
+
+    def lifecycle(self) -> None:
+        spec = {"kind": "lifecycle", "counts": [1, 8] if self.quick else [1, 8, 32], "token": self.token,
+                "warm_pool": self.args.warm_pool, "warm_reps": 10 if self.quick else 30}
+        try:
+            self.r["lifecycle"] = run_child(spec)
+        except Exception as exc:
+            self.r["lifecycle"] = {"error": str(exc)[-1500:]}
+        remove_our_containers(self.token)
+        self.log(f"lifecycle: {self.r['lifecycle']}")
+
+    def close(self) -> None:
+        self.servers.close()
+        remove_our_containers(self.token)
+
+
+def per_turn(r: dict[str, Any]) -> float:
+    return r["cpu_s"] / max(1, r["turns"]) * 1000
+
+
+def rate(r: dict[str, Any]) -> float:
+    return r["rollouts"] / r["wall_s"] if r.get("wall_s") else 0.0
+
+
+def summary(row: dict[str, Any]) -> str:
+    e, b = row["engine"], row["bare"]
+    if "error" in e or "error" in b:
+        return f"ERROR engine={e.get('error', '')[-300:]} bare={b.get('error', '')[-300:]}"
+    return (f"cpu/turn {per_turn(e):.3f} vs {per_turn(b):.3f} ms ({per_turn(e) / per_turn(b):.2f}x), "
+            f"rollouts/s {rate(e):.1f} vs {rate(b):.1f} ({rate(e) / rate(b) * 100:.0f}%), "
+            f"failed {e['failed']}+{e['dropped']} / {b['failed']}, errors {e.get('errors') or b.get('errors')}")
+
+
+def fmt(x: float, digits: int = 2) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
+    turns = r["turns"]
+    lines = [
+        f"Machine: `{m['uname']}`, {m['cpus']}, {m['memory']}; Python {m['python']}.",
+        f"Date: {m['date']}. Commit: `{m['commit']}`. Mode: {'--quick' if quick else 'full'}. "
+        f"{turns} model calls per rollout ({turns - 1} tool calls, then the answer).",
+        "",
+        "Every row is react-eval's engine and, in the next process, the bare aiohttp loop sending the same HTTP "
+        "sequence and shell commands (`tools/bench_path_loops.py`). CPU is the client process's own; "
+        "× bare compares CPU per turn, \"of bare\" compares rollouts/s. Efficiency is rollouts/s against "
+        "the ideal C/(L·T) (200 ms rows only).",
+        "",
+        "| path | C | model | rollouts | CPU / turn | bare | × bare | rollouts/s | bare | of bare | efficiency "
+        "| failed + dropped (bare) | peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in r["runs"]:
+        e, b = row["engine"], row["bare"]
+        head = f"| {LABELS.get(row['path'], row['path'])} | {row['concurrency']} | {row['latency_ms']:g} ms | {row['rollouts']} "
+        if "error" in e or "error" in b:
+            lines.append(head + "| error | | | | | | | | |")
+            continue
+        ideal = row["concurrency"] / (row["latency_ms"] / 1000 * turns) if row["latency_ms"] else None
+        eff = f"{fmt(rate(e) / ideal * 100, 1)}%" if ideal else "–"
+        lines.append(head + f"| {fmt(per_turn(e), 3)} ms | {fmt(per_turn(b), 3)} ms | {fmt(per_turn(e) / per_turn(b))}× "
+                     f"| {fmt(rate(e), 1)} | {fmt(rate(b), 1)} | {fmt(rate(e) / rate(b) * 100, 0)}% | {eff} "
+                     f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")
+    lines += ["", "RSS per in-flight rollout (all rollouts parked on a slow model's reply; RSS of the client "
+              "process, sandboxes' own processes not included):", "",
+              "| path | in flight | react-eval RSS before → parked | per rollout | bare loop per rollout |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for path, x in r["memory"].items():
+        e, b = x.get("engine", {}), x.get("bare", {})
+        if "error" in e:
+            lines.append(f"| {LABELS.get(path, path)} | | error | | |")
+            continue
+        bare = f"{fmt(b['per_rollout_kib'], 0)} KiB" if "per_rollout_kib" in b else "–"
+        lines.append(f"| {LABELS.get(path, path)} | {e['concurrency']} | {fmt(e['rss0_mb'], 0)} → {fmt(e['rss_mid_mb'], 0)} MiB "
+                     f"| {fmt(e['per_rollout_kib'], 0)} KiB | {bare} |")
+    lc = r.get("lifecycle")
+    if lc and "error" not in lc:
+        lines += ["", "Docker sandbox lifecycle (`DockerSandboxProvider`, k sandboxes created at once; "
+                  "create = container started, shells answering; p50 / max per sandbox):", "",
+                  "| k | create | first command | close | all k ready | all k closed |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for k, x in lc.items():
+            if k == "warm":
+                continue
+            lines.append(f"| {k} | {fmt(x['create']['p50'], 0)} / {fmt(x['create']['max'], 0)} ms "
+                         f"| {fmt(x['first']['p50'], 1)} / {fmt(x['first']['max'], 1)} ms "
+                         f"| {fmt(x['close']['p50'], 0)} / {fmt(x['close']['max'], 0)} ms "
+                         f"| {fmt(x['all_ready_s'])} s | {fmt(x['all_closed_s'])} s |")
+        w = lc.get("warm")
+        if w:
+            lines += ["", f"Warm pool (`warm_pool: {w['size']}`, at steady state): rollout start (the provider's "
+                      f"`create`) to first tool result p50 {fmt(w['p50_ms'], 1)} ms, p90 {fmt(w['p90_ms'], 1)} ms "
+                      f"over {w['n']} rollouts ({w['hits']} served warm)."]
+    elif lc:
+        lines += ["", f"Docker lifecycle: error: {lc['error'][-300:]}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(path: Path, body: str) -> None:
+    block = (f"{START}\n## Every tool path beside a bare loop\n\n<!-- written by tools/bench_paths.py; edit the "
+             f"script, not this block -->\n\n{body}{END}")
+    text = path.read_text() if path.exists() else "# Performance\n\n"
+    if START in text and END in text:
+        head, _, rest = text.partition(START)
+        text = head + block + rest.partition(END)[2]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--paths", default=",".join(PATHS + ["docker+warm"]))
+    parser.add_argument("--parts", default="matrix,memory,lifecycle")
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--max-concurrency", type=int, default=1000)
+    parser.add_argument("--docker-max", type=int, default=16, help="highest concurrency of the Docker paths")
+    parser.add_argument("--local-max", type=int, default=256, help="highest concurrency of the local sandbox paths")
+    parser.add_argument("--warm-pool", type=int, default=8)
+    parser.add_argument("--image", default="react-eval-sandbox:latest")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", default="")
+    parser.add_argument("--from-json", default="")
+    parser.add_argument("--commit", default="", help="with --from-json: the commit the results were measured at")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        import asyncio
+
+        spec = json.loads(args.child)
+        result = asyncio.run(CHILDREN[spec["kind"]](spec))
+        sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+        return 0
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+    else:
+        paths = [p for p in args.paths.split(",") if p]
+        bench = Bench(args, log=lambda s: print(s, file=sys.stderr, flush=True))
+        t0 = time.perf_counter()
+        try:
+            for part in args.parts.split(","):
+                if part == "lifecycle":
+                    if any(p.startswith("docker") for p in paths):
+                        bench.lifecycle()
+                else:
+                    getattr(bench, part)(paths)
+        finally:
+            bench.close()
+        results = bench.r
+        print(f"benchmark took {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+    m = bench_harness.machine()
+    if args.commit:  # rendering saved results: the commit they were measured at
+        m["commit"] = args.commit
+    table = render(results, m, args.quick)
+    print(table)
+    if not args.no_write:
+        write_doc(Path(args.out), table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
