@@ -115,13 +115,27 @@ class LocalShellTransport:
     The shell is the session leader, so every process it starts is in its
     session and can be found; the tag environment entry catches the ones that
     called setsid. Killing never touches the harness' own process group.
+    ``members`` lists the sandbox cgroup's processes, the only ones searched
+    when given; ``wrapped`` says the shell runs under a wrapper (bwrap) whose
+    helper processes share its session.
     """
 
-    def __init__(self, argv: list[str], *, cwd: str, env: dict[str, str], tag_entry: str):
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: str,
+        env: dict[str, str],
+        tag_entry: str,
+        members: Callable[[], list[int]] | None = None,
+        wrapped: bool = False,
+    ):
         self.argv = argv
         self.cwd = cwd
         self.env = env
         self.tag = tag_entry.encode()
+        self.members = members
+        self.wrapped = wrapped
         self._proc: Process | None = None
         self._shell_pids: set[int] = set()
         self._mark: int | None = None
@@ -164,9 +178,12 @@ class LocalShellTransport:
 
     def shell_ready(self) -> None:
         # under bwrap the session holds bwrap, its pid-1 helper and bash:
-        # everything alive now is "the shell" and is spared by interrupt()
-        if self._proc is not None:
-            self._shell_pids = {self._proc.pid, *find_processes(session=self._proc.pid)}
+        # everything alive now is "the shell" and is spared by interrupt();
+        # unwrapped, bash is alone in its session and nothing need be searched
+        if self._proc is None or not self.wrapped:
+            return
+        among = self.members() if self.members is not None else None
+        self._shell_pids = {self._proc.pid, *find_processes(session=self._proc.pid, among=among)}
 
     def mark_command_start(self) -> None:
         # /proc start times and this clock are both boot-time ticks rounded
@@ -178,6 +195,7 @@ class LocalShellTransport:
         if self._proc is None:
             return
         await kill_processes(
+            members=self.members,
             session=self._proc.pid,
             env_prefix=self.tag,
             since_ticks=self._mark,
@@ -200,7 +218,7 @@ class LocalShellTransport:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            await kill_processes(session=proc.pid, env_prefix=self.tag)
+            await kill_processes(members=self.members, session=proc.pid, env_prefix=self.tag)
             with anyio.move_on_after(5):
                 await proc.wait()
             await proc.aclose()
@@ -255,10 +273,16 @@ class LocalSandbox:
                 cwd=workdir,
                 env=self._env("shell"),
                 tag_entry=f"{TAG_VAR}={token}.shell",
+                members=self._members,
+                wrapped=config.isolation == "bwrap",
             ),
             cwd=workdir,
             max_output_bytes=limits.max_output_bytes,
         )
+
+    @property
+    def _members(self) -> Callable[[], list[int]] | None:
+        return self.cgroup.pids if self.cgroup is not None else None
 
     def _wrap(self, argv: list[str], cwd: str | None = None) -> list[str]:
         if self.config.isolation == "bwrap":
@@ -348,7 +372,7 @@ class LocalSandbox:
                         os.killpg(proc.pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
-                    await kill_processes(session=proc.pid)
+                    await kill_processes(members=self._members, session=proc.pid)
                     await proc.wait()
                     with anyio.move_on_after(1):
                         await drained.wait()
@@ -432,9 +456,12 @@ class LocalSandbox:
         self._closed = True
         with anyio.CancelScope(shield=True):
             await self.shell.close()
-            await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
             if self.cgroup is not None:
+                # every process the sandbox started is a member and cannot leave
+                # (under bwrap; unjailed, a root agent could, but is trusted)
                 await anyio.to_thread.run_sync(self.cgroup.remove)
+            else:
+                await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
             self._fs.close()
             if not self.config.keep:
                 await anyio.to_thread.run_sync(_remove_tree, self.workdir)

@@ -4,6 +4,12 @@ A sandbox's processes are found by their session (the shell is a session
 leader) or by a tag variable in their environment, so strays that called
 ``setsid`` are still found; start times keep a command's processes apart from
 the shell's own.
+
+When the sandbox has its own cgroup, its members (``cgroup.procs``) are the
+only candidates (``among``): a few reads instead of a scan of every process on
+the host. Otherwise the scan of ``/proc`` runs in a worker thread, since
+reading another process's ``environ`` can block for tens of milliseconds and
+would stall every other rollout on the event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import anyio
 
@@ -55,15 +63,15 @@ def find_processes(
     env_prefix: bytes | None = None,
     since_ticks: int | None = None,
     exclude: frozenset[int] | set[int] = frozenset(),
+    among: Iterable[int] | None = None,
 ) -> list[int]:
     """Live processes in ``session`` or carrying an env entry starting with
-    ``env_prefix``, started at or after ``since_ticks``."""
+    ``env_prefix``, started at or after ``since_ticks``; only those of
+    ``among`` when given, else every process on the host."""
     me = os.getpid()
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
+    candidates = among if among is not None else (int(n) for n in os.listdir("/proc") if n.isdigit())
+    for pid in candidates:
         if pid == me or pid in exclude:
             continue
         st = _proc_stat(pid)
@@ -87,11 +95,17 @@ def sigkill(pids: list[int]) -> None:
             pass
 
 
-async def kill_processes(**match) -> None:
+async def kill_processes(*, members: Callable[[], Iterable[int]] | None = None, **match) -> None:
     """SIGKILL every process ``find_processes(**match)`` reports, until none is left
-    (repeated because a dying process may have forked in the meantime)."""
+    (repeated because a dying process may have forked in the meantime).
+
+    ``members`` (e.g. ``SandboxCgroup.pids``) lists the only candidates; without
+    it the host-wide scan runs off the event loop."""
     for _ in range(50):
-        pids = find_processes(**match)
+        if members is not None:
+            pids = find_processes(among=members(), **match)
+        else:
+            pids = await anyio.to_thread.run_sync(partial(find_processes, **match))
         if not pids:
             return
         sigkill(pids)
