@@ -33,6 +33,12 @@ def parse_bytes(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
+#: cgroup roots already swept of stale groups, and root sets a member has
+#: joined, in this process: both are done once, not for every sandbox
+_swept: set[str] = set()
+_joinable: set[tuple[str, ...]] = set()
+
+
 def _v2_controllers(root: str) -> set[str]:
     try:
         with open(os.path.join(root, "cgroup.subtree_control")) as f:
@@ -85,7 +91,9 @@ class SandboxCgroup:
         group = cls(list(dirs.values()), {})
         try:
             for root in dirs:
-                cls._sweep(root)
+                if root not in _swept:
+                    cls._sweep(root)
+                    _swept.add(root)
                 os.mkdir(dirs[root])
         except OSError:
             group.remove()
@@ -94,9 +102,14 @@ class SandboxCgroup:
             for root, controller in plan:
                 group._limit(dirs[root], controller, wanted[controller])
                 group.limits[controller] = wanted[controller]
-            # joining may need more rights than creating (v2): try it once
+            # joining may need more rights than creating (v2): try it once per
+            # set of roots (the rights are the same for every group under them)
+            roots = tuple(sorted(dirs))
+            if roots in _joinable:
+                return group
             probe = subprocess.run(group.enter_argv(["true"]), capture_output=True, timeout=10)
             if probe.returncode == 0:
+                _joinable.add(roots)
                 return group
         except (OSError, subprocess.SubprocessError):
             pass

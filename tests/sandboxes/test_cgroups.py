@@ -56,3 +56,23 @@ async def test_each_sandbox_gets_its_own_capped_cgroup_removed_on_close(tmp_path
     finally:
         await sb.close()
     assert not any(os.path.exists(p) for p in group.paths)
+
+
+def test_joining_is_probed_once_per_process(monkeypatch):
+    from react_eval.sandboxes import cgroups
+
+    first = SandboxCgroup.create("react-eval-probe-a", pids=50, memory=None)
+    if first is None:
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    calls = []
+    real = cgroups.subprocess.run
+    monkeypatch.setattr(cgroups.subprocess, "run", lambda *a, **k: calls.append(a) or real(*a, **k))
+    second = SandboxCgroup.create("react-eval-probe-b", pids=50, memory=None)
+    try:
+        assert second is not None and second.paths != first.paths
+        assert calls == []  # the same roots were joined already: no probe process
+    finally:
+        first.remove()
+        if second is not None:
+            second.remove()
+    assert not any(os.path.exists(p) for p in first.paths + second.paths)
