@@ -97,3 +97,15 @@ def test_path_prepend_must_be_absolute():
         LocalSandboxConfig(path_prepend=["relative/bin"])
     with pytest.raises(ValueError, match="path_prepend"):
         LocalSandboxConfig(path_prepend=["/a:/b"])
+
+
+def test_an_environment_that_cannot_be_provisioned_warns_and_grades_verify_error(scripted_server, tmp_path: Path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("REACT_EVAL_BASE_PYTHON", str(tmp_path / "no-such-python"))
+    srv = scripted_server([answer("nothing to do")])
+    proc = run_cli("run", "--bench", "swe-mini", "--model-url", srv.base_url, "--model", "scripted",
+                   "--problem-range", "1:2", "-o", str(tmp_path / "out"), "--no-progress")
+    assert "runs without the declared environment 'pytest'" in proc.stderr, proc.stderr
+    (row,) = load_results(tmp_path / "out" / "swe-mini" / "results.jsonl")
+    assert row.error_kind == "verify_error" and row.reward is None, row
+    assert "no-such-python" in row.error, row.error
