@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 import anyio
 from pydantic import BaseModel, Field
 
+from react_eval.grading.envs import EnvSpec
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
 from react_eval.types import Task, ToolCall, ToolResult
@@ -109,6 +110,11 @@ class Benchmark:
     #: whether tasks need a sandbox (for files, tools or grading)
     needs_sandbox: ClassVar[bool] = False
     default_system_prompt: ClassVar[str | None] = None
+    #: the interpreter environment the checks need (e.g. a Python with pytest).
+    #: react-eval provisions it for local and bwrap sandboxes, the graders' AND
+    #: the agent's (first on PATH), so the agent runs the tests with what grades
+    #: them; None: nothing declared (a Docker image or the task brings its own)
+    grading_env: EnvSpec | None = None
 
     def tasks(self) -> list[Task]:
         raise NotImplementedError

@@ -164,9 +164,6 @@ class SweBenchmark(Benchmark):
     default_system_prompt = SWE_SYSTEM_PROMPT
     #: where the repository is inside the sandbox ("." = the workdir)
     repo: str = "."
-    #: the environment the tests need, provisioned by react-eval for local and
-    #: bwrap sandboxes; None: the task's image brings it (``python`` as it is)
-    grading_env: EnvSpec | None = None
     #: let pytest load plugins from installed entry points (a task image's own)
     autoload_plugins: bool = False
     #: the most bytes of test output (or junit report) a grade reads; more is a verify_error

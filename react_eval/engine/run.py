@@ -26,6 +26,8 @@ from react_eval.engine.provenance import config_git_sha, package_versions
 from react_eval.engine.results import RolloutFiles, RolloutResult, read_jsonl
 from react_eval.engine.resume import reconcile
 from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
+from react_eval.grading.envs import EnvError, EnvSpec
+from react_eval.grading.sandbox import rollout_config
 from react_eval.metrics import summarize
 from react_eval.model.chat import Model, build_model
 from react_eval.sandboxes.local import LocalSandboxConfig
@@ -119,6 +121,8 @@ class EntryRunners:
         if model is None and is_reference_service(service):
             model = reference_model(service, self.benchmark)  # oracle / empty: in-process, no endpoint
         model = model or build_model(service)
+        if isinstance(sandbox_cfg, LocalSandboxConfig) and self.benchmark.grading_env is not None:
+            sandbox_cfg = await _with_declared_env(sandbox_cfg, self.benchmark.grading_env)
         provider = None
         try:
             provider = make_provider(sandbox_cfg, run_id=self.run_id) if sandbox_cfg is not None else None
@@ -147,6 +151,18 @@ class EntryRunners:
                     await close()
             if runner.sandbox_provider is not None:
                 await runner.sandbox_provider.aclose()
+
+
+async def _with_declared_env(config: LocalSandboxConfig, needs: EnvSpec) -> LocalSandboxConfig:
+    """The agent's local/bwrap sandbox gets the benchmark's declared environment
+    (Docker images carry their own). When it cannot be provisioned the run goes
+    on without it: each grade then ends ``verify_error`` with the reason."""
+    try:
+        return await rollout_config(config, needs)
+    except EnvError as exc:
+        print(f"react-eval: warning: the agent's sandbox runs without the declared environment "
+              f"{needs.name!r}: {exc}", file=sys.stderr)
+        return config
 
 
 class ResumeRefused(RuntimeError):

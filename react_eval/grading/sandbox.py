@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from react_eval.grading.envs import EnvError, EnvSpec, provision
+from react_eval.grading.envs import Env, EnvError, EnvSpec, provision
 from react_eval.sandboxes.base import ExecResult, FileInfo, Sandbox, SandboxProvider
-from react_eval.sandboxes.local import LocalSandboxProvider
+from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
 from react_eval.types import SandboxError, SandboxSpec, VerifyError
 
 ROLE_LABEL = "react-eval.role"
@@ -75,7 +75,28 @@ class GradingSandbox:
         await self.sandbox.close()
 
 
-async def _env(needs: EnvSpec):
+def with_env(config: LocalSandboxConfig, env: Env) -> LocalSandboxConfig:
+    """``config`` with ``env`` first on PATH and, under bwrap, shown read-only:
+    the one way a local or bwrap sandbox (the agent's or a grader's) gets a
+    declared environment. Returns ``config`` itself when it already has it."""
+    binds = [p for p in env.host_paths() if p not in config.ro_binds] if config.isolation == "bwrap" else []
+    bin_dir = str(env.path / "bin")
+    prepend = [] if bin_dir in config.path_prepend else [bin_dir]
+    if not binds and not prepend:
+        return config
+    return config.model_copy(update={"ro_binds": [*config.ro_binds, *binds],
+                                     "path_prepend": [*prepend, *config.path_prepend]})
+
+
+async def rollout_config(config: LocalSandboxConfig, needs: EnvSpec) -> LocalSandboxConfig:
+    """The agent's sandbox settings for a benchmark that declares ``needs``: the
+    same provisioned environment its graders use, so ``python``, ``python3`` and
+    ``pytest`` in the agent's shell are the ones the tests run with. Raises
+    :class:`EnvError` when it cannot be provisioned."""
+    return with_env(config, await anyio.to_thread.run_sync(provision, needs))
+
+
+async def _env(needs: EnvSpec) -> Env:
     try:
         return await anyio.to_thread.run_sync(provision, needs)
     except EnvError as exc:
@@ -109,9 +130,8 @@ async def grading_sandbox(
             if needs is not None:
                 env = await _env(needs)
                 python = env.python
-                binds = [p for p in env.host_paths() if p not in provider.config.ro_binds]
-                if binds and isolation == "bwrap":
-                    config = provider.config.model_copy(update={"ro_binds": [*provider.config.ro_binds, *binds]})
+                config = with_env(provider.config, env)
+                if config is not provider.config:
                     provider, own = LocalSandboxProvider(config, limits=provider.limits,
                                                          setup_timeout=provider.setup_timeout), True
         elif provider.name == "docker" and needs is not None and (spec is None or spec.image is None):

@@ -82,6 +82,10 @@ class LocalSandboxConfig(BaseModel):
     #: host paths shown read-only at the same path under bwrap (e.g. a provisioned
     #: interpreter for graders); each must exist. Without bwrap they are visible anyway.
     ro_binds: list[str] = Field(default_factory=list)
+    #: host directories put first on the commands' PATH (e.g. a provisioned
+    #: environment's ``bin``, so ``python`` and ``pytest`` are that environment's);
+    #: under bwrap each must also be visible (in ``ro_binds`` or a system directory)
+    path_prepend: list[str] = Field(default_factory=list)
 
     @field_validator("memory", "tmp_size")
     @classmethod
@@ -90,12 +94,12 @@ class LocalSandboxConfig(BaseModel):
             parse_bytes(value)
         return value
 
-    @field_validator("ro_binds")
+    @field_validator("ro_binds", "path_prepend")
     @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
+    def _absolute(cls, value: list[str], info) -> list[str]:
         for path in value:
-            if not os.path.isabs(path) or "\x00" in path:
-                raise ValueError(f"ro_binds entries must be absolute host paths, got {path!r}")
+            if not os.path.isabs(path) or "\x00" in path or (":" in path and info.field_name == "path_prepend"):
+                raise ValueError(f"{info.field_name} entries must be absolute host paths, got {path!r}")
         return [os.path.normpath(p) for p in value]
 
 
@@ -310,6 +314,8 @@ class LocalSandbox:
         if "LC_ALL" in os.environ:
             env["LC_ALL"] = os.environ["LC_ALL"]
         env.update(self.config.env)
+        if self.config.path_prepend:  # a declared environment comes first, whatever PATH says
+            env["PATH"] = ":".join([*self.config.path_prepend, env["PATH"]])
         env[TAG_VAR] = f"{self.token}.{role}"
         return env
 
