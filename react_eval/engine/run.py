@@ -207,6 +207,7 @@ async def run_benchmark(
     if options.shard is not None:
         index, count = options.shard
         tasks = [t for i, t in enumerate(tasks) if i % count == index]
+    tasks = await benchmark.prepare(tasks, config.sandbox_for(entry))  # e.g. build task images
     fields = hashed_fields(config, entry)
     manifest = Manifest(run_id=run_id, config_hash=config_hash(fields), fields=fields,
                         shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
