@@ -178,7 +178,10 @@ def run(
             failed = True
             console.print(f"[red]{bench_run.name} failed:[/red] {bench_run.error}", highlight=False)
             continue
-        _print_summary(bench_run.name, bench_run.summary, bench_run.out_dir)
+        label = f"{bench_run.name} [{bench_run.variant}]" if bench_run.variant else bench_run.name
+        _print_summary(label, bench_run.summary, bench_run.out_dir)
+    for group in dict.fromkeys(r.out_dir.parent for r in runs if r.variant):  # entries that list variants
+        _print_variants(group)
     if reference:
         out.print(f"note: {reference}", highlight=False)
     if export_predictions is not None:
@@ -213,6 +216,36 @@ def _print_summary(name: str, summary: dict[str, Any], out_dir: Path) -> None:
     errors = ", ".join(f"{k}={v}" for k, v in summary.get("error_kinds", {}).items())
     table.add_row("outcomes", errors)
     out.print(table)
+
+
+def _print_variants(group: Path, alpha: float = 0.05) -> None:
+    """The cross-variant comparison: written beside the runs, printed ranked."""
+    from react_eval.analysis.variants import compare_variants, table_rows, write_variants
+
+    report = compare_variants(group, alpha=alpha)
+    md_path, _ = write_variants(group, report)
+    header, cells = table_rows(report)
+    table = Table(title=f"variants of {report.benchmark}, ranked (baseline {report.baseline}): {md_path}")
+    for col in header:
+        table.add_column(col)
+    for row in cells:
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command()
+def variants(
+    group_dir: Path = typer.Argument(..., help="The directory of a benchmark run with variants (holds variants.plan.json)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level (Holm-adjusted across variants)."),
+) -> None:
+    """(Re)build the cross-variant comparison (variants.md, variants.json) of a run with variants."""
+    from react_eval.analysis.runs import RunLoadError
+
+    try:
+        _print_variants(group_dir, alpha)
+    except RunLoadError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
