@@ -140,3 +140,19 @@ def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5]
     assert holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_the_readme_example_config_runs_as_written(tmp_path: Path):
+    """docs/examples/variants-smoke.yaml (shown in the README) runs with the oracle it names."""
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "variants-smoke.yaml"
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_URL", "MODEL")}
+    proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "run", "--config", str(example), "--no-progress",
+                           "-o", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env={**env, "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "smoke" / "variants.json").read_text())
+    assert report["baseline"] == "terse" and sorted(report["ranking"]) == ["careful", "terse"]
+    careful = next(v for v in report["variants"] if v["name"] == "careful")
+    assert careful["summary"]["pass@1"] == 1.0 and careful["comparison"]["delta"] == 0
+    assert {c["field"] for c in careful["comparison"]["changed"]} == {
+        "solver.system_prompt", "solver.max_turns", "model.generation.temperature"}
