@@ -20,7 +20,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.harbor_atif import HARBOR_VERSION, _ensure_package_inits, _locked, harbor_dir
+from tests.harbor_atif import HARBOR_VERSION, ensure_extracted, harbor_dir
 
 TOML_VERSION = "0.10.2"
 _FILES = ("harbor/constants.py", "harbor/utils/env.py", "harbor/models/task/config.py",
@@ -55,12 +55,7 @@ def _download(root: Path) -> None:
 def _load() -> ModuleType | str:
     root = harbor_dir()
     try:
-        if not _complete(root):
-            with _locked(root):
-                if not _complete(root):
-                    root.mkdir(parents=True, exist_ok=True)
-                    _download(root)
-        _ensure_package_inits(root)
+        ensure_extracted(root, _complete, _download)
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         import harbor.models.task.config as config
