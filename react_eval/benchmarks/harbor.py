@@ -15,6 +15,11 @@ details; the main one is ``reward``, the only key, or the ``reward_key``
 option) or else ``reward.txt`` (one number). No reward file, an unreadable one,
 or tests that overrun their timeout are ``verify_error`` -- never a 0.
 
+A task with neither a Dockerfile nor a ``docker_image`` may also run in a local
+or bwrap sandbox: then ``/tests``, ``/logs`` and ``/solution`` live under the
+workdir's ``.harbor/``, and those absolute paths in the task's scripts are
+rewritten to point there (``paths_mapped_to`` in the details).
+
 ``react-eval validate`` uses ``solution/`` as the oracle: its files are written
 to ``/solution`` and ``bash /solution/solve.sh`` runs (with ``[solution] env``).
 
@@ -41,6 +46,8 @@ from react_eval.types import SandboxError, SandboxSpec, Task, VerifyError
 
 PREFIX = "harbor:"
 TESTS, SOLUTION, VERIFIER_LOGS = "/tests", "/solution", "/logs/verifier"
+#: where those live, under the workdir, in a sandbox that is not a container of the task's image
+MAPPED_ROOT = ".harbor"
 
 HARBOR_SYSTEM_PROMPT = (
     "You are an autonomous agent working in a Linux container through tools: bash (a persistent shell), "
@@ -66,6 +73,8 @@ class HarborBenchmark(Benchmark):
         #: which key of a reward.json is the task's reward (default: ``reward``, or the only key)
         self.reward_key = reward_key
         self._images: dict[str, tuple[str, str]] = {}  # task id -> (image, workdir)
+        #: set by prepare: no container, so Harbor's absolute paths are mapped under the workdir
+        self.mapped = False
 
     @cached_property
     def _tasks(self) -> dict[str, HarborTask]:
@@ -103,13 +112,18 @@ class HarborBenchmark(Benchmark):
 
     async def prepare(self, tasks: list[Task], sandbox: Any) -> list[Task]:
         """Build (or reuse) each selected task's image; refuse a sandbox that cannot run it."""
-        is_docker = getattr(sandbox, "type", None) == "docker"
-        if not is_docker:
-            kind = getattr(sandbox, "type", None) or "local"
-            raise HarborTaskError(
-                f"Harbor tasks run in their environment image, which needs a docker sandbox, not {kind!r}: "
-                "pass --sandbox docker (or a sandbox of type: docker in the config); their tests also use "
-                f"the container's absolute paths ({TESTS}, {VERIFIER_LOGS})")
+        if getattr(sandbox, "type", None) != "docker":
+            imaged = [t.id for t in tasks if self.harbor_task(t.id).dockerfile is not None
+                      or self.harbor_task(t.id).config.environment.docker_image]
+            if imaged:
+                kind = getattr(sandbox, "type", None) or "local"
+                raise HarborTaskError(
+                    f"Harbor tasks run in their environment image, which needs a docker sandbox, not {kind!r}: "
+                    f"pass --sandbox docker (or a sandbox of type: docker in the config); "
+                    f"{len(imaged)} selected task(s) have an image ({', '.join(imaged[:5])})")
+            self.mapped = True  # no image anywhere: /tests, /logs, /solution live under the workdir
+            return [self._make_task(self.harbor_task(t.id)) for t in tasks]
+        self.mapped = False
         from react_eval.benchmarks.harbor_image import ImageBuilder
 
         builder = ImageBuilder(getattr(sandbox, "docker_host", None))
@@ -140,28 +154,34 @@ class HarborBenchmark(Benchmark):
             raise SandboxError("Harbor tasks need a sandbox, and this rollout has none")
         ht = self.harbor_task(task.id)
         sandbox = env.sandbox
-        await self._checked(sandbox, f"rm -rf {TESTS} {VERIFIER_LOGS} && mkdir -p {TESTS} {VERIFIER_LOGS}",
-                            "could not reset /tests and /logs/verifier")
-        await _upload_dir(sandbox, ht.tests_dir, TESTS)
+        root = f"{sandbox.workdir.rstrip('/')}/{MAPPED_ROOT}" if self.mapped else ""
+        tests, logs = root + TESTS, root + VERIFIER_LOGS
+        await self._checked(sandbox, f"rm -rf {tests} {logs} && mkdir -p {tests} {logs}",
+                            f"could not reset {tests} and {logs}")
+        await _upload_dir(sandbox, ht.tests_dir, tests)
+        if self.mapped:
+            await self._checked(sandbox, _map_paths_command(tests, root), "could not map the tests' paths")
         timeout = ht.config.verifier.timeout_sec
         variables = resolve_env(ht.config.verifier.env, f"{ht.path}/task.toml [verifier].env")
-        command = (f"{_env_prefix(variables)}bash {TESTS}/test.sh > {VERIFIER_LOGS}/test-stdout.txt 2>&1; "
-                   f"status=$?; cat {VERIFIER_LOGS}/test-stdout.txt; exit $status")
+        command = (f"{_env_prefix(variables)}bash {tests}/test.sh > {logs}/test-stdout.txt 2>&1; "
+                   f"status=$?; cat {logs}/test-stdout.txt; exit $status")
         result = await sandbox.run(command, timeout=timeout, cwd=sandbox.workdir)
         details: dict[str, Any] = {"harbor_task": str(ht.path), "test_exit_code": result.exit_code,
                                    "test_output": _tail(result.output)}
+        if self.mapped:
+            details["paths_mapped_to"] = root
         if result.timed_out:
             raise VerifyError(f"the task's tests did not finish within [verifier] timeout_sec = {timeout:g}s; "
                               f"output tail: {_tail(result.output, 800)}")
-        rewards, source = await self._read_rewards(sandbox, result.output)
+        rewards, source = await self._read_rewards(sandbox, result.output, logs)
         key = self._main_key(rewards, source)
         details.update({"reward_file": source, "rewards": rewards, "reward_key": key})
         return Verification(reward=float(rewards[key]), details=details)
 
-    async def _read_rewards(self, sandbox: Sandbox, output: str) -> tuple[dict[str, float], str]:
+    async def _read_rewards(self, sandbox: Sandbox, output: str, logs: str) -> tuple[dict[str, float], str]:
         """Harbor's order: reward.json first, else reward.txt; anything unusable is a VerifyError."""
         for name in ("reward.json", "reward.txt"):
-            path = f"{VERIFIER_LOGS}/{name}"
+            path = f"{logs}/{name}"
             try:
                 data = await sandbox.read_file(path, max_bytes=1 << 20)
             except FileNotFoundError:
@@ -169,7 +189,7 @@ class HarborBenchmark(Benchmark):
             except Exception as exc:
                 raise VerifyError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
             return _parse_rewards(name, data, path), name
-        raise VerifyError(f"the tests wrote no reward ({VERIFIER_LOGS}/reward.json or reward.txt); "
+        raise VerifyError(f"the tests wrote no reward ({logs}/reward.json or reward.txt); "
                           f"output tail: {_tail(output, 800)}")
 
     def _main_key(self, rewards: dict[str, float], source: str) -> str:
@@ -199,16 +219,28 @@ class HarborBenchmark(Benchmark):
             return None
         steps = []
         root = ht.solve_script.parent
+        solution = MAPPED_ROOT + SOLUTION if self.mapped else SOLUTION  # mapped: relative to the workdir
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            target = f"{SOLUTION}/{path.relative_to(root).as_posix()}"
+            target = f"{solution}/{path.relative_to(root).as_posix()}"
             data = path.read_bytes()
             try:
                 steps.append(PlannedCall("file_write", {"path": target, "content": data.decode("utf-8")}))
             except UnicodeDecodeError:
                 raise HarborTaskError(f"{path}: the oracle writes solution files as text; this one is binary") from None
         variables = resolve_env(ht.config.solution.env, f"{ht.path}/task.toml [solution].env")
-        steps.append(PlannedCall("bash", {"command": f"{_env_prefix(variables)}bash {SOLUTION}/solve.sh"}))
+        run = f"{_env_prefix(variables)}bash {solution}/solve.sh"
+        if self.mapped:  # the oracle's shell starts in the workdir
+            run = f"{_map_paths_command(solution, f'$PWD/{MAPPED_ROOT}')} && {run}"
+        steps.append(PlannedCall("bash", {"command": run}))
         return ReferenceSolution(steps=steps, final_message="Ran the reference solution (solution/solve.sh).")
+
+
+def _map_paths_command(directory: str, root: str) -> str:
+    """A shell command rewriting Harbor's absolute paths (/tests, /logs, /solution)
+    in every file under ``directory`` to the same paths under ``root``."""
+    pattern = r"(^|[^[:alnum:]_.~$/-])/(tests|logs|solution)([/[:space:]\"');|&]|$)"
+    script = f"s#{pattern}#\\1{root}/\\2\\3#g"
+    return f'find {directory} -type f -exec sed -i -E "{script}" {{}} +'
 
 
 def _env_prefix(variables: dict[str, str]) -> str:

@@ -3,6 +3,7 @@ discovery, reward files, and refusals worded for the user."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -176,5 +177,51 @@ def test_a_non_docker_sandbox_is_refused_clearly(tmp_path: Path):
                            "--model", "oracle", "-o", str(tmp_path), "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert "--sandbox docker" in proc.stderr and "environment image" in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "--sandbox docker" in said and "environment image" in said and "3 selected task(s) have an image" in said
     assert not list(tmp_path.rglob("results.jsonl"))
+
+
+def test_harbor_paths_are_mapped_only_where_they_are_paths(tmp_path: Path):
+    from react_eval.benchmarks.harbor import _map_paths_command
+
+    lines = {
+        "bash /tests/test.sh": "bash R/tests/test.sh",
+        "cd /tests && ls": "cd R/tests && ls",
+        "echo 1 > '/logs/verifier/reward.txt'": "echo 1 > 'R/logs/verifier/reward.txt'",
+        'open("/logs/verifier/reward.json", "w")': 'open("R/logs/verifier/reward.json", "w")',
+        "A=/solution/x B=/tests": "A=R/solution/x B=R/tests",
+        "/tests/a /tests/b": "R/tests/a R/tests/b",
+        "/my/tests/x ~/tests $HOME/logs /testsuite /logsX data/tests": "/my/tests/x ~/tests $HOME/logs /testsuite /logsX data/tests",
+    }
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "f.sh").write_text("\n".join(lines) + "\n")
+    subprocess.run(["bash", "-c", _map_paths_command(str(target), "R")], check=True)
+    assert (target / "f.sh").read_text() == "\n".join(lines.values()) + "\n"
+
+
+def test_a_task_without_an_image_validates_in_a_local_sandbox(tmp_path: Path):
+    """No Dockerfile, no docker_image: the run's own sandbox will do, with Harbor's
+    absolute paths mapped under the workdir (nothing is written to the host's /tests or /logs)."""
+    task = tmp_path / "tasks" / "hello"
+    (task / "tests").mkdir(parents=True)
+    (task / "solution").mkdir()
+    (task / "instruction.md").write_text("Write the word hello to out.txt in the working directory.\n")
+    (task / "task.toml").write_text("[verifier]\ntimeout_sec = 60\n")
+    (task / "tests" / "test.sh").write_text(
+        "#!/bin/bash\nmkdir -p /logs/verifier\n"
+        'if [ "$(cat out.txt 2>/dev/null)" = hello ] && [ -f /tests/test.sh ]; then echo 1; else echo 0; fi'
+        " > /logs/verifier/reward.txt\n")
+    (task / "solution" / "solve.sh").write_text("#!/bin/bash\ncp /solution/answer.txt out.txt\n")
+    (task / "solution" / "answer.txt").write_text("hello\n")
+    host_before = {p for p in ("/tests", "/logs/verifier", "/solution") if Path(p).exists()}
+    proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "validate", "--bench", f"harbor:{task.parent}",
+                           "--sandbox", "local", "-o", str(tmp_path / "out"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validation passed" in proc.stdout
+    [gold] = (tmp_path / "out").glob("validate-*/*/oracle/results.jsonl")
+    row = json.loads(gold.read_text())
+    assert row["reward"] == 1.0 and row["verification"]["paths_mapped_to"].endswith("/.harbor")
+    assert {p for p in ("/tests", "/logs/verifier", "/solution") if Path(p).exists()} == host_before
