@@ -181,7 +181,12 @@ def run(
         label = f"{bench_run.name} [{bench_run.variant}]" if bench_run.variant else bench_run.name
         _print_summary(label, bench_run.summary, bench_run.out_dir)
     for group in dict.fromkeys(r.out_dir.parent for r in runs if r.variant):  # entries that list variants
-        _print_variants(group)
+        try:
+            _print_variants(group)
+        except Exception as exc:  # noqa: BLE001 - the runs are on disk; `react-eval variants DIR` retries
+            failed = True
+            console.print(f"[red]cross-variant comparison of {group} failed:[/red] {type(exc).__name__}: {exc}",
+                          highlight=False)
     if reference:
         out.print(f"note: {reference}", highlight=False)
     if export_predictions is not None:
@@ -402,6 +407,8 @@ def report(
         for target in targets:
             md_path, html_path = write_report(target, bench=bench, out_dir=out_dir)
             typer.echo(f"wrote {md_path} and {html_path}")
+        if bench is None and out_dir is None and (run_dir / "variants.plan.json").is_file():
+            _print_variants(run_dir)  # a run with variants: their comparison too
     except RunLoadError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -433,6 +440,24 @@ def view(
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Manage sandboxes (Docker containers of react-eval runs).")
 app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("prune-images")
+def sandbox_prune_images(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the images; remove nothing."),
+    docker_host: Optional[str] = typer.Option(None, "--docker-host", help="Engine URL (default: DOCKER_HOST or the local socket)."),
+) -> None:
+    """Remove the environment images built for Harbor tasks (label react-eval.kind=harbor-env); rebuilt on demand."""
+    from react_eval.benchmarks.harbor_image import prune_images
+
+    found = prune_images(docker_host, dry_run=dry_run)
+    for image in found:
+        state = "would remove" if dry_run else ("removed" if image.get("removed") else f"kept: {image.get('error')}")
+        out.print(f"{image['id'][7:19]}  {', '.join(image['tags']) or '<untagged>'}  task={image['task']}  {state}",
+                  highlight=False)
+    console.print(f"{len(found)} Harbor task image(s)" + (" found" if dry_run else " processed"), highlight=False)
+    if any(not dry_run and not image.get("removed") for image in found):
+        raise typer.Exit(1)
 
 
 @sandbox_app.command("prune")

@@ -33,7 +33,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 PLAN = "variants.plan.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: a variant's name is its directory's: no dots, so it never meets variants.md/.json
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: entry keys a variant cannot change: they would make the runs incomparable
 FIXED_KEYS = ("name", "repeats", "max_problems", "problem_range", "options")
 

@@ -75,6 +75,9 @@ def test_example_tasks_validate_in_docker(docker_engine, tmp_path: Path):
     finally:
         client.close()
     assert {"fix-word-count", "sales-summary", "write-settings"} <= tagged
+    listed = run_cli("sandbox", "prune-images", "--dry-run")
+    assert listed.returncode == 0 and "react-eval-harbor/sales-summary:" in listed.stdout
+    assert "would remove" in listed.stdout
 
 
 def _task(root: Path, name: str, *, toml: str, test_sh: str, dockerfile: str | None = None,

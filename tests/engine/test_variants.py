@@ -117,6 +117,9 @@ def test_variants_run_side_by_side_and_are_compared_to_the_baseline(scripted_ser
     # and `react-eval variants DIR` rebuilds the table from the directories alone
     rebuilt = run_cli("variants", str(group))
     assert rebuilt.returncode == 0 and "lazy" in rebuilt.stdout
+    reported = run_cli("report", str(group))
+    assert reported.returncode == 0 and "variants of smoke, ranked" in reported.stdout
+    assert all((group / name / "report.md").is_file() for name in ("tools", "lazy", "warm"))
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -128,6 +131,7 @@ def test_variants_run_side_by_side_and_are_compared_to_the_baseline(scripted_ser
     ({"variants": [{"name": "a", "repeats": 3}]}, "'repeats' is the same for every variant"),
     ({"variants": [{"name": "a", "service": "other"}]}, "(a): service: no service named 'other'"),
     ({"variants": [{"name": "a b"}]}, "variants.0.name"),
+    ({"variants": [{"name": "variants.md"}]}, "variants.0.name"),  # names are directories beside the table
     ({"variants": [], "baseline": "x"}, "baseline: set, but the entry has no variants"),
 ])
 def test_bad_variants_are_refused_at_config_time(extra, message, tmp_path: Path):
