@@ -40,7 +40,7 @@ import anyio.to_thread
 import orjson
 
 from react_eval.benchmarks.base import Answer, Benchmark, PlannedCall, ReferenceSolution, RolloutEnv, Verification
-from react_eval.benchmarks.harbor_task import HarborTask, HarborTaskError, discover, resolve_env
+from react_eval.benchmarks.harbor_task import HarborTask, HarborTaskError, discover, not_applied, resolve_env
 from react_eval.sandboxes.base import Sandbox
 from react_eval.types import SandboxError, SandboxSpec, Task, VerifyError
 
@@ -98,6 +98,7 @@ class HarborBenchmark(Benchmark):
                 "harbor_metadata": ht.config.metadata,
                 "verifier_timeout_sec": ht.config.verifier.timeout_sec,
                 "agent_timeout_sec": ht.config.agent.timeout_sec,
+                "harbor_not_applied": not_applied(ht.config),
             },
             sandbox=SandboxSpec(
                 image=image,
@@ -170,6 +171,8 @@ class HarborBenchmark(Benchmark):
                                    "test_output": _tail(result.output)}
         if self.mapped:
             details["paths_mapped_to"] = root
+        if task.metadata.get("harbor_not_applied"):
+            details["harbor_not_applied"] = task.metadata["harbor_not_applied"]
         if result.timed_out:
             raise VerifyError(f"the task's tests did not finish within [verifier] timeout_sec = {timeout:g}s; "
                               f"output tail: {_tail(result.output, 800)}")

@@ -107,6 +107,24 @@ class HarborTaskConfig(_Section):
         return data
 
 
+#: settings react-eval reads but does not apply (reported in each task's metadata)
+NOT_APPLIED = {
+    "environment": ("storage_mb", "gpus", "gpu_types", "tpu", "healthcheck", "mcp_servers", "skills_dir",
+                    "network_mode", "allowed_hosts", "allow_internet"),
+    "agent": ("user", "network_mode", "allowed_hosts"),
+    "verifier": ("user", "network_mode", "allowed_hosts", "environment", "environment_mode", "collect"),
+}
+
+
+def not_applied(config: HarborTaskConfig) -> list[str]:
+    """The task's settings that this run ignores, as ``section.key`` (e.g. ``environment.gpus``)."""
+    found = []
+    for section, keys in NOT_APPLIED.items():
+        data = getattr(config, section).model_dump(exclude_unset=True)
+        found += [f"{section}.{k}" for k in keys if data.get(k) not in (None, [], {})]
+    return found
+
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

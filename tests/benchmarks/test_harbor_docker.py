@@ -118,7 +118,7 @@ def test_task_settings_reach_the_container_and_bad_rewards_are_errors(
                  "if [ -f /srv/work/done.txt ] && [ \"$CHECK\" = yes ]; then echo 1; else echo 0; fi"
                  " > /logs/verifier/reward.txt\n")
     _task(tasks, "i20-probe", test_sh=good_test, toml=(
-        "[environment]\ncpus = 0.5\nmemory_mb = 300\n[environment.env]\nGREETING = \"hi there\"\n"
+        "[environment]\ncpus = 0.5\nmemory_mb = 300\nstorage_mb = 900\n[environment.env]\nGREETING = \"hi there\"\n"
         "[verifier.env]\nCHECK = \"yes\"\n"))
     _task(tasks, "i20-no-reward", toml="", test_sh="#!/bin/bash\necho 'forgot the reward'\n")
     _task(tasks, "i20-garbled", toml="", test_sh="#!/bin/bash\nmkdir -p /logs/verifier\necho PASSED > /logs/verifier/reward.txt\n")
@@ -141,6 +141,7 @@ def test_task_settings_reach_the_container_and_bad_rewards_are_errors(
     # the planted reward.txt and /tests/test.sh were replaced: no done.txt, so 0
     assert probe["reward"] == 0.0 and probe["error_kind"] is None
     assert probe["verification"]["rewards"] == {"reward": 0.0}
+    assert probe["verification"]["harbor_not_applied"] == ["environment.storage_mb"]
 
     for task, why in (("i20-no-reward", "wrote no reward"), ("i20-garbled", "not a number"),
                       ("i20-slow-tests", "did not finish within")):

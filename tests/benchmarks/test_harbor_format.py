@@ -71,6 +71,7 @@ def test_example_tasks_are_discovered_with_their_settings():
     settings = tasks["write-settings"]
     assert settings.timeout == 300.0 and settings.sandbox.cpus == 0.5 and settings.sandbox.memory_mb == 512
     assert settings.metadata["verifier_timeout_sec"] == 60.0
+    assert settings.metadata["harbor_not_applied"] == []
     assert "settings.ini" in settings.prompt
     # one task directory works as well as a directory of tasks, and harbor:// too
     one = get_benchmark(f"harbor://{EXAMPLES / 'sales-summary'}")
@@ -225,3 +226,13 @@ def test_a_task_without_an_image_validates_in_a_local_sandbox(tmp_path: Path):
     row = json.loads(gold.read_text())
     assert row["reward"] == 1.0 and row["verification"]["paths_mapped_to"].endswith("/.harbor")
     assert {p for p in ("/tests", "/logs/verifier", "/solution") if Path(p).exists()} == host_before
+
+
+def test_settings_that_are_not_applied_are_named():
+    from react_eval.benchmarks.harbor_task import not_applied
+
+    config = parse_config('[environment]\nstorage_mb = 100\ngpus = 1\n[agent]\nuser = "agent"\n'
+                          '[environment.healthcheck]\ncommand = "true"\n', "task.toml")
+    assert not_applied(config) == ["environment.storage_mb", "environment.gpus", "environment.healthcheck",
+                                   "agent.user"]
+    assert not_applied(parse_config("[environment]\ncpus = 1\n", "task.toml")) == []
