@@ -286,6 +286,8 @@ def list_benchmarks() -> None:
             bench, size = None, f"n/a ({exc})"
         table.add_row(name, size, getattr(bench or factory, "verification", ""), getattr(bench or factory, "description", ""))
     out.print(table)
+    out.print("also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE",
+              highlight=False)
 
 
 @app.command()

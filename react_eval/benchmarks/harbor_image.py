@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from react_eval.sandboxes.docker import _api_client, _docker_errors
+from react_eval.sandboxes.docker import _api_client, _docker_errors, _is_connection_error, unreachable_error
 
 KIND_LABEL = "react-eval.kind"
 KIND = "harbor-env"
@@ -72,7 +72,12 @@ class ImageBuilder:
     @property
     def api(self) -> Any:
         if self._api is None:
-            self._api = _api_client(self.docker_host, timeout=600)
+            try:
+                self._api = _api_client(self.docker_host, timeout=600)
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise unreachable_error(self.docker_host, exc) from exc
+                raise
         return self._api
 
     def close(self) -> None:

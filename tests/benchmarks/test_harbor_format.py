@@ -236,3 +236,13 @@ def test_settings_that_are_not_applied_are_named():
     assert not_applied(config) == ["environment.storage_mb", "environment.gpus", "environment.healthcheck",
                                    "agent.user"]
     assert not_applied(parse_config("[environment]\ncpus = 1\n", "task.toml")) == []
+
+
+def test_an_unreachable_docker_engine_is_named(tmp_path: Path):
+    proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "run", "--bench", f"harbor:{EXAMPLES}",
+                           "--model", "oracle", "--sandbox", "docker", "-O", "sandboxes.default.docker_host="
+                           f"unix://{tmp_path}/no.sock", "-o", str(tmp_path / "out"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    said = " ".join(proc.stderr.split())
+    assert "is unreachable" in said and f"unix://{tmp_path}/no.sock" in said
