@@ -179,7 +179,15 @@ def run(
             failed = True
             console.print(f"[red]{bench_run.name} failed:[/red] {escape(bench_run.error)}", highlight=False)
             continue
-        _print_summary(bench_run.name, bench_run.summary, bench_run.out_dir)
+        label = f"{bench_run.name} [{bench_run.variant}]" if bench_run.variant else bench_run.name
+        _print_summary(label, bench_run.summary, bench_run.out_dir)
+    for group in dict.fromkeys(r.out_dir.parent for r in runs if r.variant):  # entries that list variants
+        try:
+            _print_variants(group)
+        except Exception as exc:  # noqa: BLE001 - the runs are on disk; `react-eval variants DIR` retries
+            failed = True
+            console.print(f"[red]cross-variant comparison of {group} failed:[/red] {type(exc).__name__}: {exc}",
+                          highlight=False)
     if reference:
         out.print(f"note: {reference}", highlight=False)
     if export_predictions is not None:
@@ -216,6 +224,36 @@ def _print_summary(name: str, summary: dict[str, Any], out_dir: Path) -> None:
     out.print(table)
 
 
+def _print_variants(group: Path, alpha: float = 0.05) -> None:
+    """The cross-variant comparison: written beside the runs, printed ranked."""
+    from react_eval.analysis.variants import compare_variants, table_rows, write_variants
+
+    report = compare_variants(group, alpha=alpha)
+    md_path, _ = write_variants(group, report)
+    header, cells = table_rows(report)
+    table = Table(title=f"variants of {report.benchmark}, ranked (baseline {report.baseline}): {md_path}")
+    for col in header:
+        table.add_column(col)
+    for row in cells:
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command()
+def variants(
+    group_dir: Path = typer.Argument(..., help="The directory of a benchmark run with variants (holds variants.plan.json)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level (Holm-adjusted across variants)."),
+) -> None:
+    """(Re)build the cross-variant comparison (variants.md, variants.json) of a run with variants."""
+    from react_eval.analysis.runs import RunLoadError
+
+    try:
+        _print_variants(group_dir, alpha)
+    except RunLoadError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def merge(
     dirs: list[Path] = typer.Argument(..., help="Run or benchmark directories (e.g. one per shard)."),
@@ -249,6 +287,8 @@ def list_benchmarks() -> None:
             bench, size = None, f"n/a ({exc})"
         table.add_row(name, size, getattr(bench or factory, "verification", ""), getattr(bench or factory, "description", ""))
     out.print(table)
+    out.print("also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE",
+              highlight=False)
 
 
 @app.command()
@@ -371,6 +411,8 @@ def report(
         for target in targets:
             md_path, html_path = write_report(target, bench=bench, out_dir=out_dir)
             typer.echo(f"wrote {md_path} and {html_path}")
+        if bench is None and out_dir is None and (run_dir / "variants.plan.json").is_file():
+            _print_variants(run_dir)  # a run with variants: their comparison too
     except RunLoadError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -402,6 +444,24 @@ def view(
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Manage sandboxes (Docker containers of react-eval runs).")
 app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("prune-images")
+def sandbox_prune_images(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the images; remove nothing."),
+    docker_host: Optional[str] = typer.Option(None, "--docker-host", help="Engine URL (default: DOCKER_HOST or the local socket)."),
+) -> None:
+    """Remove the environment images built for Harbor tasks (label react-eval.kind=harbor-env); rebuilt on demand."""
+    from react_eval.benchmarks.harbor_image import prune_images
+
+    found = prune_images(docker_host, dry_run=dry_run)
+    for image in found:
+        state = "would remove" if dry_run else ("removed" if image.get("removed") else f"kept: {image.get('error')}")
+        out.print(f"{image['id'][7:19]}  {', '.join(image['tags']) or '<untagged>'}  task={image['task']}  {state}",
+                  highlight=False)
+    console.print(f"{len(found)} Harbor task image(s)" + (" found" if dry_run else " processed"), highlight=False)
+    if any(not dry_run and not image.get("removed") for image in found):
+        raise typer.Exit(1)
 
 
 @sandbox_app.command("prune")

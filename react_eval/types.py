@@ -158,6 +158,12 @@ class SandboxSpec(BaseModel):
     repo_dir: str | None = None
     #: a shell command run in the workdir after files are placed
     setup: str | None = None
+    #: per-task overrides of the sandbox settings (e.g. from a Harbor task.toml);
+    #: None keeps the provider's own; providers that cannot apply one ignore it
+    workdir: str | None = None
+    cpus: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
 
 
 class Task(BaseModel):
@@ -171,6 +177,9 @@ class Task(BaseModel):
     sandbox: SandboxSpec | None = None
     #: row-level tool definitions (chat format) that replace discovered ones
     tools: list[dict[str, Any]] | None = None
+    #: wall-clock limit of the agent's part of this task, seconds (e.g. Harbor's
+    #: ``[agent] timeout_sec``); the solver's ``rollout_timeout`` wins when smaller
+    timeout: float | None = Field(default=None, gt=0)
 
     def initial_messages(self) -> list[dict[str, Any]]:
         if self.messages:

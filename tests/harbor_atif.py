@@ -32,7 +32,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -139,15 +139,21 @@ def _load_once() -> tuple[ModuleType, ModuleType] | HarborUnavailable:
         return exc
 
 
+def ensure_extracted(root: Path, complete: Callable[[Path], bool], fill: Callable[[Path], None]) -> None:
+    """Fill ``root`` once (``fill``) unless ``complete`` says it is, locked against
+    other test processes; then make the stand-in package ``__init__`` files."""
+    if not complete(root):
+        with _locked(root):
+            if not complete(root):
+                root.mkdir(parents=True, exist_ok=True)
+                fill(root)
+    _ensure_package_inits(root)
+
+
 def _load() -> tuple[ModuleType, ModuleType]:
     root = harbor_dir()
     try:
-        if not _complete(root):
-            with _locked(root):
-                if not _complete(root):
-                    root.mkdir(parents=True, exist_ok=True)
-                    _download_and_extract(root)
-        _ensure_package_inits(root)
+        ensure_extracted(root, _complete, _download_and_extract)
     except OSError as exc:  # read-only or full cache directory, ...
         raise HarborUnavailable(f"cannot prepare Harbor's ATIF modules under {root}: {exc}")
 

@@ -128,6 +128,12 @@ class Benchmark:
         ``gym://`` benchmark), opened per rollout next to the configured ones."""
         return []
 
+    async def prepare(self, tasks: list[Task], sandbox: Any) -> list[Task]:
+        """Called once per run before any rollout, with the selected tasks and the
+        run's sandbox config (None = the default): make what the tasks need (e.g.
+        their images) and return them as they should run; raise to refuse the run."""
+        return tasks
+
     async def collect_artifact(self, task: Task, env: RolloutEnv) -> str | None:
         """Capture the sandbox artifact after the loop (sandbox_artifact mode)."""
         return None

@@ -27,6 +27,13 @@ def _gym(address: str, **options: Any) -> Benchmark:
     return GymBenchmark(address, **options)
 
 
+def _harbor(path: str, **options: Any) -> Benchmark:
+    """``harbor:PATH``: a Harbor task directory, or a directory of them."""
+    from react_eval.benchmarks.harbor import HarborBenchmark
+
+    return HarborBenchmark(path, **options)
+
+
 def _ensure_builtins() -> None:
     if "gym" not in _SCHEMES:
         register_scheme("gym", _gym)
@@ -54,6 +61,8 @@ def available() -> dict[str, Factory]:
 
 def get_benchmark(name: str, **options: Any) -> Benchmark:
     _ensure_builtins()
+    if name.startswith("harbor:"):  # harbor:PATH (harbor://PATH also works)
+        return _harbor(name[len("harbor:"):].removeprefix("//"), **options)
     if "://" in name:
         scheme, _, rest = name.partition("://")
         if scheme not in _SCHEMES:

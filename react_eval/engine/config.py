@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from react_eval.engine.variants import Variant, check_variants
 from react_eval.loop import LoopConfig
 from react_eval.model.config import ModelConfig
 from react_eval.sandboxes.registry import SandboxConfig
@@ -71,6 +72,10 @@ class BenchmarkEntry(BaseModel):
     workers: int = Field(default=1, ge=1)
     #: benchmark-specific options (e.g. ``dataset`` for gym:// benchmarks)
     options: dict[str, Any] = Field(default_factory=dict)
+    #: harness variants run on the same tasks and compared (see engine/variants.py)
+    variants: list[Variant] = Field(default_factory=list)
+    #: the variant the others are compared against (default: the first)
+    baseline: str | None = None
 
     @model_validator(mode="after")
     def _check_range(self) -> "BenchmarkEntry":
@@ -109,6 +114,7 @@ class EvalConfig(BaseModel):
                 raise ValueError(f"{where}.resource_service: {rs!r} must name a type: gym service")
             if isinstance(bench.sandbox, str) and bench.sandbox not in self.sandboxes:
                 raise ValueError(f"benchmarks.{i}.sandbox: no sandbox named {bench.sandbox!r} in sandboxes")
+            check_variants(self, bench, f"benchmarks.{i}")
         return self
 
     def sandbox_for(self, bench: BenchmarkEntry) -> SandboxConfig | None:

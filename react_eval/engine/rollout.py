@@ -93,7 +93,8 @@ class RolloutRunner:
             tool_defs = task.tools or [s.to_openai() for s in await tools.list_tools()]
             system_prompt = self.system_prompt(task)
             recorder = self._recorder(spec, system_prompt, tool_defs)
-            outcome = await ReActLoop(self.model, tools, self.loop_config, recorder).run(task, system_prompt, tool_defs)
+            outcome = await ReActLoop(self.model, tools, self._loop_config(task), recorder).run(
+                task, system_prompt, tool_defs)
             trajectory = outcome.trajectory.to_json_bytes()
             row.update(_outcome_fields(outcome))
             env = RolloutEnv(sandbox=sandbox, tools=tools, backends=backends, provider=self.sandbox_provider)
@@ -111,6 +112,13 @@ class RolloutRunner:
         row["started_at"], row["finished_at"] = started_at, _now()
         row["wall_ms"] = (time.perf_counter() - t0) * 1000
         return RolloutRecord(RolloutResult.model_validate(row), trajectory)
+
+    def _loop_config(self, task: Task) -> LoopConfig:
+        """The solver's settings, with the task's own time limit when it is tighter."""
+        limit = self.loop_config.rollout_timeout
+        if task.timeout is None or (limit is not None and limit <= task.timeout):
+            return self.loop_config
+        return self.loop_config.model_copy(update={"rollout_timeout": task.timeout})
 
     def _recorder(self, spec: RolloutSpec, system_prompt: str, tool_defs: list[dict[str, Any]]) -> TrajectoryRecorder:
         return TrajectoryRecorder(

@@ -25,6 +25,7 @@ from react_eval.engine.manifest import Manifest, config_hash, diff_fields, hashe
 from react_eval.engine.provenance import config_git_sha, package_versions
 from react_eval.engine.results import RolloutFiles, RolloutResult, read_jsonl
 from react_eval.engine.resume import reconcile
+from react_eval.engine.variants import plan_entry
 from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
 from react_eval.grading.envs import EnvError, EnvSpec
 from react_eval.grading.sandbox import rollout_config
@@ -42,6 +43,8 @@ class BenchmarkRun:
     out_dir: Path
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: the variant this run is, when its entry lists variants (out_dir.parent holds them all)
+    variant: str | None = None
 
 
 def new_run_id() -> str:
@@ -235,6 +238,7 @@ async def run_benchmark(
         index, count = options.shard
         tasks = [t for i, t in enumerate(tasks) if i % count == index]
     benchmark.preflight(tasks)  # e.g. every row gradable: fail before the first rollout
+    tasks = await benchmark.prepare(tasks, config.sandbox_for(entry))  # e.g. build task images
     fields = hashed_fields(config, entry)
     manifest = Manifest(run_id=run_id, config_hash=config_hash(fields), fields=fields,
                         shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
@@ -350,11 +354,14 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
         base = bench_dir_name(entry.name)
         used[base] = used.get(base, 0) + 1
         out_dir = root / (base if used[base] == 1 else f"{base}.{used[base]}")
-        try:
-            runs.append(await run_benchmark(config, entry, out_dir, run_id=run_id, model=model, progress=progress,
-                                            options=options))
-        except FatalRunError:
-            raise
-        except Exception as exc:
-            runs.append(BenchmarkRun(entry.name, out_dir, error=f"{type(exc).__name__}: {exc}"))
+        for one in plan_entry(config, entry, out_dir, run_id):  # one run per variant, if it lists any
+            try:
+                run = await run_benchmark(one.config, one.entry, one.out_dir, run_id=one.run_id, model=model,
+                                          progress=progress, options=options)
+            except FatalRunError:
+                raise
+            except Exception as exc:
+                run = BenchmarkRun(entry.name, one.out_dir, error=f"{type(exc).__name__}: {exc}")
+            run.variant = one.name or None
+            runs.append(run)
     return runs

@@ -642,13 +642,14 @@ class _PathStat:
 class DockerSandbox:
     """One rollout's container: a persistent shell, archive file transfer."""
 
-    def __init__(self, provider: DockerSandboxProvider, container_id: str, name: str, *, image: str):
+    def __init__(self, provider: DockerSandboxProvider, container_id: str, name: str, *, image: str,
+                 workdir: str | None = None):
         self.provider = provider
         self.config = provider.config
         self.limits = provider.limits
         self.container_id = container_id
         self.name = name
-        self.workdir = posixpath.normpath(self.config.workdir)
+        self.workdir = posixpath.normpath(workdir or self.config.workdir)
         self.token = secrets.token_hex(8)
         self.info = SandboxInfo(
             provider="docker",
@@ -1103,17 +1104,20 @@ class DockerSandboxProvider:
         for c in stale:
             _remove_quietly(self.config.docker_host, c["Id"])
 
-    def _container_kwargs(self, image: str, labels: dict[str, str], name: str) -> dict[str, Any]:
+    def _container_kwargs(self, image: str, labels: dict[str, str], name: str,
+                          spec: SandboxSpec | None = None) -> dict[str, Any]:
         cfg = self.config
+        spec = spec or SandboxSpec()
         api = self.api
-        env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **cfg.env}
-        workdir = posixpath.normpath(cfg.workdir)
+        env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **cfg.env, **spec.env}
+        workdir = posixpath.normpath(spec.workdir or cfg.workdir)
+        cpus = spec.cpus or cfg.cpus  # a task's own settings win over the run's
         # hardened by default: no capability beyond what a shell needs, no setuid
         # escalation, a CPU cap, no host mount of any kind (binds are never passed)
         host_config = api.create_host_config(
             network_mode=cfg.network,
-            mem_limit=cfg.memory,
-            nano_cpus=int(cfg.cpus * 1e9) if cfg.cpus else None,
+            mem_limit=f"{spec.memory_mb}m" if spec.memory_mb else cfg.memory,
+            nano_cpus=int(cpus * 1e9) if cpus else None,
             pids_limit=cfg.pids_limit,
             cap_drop=["ALL"],
             cap_add=list(cfg.cap_add) or None,
@@ -1152,7 +1156,7 @@ class DockerSandboxProvider:
         sandbox: DockerSandbox | None = None
         container_id: str | None = None
         try:
-            kwargs = self._container_kwargs(image, all_labels, name)
+            kwargs = self._container_kwargs(image, all_labels, name, spec)
             errors = _docker_errors()
             created: list[str] = []
 
@@ -1174,7 +1178,8 @@ class DockerSandboxProvider:
                 raise
             finally:
                 container_id = created[0] if created else None
-            sandbox = DockerSandbox(self, container_id, name, image=image)  # type: ignore[arg-type]
+            sandbox = DockerSandbox(self, container_id, name, image=image,  # type: ignore[arg-type]
+                                    workdir=spec.workdir)
             self._open.add(sandbox)
             await sandbox._control.start()
             await sandbox.place(spec)

@@ -1,0 +1,6 @@
+"""Word counting for the report generator."""
+
+
+def count_words(text: str) -> int:
+    """Number of words in ``text``."""
+    return len(text.split(" "))
