@@ -24,6 +24,7 @@ class ErrorKind(str, Enum):
     verify_error = "verify_error"  # the verifier itself failed
     timeout = "timeout"  # the rollout's wall-clock limit was hit
     auth_error = "auth_error"  # 401/403 from the model: fatal for the whole run
+    harness_error = "harness_error"  # react-eval itself raised (a bug): the traceback is in the trajectory
 
 
 #: Error kinds caused by infrastructure rather than by the agent: excluded from
@@ -35,6 +36,7 @@ INFRA_ERROR_KINDS: frozenset[ErrorKind] = frozenset(
         ErrorKind.sandbox_error,
         ErrorKind.verify_error,
         ErrorKind.auth_error,
+        ErrorKind.harness_error,
     }
 )
 

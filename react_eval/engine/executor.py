@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Iterator, Protocol
 
 import anyio
 
-from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
+from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec, harness_failure_record
 from react_eval.types import ErrorKind
 
 OnDone = Callable[[RolloutRecord], Awaitable[None] | None]
@@ -42,6 +42,16 @@ class RunnerFactory(Protocol):
 
 class Executor(Protocol):
     async def run_all(self, specs: list[RolloutSpec], runners: RunnerFactory, on_done: OnDone) -> None: ...
+
+
+async def run_one(runner: RolloutRunner, spec: RolloutSpec) -> RolloutRecord:
+    """``runner.run(spec)``, which returns a record whatever the rollout did; should
+    the runner itself raise, that rollout gets a ``harness_error`` record and the
+    run goes on (only :func:`is_fatal` records stop a run)."""
+    try:
+        return await runner.run(spec)
+    except Exception as exc:  # noqa: BLE001 - the rollout boundary, second line
+        return harness_failure_record(spec, exc, getattr(getattr(runner.model, "config", None), "model", None))
 
 
 def is_fatal(record: RolloutRecord) -> bool:
@@ -87,7 +97,7 @@ class LocalExecutor:
             async with limiter:
                 if fatal:
                     return
-                record = await runner.run(spec)
+                record = await run_one(runner, spec)
             result = on_done(record)
             if result is not None:
                 await result

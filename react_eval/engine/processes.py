@@ -10,7 +10,8 @@ limits, and runs the specs it is sent. This process deals the specs out one
 at a time as a worker's slots free up (once every worker is up), so long and
 short rollouts balance, and receives every finished record: results are still written by one process.
 
-A worker that dies takes only its in-flight rollouts with it; the others go on
+A rollout that raises in a worker ends as a ``harness_error`` row like any
+other (:func:`~react_eval.engine.executor.run_one`). A worker that dies takes only its in-flight rollouts with it; the others go on
 with the queue, and the run then fails with a message naming the rollouts left
 without a row (``--resume`` re-runs them).
 """
@@ -31,7 +32,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from react_eval.engine.executor import FatalRunError, OnDone, RunnerFactory, frozen_heap, is_fatal, LocalExecutor
+from react_eval.engine.executor import FatalRunError, LocalExecutor, OnDone, RunnerFactory, frozen_heap, is_fatal, run_one
 from react_eval.engine.rollout import RolloutSpec
 
 
@@ -118,12 +119,7 @@ async def _serve(conn: Connection, payload: bytes, share: tuple[int, int]) -> No
     channel.send(("ready", None))
 
     async def one(spec: RolloutSpec) -> None:
-        try:
-            record = await runner.run(spec)
-        except Exception:
-            channel.send(("crash", (spec.task.id, spec.repeat), traceback.format_exc()))
-        else:
-            channel.send(("done", record))
+        channel.send(("done", await run_one(runner, spec)))
 
     try:
         with frozen_heap():
@@ -236,9 +232,6 @@ class ProcessExecutor:
                                         f"{len(worker.in_flight)} rollout(s) it was running have no row "
                                         f"({lost}); --resume re-runs them")
                     return
-                if msg[0] == "crash":
-                    return abort(f"a rollout of {msg[1][0]} (repeat {msg[1][1]}) raised in harness worker "
-                                 f"{worker.index}:\n{msg[2]}")
                 record = msg[1]
                 worker.in_flight.pop((record.result.task_id, record.result.repeat), None)
                 result = on_done(record)

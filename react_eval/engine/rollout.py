@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from react_eval import __version__
 from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
 from react_eval.loop import DEFAULT_SYSTEM_PROMPT, LoopConfig, LoopOutcome, ReActLoop, render_template
 from react_eval.model.chat import Model
 from react_eval.engine.results import RolloutResult
+from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
-from react_eval.trajectories import TrajectoryRecorder
+from react_eval.trajectories import Trajectory, TrajectoryRecorder
 from react_eval.types import ErrorKind, RolloutError, SandboxError, Task, VerifyError
 
 
@@ -42,6 +46,52 @@ class RolloutSpec:
 class RolloutRecord:
     result: RolloutResult
     trajectory: bytes | None
+
+
+@dataclass
+class _Attempt:
+    """What one rollout has produced so far (kept when it fails half-way)."""
+
+    row: dict[str, Any]
+    recorder: TrajectoryRecorder | None = None
+    outcome: LoopOutcome | None = None
+    trajectory: bytes | None = None
+
+
+def trajectory_bytes(trajectory: Trajectory) -> bytes:
+    """The trajectory as JSON; text orjson refuses (a lone surrogate) is written as U+FFFD."""
+    try:
+        return trajectory.to_json_bytes()
+    except TypeError:  # orjson.JSONEncodeError
+        return orjson.dumps(clean_json(trajectory.to_json_dict()))
+
+
+def minimal_trajectory(spec: RolloutSpec, kind: ErrorKind, message: str,
+                       extra: dict[str, Any] | None = None) -> bytes | None:
+    """A valid trajectory holding only the error, for a rollout of which nothing else can be recorded."""
+    try:
+        recorder = TrajectoryRecorder(session_id=f"{spec.run_id}-{spec.rollout_id}", agent_version=__version__,
+                                      model_name=None, tool_definitions=[],
+                                      extra={"task_id": spec.task.id, "repeat": spec.repeat,
+                                             "benchmark": spec.benchmark})
+        recorder.event("error", error_kind=kind.value, message=clean_text(message))
+        return trajectory_bytes(recorder.finish(error_kind=kind.value,
+                                                extra=clean_json({"turns": 0, "error": message, **(extra or {})})))
+    except Exception:  # noqa: BLE001 - the row still carries the error
+        return None
+
+
+def harness_failure_record(spec: RolloutSpec, exc: BaseException, model: str | None, *,
+                           started_at: str | None = None) -> RolloutRecord:
+    """The row and trajectory of a rollout whose harness failed outside the runner's
+    own guard (an executor calls this; it cannot fail on the rollout's data)."""
+    message = clean_text(f"harness error: {type(exc).__name__}: {exc}")[:2000]
+    tb = clean_text("".join(traceback.format_exception(exc)))[-20_000:]
+    now = _now()
+    result = RolloutResult(run_id=spec.run_id, benchmark=spec.benchmark, task_id=spec.task.id, repeat=spec.repeat,
+                           rollout_id=spec.rollout_id, model=model, error_kind=ErrorKind.harness_error,
+                           error=message, started_at=started_at or now, finished_at=now)
+    return RolloutRecord(result, minimal_trajectory(spec, ErrorKind.harness_error, message, {"traceback": tb}))
 
 
 def _now() -> str:
@@ -71,20 +121,38 @@ class RolloutRunner:
         return render_template(template or DEFAULT_SYSTEM_PROMPT, task)
 
     async def run(self, spec: RolloutSpec) -> RolloutRecord:
-        task = spec.task
+        """Run one rollout; whatever happens, return its row and trajectory.
+
+        This is the rollout boundary: a :class:`RolloutError` ends the rollout
+        with its kind, and any other exception (a bug in reply handling, a tool
+        backend, recording or verification) ends it as ``harness_error`` with
+        the exception in the row and the traceback in the trajectory. Only the
+        executor decides to stop a whole run (a rejected key)."""
         started_at, t0 = _now(), time.perf_counter()
-        row: dict[str, Any] = {
+        attempt = _Attempt(row={
             "run_id": spec.run_id,
             "benchmark": spec.benchmark,
-            "task_id": task.id,
+            "task_id": spec.task.id,
             "repeat": spec.repeat,
             "rollout_id": spec.rollout_id,
             "model": self.model.config.model,
-        }
+        })
+        try:
+            await self._run(spec, attempt)
+        except Exception as exc:  # noqa: BLE001 - the rollout boundary
+            self._harness_failure(spec, attempt, exc)
+        row = attempt.row
+        row["started_at"], row["finished_at"] = started_at, _now()
+        row["wall_ms"] = (time.perf_counter() - t0) * 1000
+        try:
+            return RolloutRecord(RolloutResult.model_validate(row), attempt.trajectory)
+        except Exception as exc:  # noqa: BLE001 - a row the harness cannot even build
+            return harness_failure_record(spec, exc, self.model.config.model, started_at=started_at)
+
+    async def _run(self, spec: RolloutSpec, attempt: "_Attempt") -> None:
+        task, row = spec.task, attempt.row
         sandbox: Sandbox | None = None
         backends: dict[str, ToolBackend] = {}
-        outcome: LoopOutcome | None = None
-        trajectory: bytes | None = None
         try:
             sandbox = await self._open_sandbox(spec)
             for source in self.tool_sources:
@@ -92,10 +160,11 @@ class RolloutRunner:
             tools = await CompositeBackend(backends).start()
             tool_defs = task.tools or [s.to_openai() for s in await tools.list_tools()]
             system_prompt = self.system_prompt(task)
-            recorder = self._recorder(spec, system_prompt, tool_defs)
-            outcome = await ReActLoop(self.model, tools, self._loop_config(task), recorder).run(
+            attempt.recorder = self._recorder(spec, system_prompt, tool_defs)
+            outcome = await ReActLoop(self.model, tools, self._loop_config(task), attempt.recorder).run(
                 task, system_prompt, tool_defs)
-            trajectory = outcome.trajectory.to_json_bytes()
+            attempt.outcome = outcome
+            attempt.trajectory = trajectory_bytes(outcome.trajectory)
             row.update(_outcome_fields(outcome))
             env = RolloutEnv(sandbox=sandbox, tools=tools, backends=backends, provider=self.sandbox_provider)
             verification = await self._verify(task, outcome, env, row)
@@ -105,13 +174,34 @@ class RolloutRunner:
                 row["verification"] = verification.details
         except RolloutError as exc:
             row["error_kind"], row["error"] = exc.kind, str(exc)
-            if outcome is None:  # failed before the conversation (sandbox, tools): still one trajectory per row
-                trajectory = self._setup_failure_trajectory(spec, exc)
+            if attempt.outcome is None:  # failed before the conversation (sandbox, tools): still one trajectory per row
+                attempt.trajectory = self._setup_failure_trajectory(spec, exc.kind, str(exc))
         finally:
             await self._close(backends, sandbox, row)
-        row["started_at"], row["finished_at"] = started_at, _now()
-        row["wall_ms"] = (time.perf_counter() - t0) * 1000
-        return RolloutRecord(RolloutResult.model_validate(row), trajectory)
+
+    def _harness_failure(self, spec: RolloutSpec, attempt: "_Attempt", exc: Exception) -> None:
+        """End the rollout as ``harness_error``: the exception in the row, the
+        traceback at the root of its trajectory (the conversation so far kept)."""
+        message = clean_text(f"{type(exc).__name__}: {exc}")[:2000]
+        tb = clean_text(traceback.format_exc())[-20_000:]
+        row = attempt.row
+        row["error_kind"], row["error"] = ErrorKind.harness_error, f"harness error: {message}"
+        row["passed"], row["reward"] = False, None
+        extra = {"error": row["error"], "traceback": tb}
+        trajectory = None
+        try:
+            if attempt.trajectory is not None:  # the conversation was recorded: the failure came after it
+                doc = orjson.loads(attempt.trajectory)
+                doc.setdefault("extra", {}).update(extra, error_kind=ErrorKind.harness_error.value)
+                trajectory = orjson.dumps(doc)
+            elif attempt.recorder is not None:  # inside the conversation: keep the steps so far
+                attempt.recorder.event("error", error_kind=ErrorKind.harness_error.value, message=row["error"])
+                trajectory = trajectory_bytes(attempt.recorder.finish(error_kind=ErrorKind.harness_error.value,
+                                                                      extra=extra))
+        except Exception:  # noqa: BLE001 - the recorder itself may be what broke
+            trajectory = None
+        attempt.trajectory = trajectory or self._setup_failure_trajectory(
+            spec, ErrorKind.harness_error, row["error"], extra=extra)
 
     def _loop_config(self, task: Task) -> LoopConfig:
         """The solver's settings, with the task's own time limit when it is tighter."""
@@ -130,7 +220,8 @@ class RolloutRunner:
             extra={"task_id": spec.task.id, "repeat": spec.repeat, "benchmark": spec.benchmark},
         )
 
-    def _setup_failure_trajectory(self, spec: RolloutSpec, exc: RolloutError) -> bytes | None:
+    def _setup_failure_trajectory(self, spec: RolloutSpec, kind: ErrorKind, message: str,
+                                  extra: dict[str, Any] | None = None) -> bytes | None:
         """The prompt and the error of a rollout that failed before its first model call."""
         try:
             system_prompt = self.system_prompt(spec.task)
@@ -142,10 +233,11 @@ class RolloutRunner:
                     recorder.system(msg.get("content") or "")
                 else:
                     recorder.user(msg.get("content") or "")
-            recorder.event("error", error_kind=exc.kind.value, message=str(exc))
-            return recorder.finish(error_kind=exc.kind.value, extra={"turns": 0, "error": str(exc)}).to_json_bytes()
-        except Exception:  # the row carries the error either way
-            return None
+            recorder.event("error", error_kind=kind.value, message=message)
+            return trajectory_bytes(recorder.finish(error_kind=kind.value,
+                                                    extra={"turns": 0, "error": message, **(extra or {})}))
+        except Exception:  # noqa: BLE001 - e.g. a task whose prompt cannot be rendered
+            return minimal_trajectory(spec, kind, message, extra)
 
     async def _open_sandbox(self, spec: RolloutSpec) -> Sandbox | None:
         if self.sandbox_provider is None:

@@ -29,6 +29,7 @@ from react_eval.engine.variants import plan_entry
 from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
 from react_eval.grading.envs import EnvError, EnvSpec
 from react_eval.grading.sandbox import rollout_config
+from react_eval.jsonsafe import clean_json
 from react_eval.metrics import summarize
 from react_eval.model.chat import Model, build_model
 from react_eval.sandboxes.local import LocalSandboxConfig
@@ -256,7 +257,12 @@ async def run_benchmark(
 
     def on_done(record: RolloutRecord) -> None:
         row = record.result.model_dump(mode="json")
-        raw = data = orjson.dumps(row)
+        try:
+            raw = data = orjson.dumps(row)
+        except TypeError:  # text orjson refuses (a lone surrogate from some server): written as U+FFFD
+            row = clean_json(row)
+            raw = data = orjson.dumps(row)
+            record.result = RolloutResult.model_validate(row)
         trajectory = record.trajectory
         if keys:  # a server may echo the key in an error message: it is never written out
             data, trajectory = _redact(raw, keys), _redact(trajectory, keys)

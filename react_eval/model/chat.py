@@ -18,7 +18,7 @@ import anyio
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import ModelError
 from react_eval.model.response import ModelResponse
-from react_eval.model.retry import EmptyResponseError, RetryAfterOrBackoff, classify_failure, is_retryable
+from react_eval.model.retry import RetryAfterOrBackoff, classify_failure, is_retryable
 
 
 class Model(Protocol):
@@ -66,28 +66,16 @@ class RetryingModel:
         pass
 
 
-def check_completion_shape(completion: Any) -> None:
-    """Refuse a 200 reply that is not a usable chat completion (retryable, like a
-    garbled body), the same way for the SDK's objects and for plain JSON."""
-    if isinstance(completion, dict):
-        choices = completion.get("choices")
-        choices = choices if isinstance(choices, list) else None
-        first = choices[0] if choices else None
-        has_message = isinstance(first, dict) and isinstance(first.get("message"), dict)
-    elif type(completion).__module__.startswith("openai."):
-        from openai.types.chat import ChatCompletion, ChatCompletionMessage
-
-        if not isinstance(completion, ChatCompletion):
-            raise EmptyResponseError(f"the server's reply is not a chat completion: {str(completion)[:200]!r}")
-        choices = completion.choices if isinstance(completion.choices, list) else None
-        first = choices[0] if choices else None
-        has_message = isinstance(getattr(first, "message", None), ChatCompletionMessage)
-    else:
-        raise EmptyResponseError(f"the server's reply is not a chat completion: {str(completion)[:200]!r}")
-    if not choices:
-        raise EmptyResponseError("the server returned no choices")
-    if not has_message:
-        raise EmptyResponseError("the server's first choice has no message")
+def read_reply(parse: Callable[[Any, float, int], ModelResponse], raw: Any, latency_ms: float,
+               attempts: int) -> ModelResponse:
+    """``parse(raw, ...)``; a reply the parser cannot read at all ends the rollout
+    as a ``model_error`` naming the problem, never as a crash of the harness."""
+    try:
+        return parse(raw, latency_ms, attempts)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"unusable model reply: {type(exc).__name__}: {exc}") from exc
 
 
 def build_model(config: ModelConfig) -> Model:

@@ -32,10 +32,12 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from react_eval import __version__
-from react_eval.model.chat import RetryingModel, check_completion_shape
+from react_eval.model.chat import RetryingModel, read_reply
+from react_eval.model.completion import first_message, parse_completion
+from react_eval.jsonsafe import clean_json
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import ModelError
-from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
+from react_eval.model.response import ModelResponse
 
 if TYPE_CHECKING:
     import httpx
@@ -78,7 +80,10 @@ class FastChatModel(RetryingModel):
             payload["tools"] = tools
         if self._extra_body:
             payload.update(self._extra_body)
-        return orjson.dumps(payload)
+        try:
+            return orjson.dumps(payload)
+        except TypeError:  # e.g. a lone surrogate a tool server sent: sent as U+FFFD
+            return orjson.dumps(clean_json(payload))
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
         try:
@@ -102,11 +107,11 @@ class FastChatModel(RetryingModel):
             if status >= 300:
                 raise self._status_error(status, headers, content)
             data = _decode(content, headers.get("content-type"))
-            check_completion_shape(data)
+            first_message(data)
             return data
 
         data, latency_ms, attempts = await self._with_retries(request)
-        return parse_completion(data, latency_ms, attempts)
+        return read_reply(parse_completion, data, latency_ms, attempts)
 
     def _request(self) -> httpx.Request:
         """A request object for the SDK's exceptions (built only on failure)."""
@@ -178,36 +183,3 @@ def _decode(body: bytes, content_type: str | None) -> Any:
         if content_type.endswith("json"):
             raise
         return body.decode("utf-8", errors="replace")
-
-
-def parse_completion(data: dict[str, Any], latency_ms: float, attempts: int) -> ModelResponse:
-    """A chat completion as plain JSON -> ModelResponse (``ChatCompletionsModel._parse`` for dicts)."""
-    choice = data["choices"][0]
-    message = choice["message"]
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    content, think = split_reasoning(message.get("content"))
-    if think and not reasoning:
-        reasoning = think
-    calls = []
-    for i, tc in enumerate(message.get("tool_calls") or ()):
-        fn = tc.get("function") if isinstance(tc, dict) else None
-        if isinstance(fn, dict):
-            calls.append(make_tool_call(tc.get("id"), fn.get("name"), fn.get("arguments"), i))
-    usage = data.get("usage")
-    if not isinstance(usage, dict):
-        usage = {}
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
-    return ModelResponse(
-        content=content,
-        tool_calls=calls,
-        reasoning=reasoning if isinstance(reasoning, str) else None,
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        cached_tokens=prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None,
-        reasoning_tokens=completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None,
-        latency_ms=latency_ms,
-        model=data.get("model"),
-        attempts=attempts,
-    )

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from react_eval.model.sdk import OpenAIModelBase
+from react_eval.jsonsafe import as_count
+from react_eval.model.chat import read_reply
+from react_eval.model.completion import arguments_text, as_text, call_id_text, name_text
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
+from react_eval.model.sdk import OpenAIModelBase
 from react_eval.model.retry import EmptyResponseError
 
 #: parameters the Responses endpoint does not take by name; sent in extra_body
@@ -90,7 +93,7 @@ class ResponsesModel(OpenAIModelBase):
             return response
 
         response, latency_ms, attempts = await self._with_retries(request)
-        return self._parse(response, latency_ms, attempts)
+        return read_reply(self._parse, response, latency_ms, attempts)
 
     @staticmethod
     def _parse(response: Any, latency_ms: float, attempts: int) -> ModelResponse:
@@ -100,14 +103,14 @@ class ResponsesModel(OpenAIModelBase):
         for item in response.output:
             kind = getattr(item, "type", None)
             if kind == "function_call":
-                calls.append(make_tool_call(item.call_id, item.name, item.arguments, len(calls)))
+                calls.append(make_tool_call(call_id_text(item.call_id), name_text(item.name), arguments_text(item.arguments), len(calls)))
             elif kind == "message":
                 for part in item.content or []:
                     if getattr(part, "type", None) == "output_text":
-                        texts.append(part.text)
+                        texts.append(as_text(part.text) or "")
             elif kind == "reasoning":
                 for part in list(getattr(item, "summary", None) or []) + list(getattr(item, "content", None) or []):
-                    text = getattr(part, "text", None)
+                    text = as_text(getattr(part, "text", None))
                     if text:
                         reasoning_parts.append(text)
         content, think = split_reasoning("".join(texts))
@@ -115,6 +118,7 @@ class ResponsesModel(OpenAIModelBase):
         usage = response.usage
         in_details = getattr(usage, "input_tokens_details", None) if usage else None
         out_details = getattr(usage, "output_tokens_details", None) if usage else None
+        model = as_text(getattr(response, "model", None))
         status = getattr(response, "status", None)
         incomplete = getattr(response, "incomplete_details", None)
         finish = "tool_calls" if calls else "stop"
@@ -125,11 +129,11 @@ class ResponsesModel(OpenAIModelBase):
             tool_calls=calls,
             reasoning=reasoning,
             finish_reason=finish,
-            prompt_tokens=usage.input_tokens if usage else None,
-            completion_tokens=usage.output_tokens if usage else None,
-            cached_tokens=getattr(in_details, "cached_tokens", None),
-            reasoning_tokens=getattr(out_details, "reasoning_tokens", None),
+            prompt_tokens=as_count(getattr(usage, "input_tokens", None)),
+            completion_tokens=as_count(getattr(usage, "output_tokens", None)),
+            cached_tokens=as_count(getattr(in_details, "cached_tokens", None)),
+            reasoning_tokens=as_count(getattr(out_details, "reasoning_tokens", None)),
             latency_ms=latency_ms,
-            model=getattr(response, "model", None),
+            model=model if isinstance(model, str) else None,
             attempts=attempts,
         )

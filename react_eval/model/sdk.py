@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 import openai
 
-from react_eval.model.chat import RetryingModel, check_completion_shape
+from react_eval.model.chat import RetryingModel, read_reply
+from react_eval.model.completion import first_message, parse_completion
 from react_eval.model.config import ModelConfig
-from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
+from react_eval.model.response import ModelResponse
 
 
 class OpenAIModelBase(RetryingModel):
@@ -34,50 +35,25 @@ class OpenAIModelBase(RetryingModel):
 
 
 class ChatCompletionsModel(OpenAIModelBase):
-    """``POST /chat/completions`` with tools."""
+    """``POST /chat/completions`` with tools.
+
+    The SDK sends the request and maps failures to its exception types; the
+    reply's JSON is read by :func:`~react_eval.model.completion.parse_completion`,
+    as the ``fast`` client reads it (the SDK's models would pass odd shapes
+    through unvalidated, to fail later in the harness)."""
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
         kwargs = self.config.generation.request_kwargs()
         if tools:
             kwargs["tools"] = tools
 
-        async def request():
-            completion = await self.client.chat.completions.create(
+        async def request() -> Any:
+            raw = await self.client.chat.completions.with_raw_response.create(
                 model=self.config.model, messages=messages, **kwargs
             )
-            check_completion_shape(completion)
-            return completion
+            data = raw.http_response.json()  # a garbled body: JSONDecodeError, retried like the fast client's
+            first_message(data)
+            return data
 
-        completion, latency_ms, attempts = await self._with_retries(request)
-        return self._parse(completion, latency_ms, attempts)
-
-    @staticmethod
-    def _parse(completion: Any, latency_ms: float, attempts: int) -> ModelResponse:
-        choice = completion.choices[0]
-        message = choice.message
-        extra = message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-        content, think = split_reasoning(message.content)
-        if think and not reasoning:
-            reasoning = think
-        calls = [
-            make_tool_call(tc.id, tc.function.name, tc.function.arguments, i)
-            for i, tc in enumerate(message.tool_calls or [])
-            if getattr(tc, "function", None) is not None
-        ]
-        usage = completion.usage
-        prompt_details = getattr(usage, "prompt_tokens_details", None) if usage else None
-        completion_details = getattr(usage, "completion_tokens_details", None) if usage else None
-        return ModelResponse(
-            content=content,
-            tool_calls=calls,
-            reasoning=reasoning if isinstance(reasoning, str) else None,
-            finish_reason=choice.finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            cached_tokens=getattr(prompt_details, "cached_tokens", None),
-            reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
-            latency_ms=latency_ms,
-            model=completion.model,
-            attempts=attempts,
-        )
+        data, latency_ms, attempts = await self._with_retries(request)
+        return read_reply(parse_completion, data, latency_ms, attempts)

@@ -1,0 +1,133 @@
+"""Chat completions as servers really send them, read into a :class:`ModelResponse`.
+
+Both chat clients (``fast`` and ``openai``) read the reply's JSON with
+:func:`parse_completion`, so they accept the same shapes and refuse the same
+ones. Accepted beyond the typed schema, because real servers and proxies send
+them: content as a list of parts (``[{"type": "text", "text": ...}]``) or as a
+number, ``function.arguments`` as a JSON object instead of a string, a single
+tool call instead of a list, token counts as strings or floats, and null,
+negative or absurd counts (read as unknown). Every string is cleaned of
+unpaired surrogates before it reaches the history, a row or a trajectory.
+A reply without a first choice holding a message is refused (retried, then a
+``model_error``); everything else is read as well as it can be.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from react_eval.jsonsafe import as_count, clean_json, clean_text
+from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
+from react_eval.model.retry import EmptyResponseError
+
+#: keys of a content part that hold its text (chat ``text``, Responses-style ``output_text``...)
+_TEXT_KEYS = ("text", "content", "output_text", "refusal")
+
+
+def as_text(value: Any) -> str | None:
+    """Message text from whatever a server put there: a string, parts, a number."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        texts = [t for t in (_part_text(p) for p in value) if t]
+        return "".join(texts)
+    if isinstance(value, dict):
+        return _part_text(value) or _json_text(value)
+    return _json_text(value)  # a number or a boolean: its JSON spelling
+
+
+def _part_text(part: Any) -> str | None:
+    if isinstance(part, str):
+        return clean_text(part)
+    if isinstance(part, dict):
+        for key in _TEXT_KEYS:
+            if isinstance(part.get(key), str):
+                return clean_text(part[key])
+        return None
+    if isinstance(part, (int, float)) and not isinstance(part, bool):
+        return _json_text(part)
+    return None
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(clean_json(value), option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def arguments_text(value: Any) -> str | None:
+    """``function.arguments`` as the history keeps it: the string as sent, or the
+    JSON text of an object a server sent unencoded."""
+    if value is None or isinstance(value, str):
+        return clean_text(value) if value is not None else None
+    return _json_text(value)
+
+
+def name_text(value: Any) -> str:
+    if isinstance(value, str):
+        return clean_text(value)
+    return "" if value is None else _json_text(value)
+
+
+def call_id_text(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return clean_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _json_text(value)
+    return None
+
+
+def first_message(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first choice and its message, or :class:`EmptyResponseError` (retryable)."""
+    if not isinstance(data, dict):
+        raise EmptyResponseError(f"the server's reply is not a chat completion: {str(data)[:200]!r}")
+    choices = data.get("choices")
+    if isinstance(choices, dict):  # a single choice not wrapped in a list
+        choices = [choices]
+    if not isinstance(choices, list) or not choices:
+        raise EmptyResponseError("the server returned no choices")
+    choice = choices[0]
+    if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+        raise EmptyResponseError("the server's first choice has no message")
+    return choice, choice["message"]
+
+
+def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelResponse:
+    """A chat completion as plain JSON -> ModelResponse (never raises for a reply
+    that passed :func:`first_message`)."""
+    choice, message = first_message(data)
+    reasoning = as_text(message.get("reasoning_content")) or as_text(message.get("reasoning")) or None
+    content, think = split_reasoning(as_text(message.get("content")))
+    if think and not reasoning:
+        reasoning = think
+    raw_calls = message.get("tool_calls")
+    if isinstance(raw_calls, dict):
+        raw_calls = [raw_calls]
+    calls = []
+    for tc in raw_calls if isinstance(raw_calls, list) else ():
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if isinstance(fn, dict):
+            calls.append(make_tool_call(call_id_text(tc.get("id")), name_text(fn.get("name")),
+                                        arguments_text(fn.get("arguments")), len(calls)))
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    finish = choice.get("finish_reason")
+    model = data.get("model")
+    return ModelResponse(
+        content=content,
+        tool_calls=calls,
+        reasoning=reasoning,
+        finish_reason=clean_text(finish) if isinstance(finish, str) else None,
+        prompt_tokens=as_count(usage.get("prompt_tokens")),
+        completion_tokens=as_count(usage.get("completion_tokens")),
+        cached_tokens=as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+        reasoning_tokens=(as_count(completion_details.get("reasoning_tokens"))
+                          if isinstance(completion_details, dict) else None),
+        latency_ms=latency_ms,
+        model=clean_text(model) if isinstance(model, str) else None,
+        attempts=attempts,
+    )
