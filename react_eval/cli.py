@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -9,14 +10,34 @@ from typing import Any, Optional
 import anyio
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from react_eval import __version__
 from react_eval.engine.config import ConfigError, EvalConfig, apply_override, read_config_data, validate_config
+from react_eval.engine.failures import COMPLETED, INFRA_KINDS, over_limit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Evaluate agentic tool-calling harnesses.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"react-eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Evaluate agentic tool-calling harnesses."""
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+def say(label: str, message: str, style: str = "red") -> None:
+    """``label message`` on stderr; the message is never read as rich markup
+    (errors name things like ``[swebench]`` that markup would swallow)."""
+    console.print(Text.assemble((label, style), " ", str(message)), highlight=False)
+
 
 MISSING_ENDPOINT = (
     "no model endpoint given: pass --model-url URL and --model NAME "
@@ -41,6 +62,7 @@ def _flags_config(
         raise ConfigError("no model name given: pass --model NAME (the id the endpoint serves)")
     service: dict[str, Any] = {"type": "api", "base_url": model_url, "model": model}
     if api_key_env:
+        _check_key_env(api_key_env)
         service["api_key_env"] = api_key_env
     if protocol:
         service["protocol"] = protocol
@@ -50,6 +72,24 @@ def _flags_config(
         data["sandboxes"] = {"default": _sandbox_flag(sandbox)}
         entry["sandbox"] = "default"
     return data
+
+
+def _check_key_env(name: str) -> None:
+    """``--api-key-env NAME`` must name a variable that is set: silently sending no key helps nobody."""
+    if not os.environ.get(name):
+        raise ConfigError(f"--api-key-env {name}: the environment variable {name} is not set (or empty); "
+                          f"export {name}=<key>, or leave --api-key-env out for a server without auth")
+
+
+def _check_benchmarks(cfg: EvalConfig) -> None:
+    """Benchmark names and options, checked before anything runs (one line each, no traceback)."""
+    from react_eval.benchmarks.registry import BenchmarkOptionError, UnknownBenchmark, check_options
+
+    for entry in cfg.benchmarks:
+        try:
+            check_options(entry.name, entry.options)
+        except (UnknownBenchmark, BenchmarkOptionError) as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _sandbox_flag(value: str) -> dict[str, Any]:
@@ -67,6 +107,7 @@ def build_config(
     api_key_env: str | None, protocol: str | None, sandbox: str | None, repeats: int | None,
     max_concurrent: int | None, max_problems: int | None, problem_range: str | None, max_turns: int | None,
     output_dir: Path | None, dataset: Path | None = None, workers: int | None = None,
+    max_infra_failures: str | None = None,
 ) -> EvalConfig:
     """Merge a YAML config (if any) with command-line flags; flags win."""
     flag_overrides: list[str] = []
@@ -88,6 +129,9 @@ def build_config(
                     service["base_url"] = model_url
                 if model:
                     service["model"] = model
+                if api_key_env:
+                    _check_key_env(api_key_env)
+                    service["api_key_env"] = api_key_env
         if bench:
             chosen = [b for b in data.get("benchmarks", []) if isinstance(b, dict) and b.get("name") == bench]
             if not chosen:
@@ -111,6 +155,8 @@ def build_config(
                 entry.setdefault("options", {})["dataset"] = str(dataset.expanduser().resolve())
     if output_dir is not None:
         data.setdefault("output", {})["dir"] = str(output_dir)
+    if max_infra_failures is not None:
+        data["max_infra_failures"] = max_infra_failures
     return validate_config(data, source=str(config) if config else "command line", root=root,
                            source_dir=config.resolve().parent if config else None)
 
@@ -119,11 +165,20 @@ def build_config(
 def run(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (NeMo-Evaluator-style layout)."),
     bench: Optional[str] = typer.Option(None, "--bench", "-b", help="Benchmark name (see `react-eval list`)."),
-    model_url: Optional[str] = typer.Option(None, "--model-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id served by the endpoint."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key."),
+    model_url: Optional[str] = typer.Option(
+        None, "--model-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (a full endpoint URL "
+        "such as .../v1/chat/completions or .../v1/responses is accepted too)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Model id served by the endpoint. 'oracle' needs no endpoint: the built-in "
+        "reference policy replays each task's reference solution (a first run without a model: "
+        "--bench smoke --model oracle)."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (must be set)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="chat_completions (default) or responses."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local (default), bwrap or docker."),
+    max_infra_failures: Optional[str] = typer.Option(
+        None, "--max-infra-failures", help="Infrastructure failures a benchmark may have before the run exits 4: "
+        "a count (3) or a fraction (0.1, 10%). Default: exit 4 only when every rollout failed for infrastructure "
+        "reasons."),
     repeats: Optional[int] = typer.Option(None, "--repeats", "-n", help="Rollouts per task."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Rollouts at once."),
     workers: Optional[int] = typer.Option(
@@ -143,7 +198,11 @@ def run(
     export_predictions: Optional[Path] = typer.Option(
         None, "--export-predictions", help="Also write SWE-bench predictions JSONL (instance_id, model_name_or_path, model_patch)."),
 ) -> None:
-    """Run benchmarks through the ReAct loop and score them."""
+    """Run benchmarks through the ReAct loop and score them.
+
+    Exit status: 0 done; 1 a benchmark could not run; 2 bad command line or
+    config; 3 stopped (the endpoint refused the key); 4 too many infrastructure
+    failures (see --max-infra-failures)."""
     from react_eval.engine.executor import FatalRunError
     from react_eval.engine.progress import Progress
     from react_eval.engine.run import run_eval
@@ -154,9 +213,11 @@ def run(
             api_key_env=api_key_env, protocol=protocol, sandbox=sandbox, repeats=repeats,
             max_concurrent=max_concurrent, max_problems=max_problems, problem_range=problem_range,
             max_turns=max_turns, output_dir=output_dir, dataset=dataset, workers=workers,
+            max_infra_failures=max_infra_failures,
         )
+        _check_benchmarks(cfg)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     from react_eval.engine.run import RunOptions, parse_shard
 
@@ -164,30 +225,34 @@ def run(
         options = RunOptions(resume=resume, retry_errors=retry_errors, force=force,
                              shard=parse_shard(shard) if shard else None)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     progress = Progress(enabled=not no_progress)
     reference = _reference_policy_notice(cfg)
     try:
         runs = anyio.run(lambda: run_eval(cfg, progress=progress, options=options))
     except FatalRunError as exc:
-        console.print(f"[red]run stopped:[/red] {exc}", highlight=False)
+        say("run stopped:", exc)
         raise typer.Exit(3) from None
-    failed = False
+    failed = over = False
     for bench_run in runs:
         if bench_run.error:
             failed = True
-            console.print(f"[red]{bench_run.name} failed:[/red] {escape(bench_run.error)}", highlight=False)
+            say(f"{bench_run.name} failed:", bench_run.error)
             continue
         label = f"{bench_run.name} [{bench_run.variant}]" if bench_run.variant else bench_run.name
         _print_summary(label, bench_run.summary, bench_run.out_dir)
+        _print_causes(bench_run.causes)
+        reason = over_limit(bench_run.summary, cfg.max_infra_failures)
+        if reason:
+            over = True
+            say(f"{label} failed:", f"{reason}; see the causes above and {bench_run.out_dir / 'results.jsonl'}")
     for group in dict.fromkeys(r.out_dir.parent for r in runs if r.variant):  # entries that list variants
         try:
             _print_variants(group)
         except Exception as exc:  # noqa: BLE001 - the runs are on disk; `react-eval variants DIR` retries
             failed = True
-            console.print(f"[red]cross-variant comparison of {group} failed:[/red] {type(exc).__name__}: {exc}",
-                          highlight=False)
+            say(f"cross-variant comparison of {group} failed:", f"{type(exc).__name__}: {exc}")
     if reference:
         out.print(f"note: {reference}", highlight=False)
     if export_predictions is not None:
@@ -197,6 +262,15 @@ def run(
         out.print(f"wrote {count} SWE-bench predictions to {export_predictions}", highlight=False)
     if failed:
         raise typer.Exit(1)
+    if over:
+        raise typer.Exit(4)
+
+
+def _print_causes(found: dict[str, tuple[int, str]]) -> None:
+    """One line per error kind: how many rollouts, and the most frequent message."""
+    for kind, (count, message) in found.items():
+        style = "red" if kind in INFRA_KINDS else "yellow"
+        say(f"{kind} x{count}:", message or "(no message)", style)
 
 
 def _reference_policy_notice(cfg: EvalConfig) -> str | None:
@@ -204,7 +278,7 @@ def _reference_policy_notice(cfg: EvalConfig) -> str | None:
     from react_eval.benchmarks.oracle import ORACLE_NOTICE, is_reference_service
 
     if any(is_reference_service(s) for s in cfg.services.values() if hasattr(s, "base_url")):
-        console.print(f"[yellow]note:[/yellow] {ORACLE_NOTICE}", highlight=False)
+        say("note:", ORACLE_NOTICE, "yellow")
         return ORACLE_NOTICE
     return None
 
@@ -219,7 +293,7 @@ def _print_summary(name: str, summary: dict[str, Any], out_dir: Path) -> None:
     for key, value in summary.items():
         if key.startswith("pass@"):
             table.add_row(key, f"{value:.4f}")
-    errors = ", ".join(f"{k}={v}" for k, v in summary.get("error_kinds", {}).items())
+    errors = ", ".join(f"{COMPLETED if k == 'ok' else k}={v}" for k, v in summary.get("error_kinds", {}).items())
     table.add_row("outcomes", errors)
     out.print(table)
 
@@ -265,7 +339,7 @@ def merge(
     try:
         summaries = merge_runs(dirs, output_dir)
     except MergeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     for name, summary in summaries.items():
         _print_summary(name, summary, output_dir / name)
@@ -273,22 +347,26 @@ def merge(
 
 @app.command("list")
 def list_benchmarks() -> None:
-    """Show the bundled benchmarks with their sizes and verification mode."""
-    from react_eval.benchmarks.registry import available
+    """Show the benchmarks with their sizes and verification mode (offline: nothing is downloaded)."""
+    from react_eval.benchmarks.registry import BUNDLED, available
 
     table = Table(show_header=True)
     for col in ("benchmark", "tasks", "verification", "description"):
         table.add_column(col)
     for name, factory in sorted(available().items()):
-        try:
-            bench = factory()
-            size = str(bench.size())
-        except Exception as exc:  # e.g. a dataset that must be downloaded first
-            bench, size = None, f"n/a ({exc})"
-        table.add_row(name, size, getattr(bench or factory, "verification", ""), getattr(bench or factory, "description", ""))
+        size = "see its data"
+        if name in BUNDLED:  # the tasks ship with react-eval: counting them reads only local files
+            try:
+                size = str(factory().size())
+            except Exception as exc:  # noqa: BLE001 - a broken install: say so in the row
+                size = f"n/a ({type(exc).__name__}: {exc})"
+        extra = getattr(factory, "extra", None)
+        description = getattr(factory, "description", "")
+        if extra:
+            description += f" [needs pip install 'react-eval[{extra}]']"
+        table.add_row(name, size, getattr(factory, "verification", ""), Text(description))
     out.print(table)
-    out.print("also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE",
-              highlight=False)
+    out.print(Text("Also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE."))
 
 
 @app.command()
@@ -320,7 +398,7 @@ def validate(
             apply_override(data, assignment)
         cfg = validate_config(data, source="command line")
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     console.print("[yellow]note:[/yellow] validate runs the built-in reference policies 'oracle' (replays each "
                   "task's reference solution), 'empty' (answers nothing) and 'tampering' (plants test "
@@ -330,7 +408,7 @@ def validate(
         report = anyio.run(lambda: validate_benchmark(cfg, Path(output_dir or cfg.output.dir),
                                                       progress=Progress(enabled=not no_progress)))
     except Exception as exc:  # noqa: BLE001 - e.g. a benchmark that cannot load its tasks
-        console.print(f"[red]validate failed:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        say("validate failed:", f"{type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
     n = len(report.tasks)
     table = Table(title=f"{report.benchmark}: reference-policy check ({report.out_dir})", show_header=True)
@@ -375,19 +453,18 @@ def compare(
     from react_eval.analysis.runs import RunLoadError, load_run
 
     if fmt not in ("text", "markdown", "md", "json"):
-        console.print(f"[red]error:[/red] --format must be text, markdown or json, got {fmt!r}", highlight=False)
+        say("error:", f"--format must be text, markdown or json, got {fmt!r}")
         raise typer.Exit(2)
     try:
         drop = parse_fraction(max_drop) if max_drop is not None else None
         result = compare_runs(load_run(base, bench), load_run(cand, bench), allow_partial=allow_partial,
                               alpha=alpha, seed=seed, max_drop=drop)
     except (CompareError, RunLoadError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     sys.stdout.write(format_comparison(result, fmt))
     if result.regression:
-        console.print(f"[red]regression:[/red] pass rate dropped by {-result.delta:.2%}, more than "
-                      f"--max-drop {result.max_drop:.2%}", highlight=False)
+        say("regression:", f"pass rate dropped by {-result.delta:.2%}, more than --max-drop {result.max_drop:.2%}")
         if strict:
             raise typer.Exit(1)
 
@@ -414,7 +491,7 @@ def report(
         if bench is None and out_dir is None and (run_dir / "variants.plan.json").is_file():
             _print_variants(run_dir)  # a run with variants: their comparison too
     except RunLoadError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
 
 
@@ -435,7 +512,7 @@ def view(
     try:
         index = write_viewer(dirs, out_dir, bench=bench)
     except RunLoadError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {index}")
     if serve:
@@ -477,7 +554,7 @@ def sandbox_prune(
     try:
         found = prune_containers(run_id=run_id, dry_run=dry_run, docker_host=docker_host)
     except SandboxError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        say("error:", exc)
         raise typer.Exit(1) from None
     verb = "would remove" if dry_run else "removed"
     for c in found:

@@ -84,8 +84,12 @@ def select_code(message: str, entry_point: str) -> str:
 
 
 def _sanitize(code: str, entry_point: str) -> str:
-    from evalplus.sanitize import sanitize
+    try:
+        from evalplus.sanitize import sanitize
+    except ImportError:  # a plain install (no react-eval[evalplus]): the stdlib sanitizer
+        from react_eval.benchmarks.pysanitize import sanitize as plain
 
+        return plain(code, entry_point)
     return sanitize(code, entrypoint=entry_point)
 
 

@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib.util
+import inspect
 from typing import Any, Callable
 
 from react_eval.benchmarks.base import Benchmark
 
 Factory = Callable[..., Benchmark]
+
+
+class UnknownBenchmark(ValueError):
+    """A benchmark name that is not registered (the message names the closest one)."""
+
+
+class BenchmarkOptionError(ValueError):
+    """Options a benchmark does not take (e.g. ``--dataset`` for ``smoke``)."""
+
+
+class MissingExtra(ImportError):
+    """A benchmark needs an optional dependency that is not installed."""
+
+
+def needs_module(module: str, extra: str, factory: Factory) -> Factory:
+    """``factory``, refusing with the pip command of ``extra`` while ``module`` is missing."""
+
+    def make(*args: Any, **options: Any) -> Benchmark:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(f"{getattr(factory, 'name', factory.__name__)} needs the optional package "
+                               f"{module!r}: pip install 'react-eval[{extra}]'")
+        return factory(*args, **options)
+
+    functools.update_wrapper(make, factory, assigned=("__module__", "__name__", "__qualname__", "__doc__"),
+                             updated=())
+    make.__signature__ = inspect.signature(factory)  # type: ignore[attr-defined]
+    for attr in ("name", "description", "verification"):
+        if hasattr(factory, attr):
+            setattr(make, attr, getattr(factory, attr))
+    make.extra = extra  # type: ignore[attr-defined]
+    return make
+
+
+#: benchmarks whose tasks are on this machine once installed (``react-eval list`` counts them offline)
+BUNDLED = frozenset({"smoke", "swe-mini", "humaneval"})
 _BENCHMARKS: dict[str, Factory] = {}
 _SCHEMES: dict[str, Factory] = {}
 
@@ -50,8 +89,8 @@ def _ensure_builtins() -> None:
     from react_eval.benchmarks.humaneval import HumanEvalBenchmark
 
     register("humaneval", HumanEvalBenchmark)
-    register("humaneval+", HumanEvalPlus)
-    register("mbpp+", MbppPlus)
+    register("humaneval+", needs_module("evalplus", "evalplus", HumanEvalPlus))
+    register("mbpp+", needs_module("evalplus", "evalplus", MbppPlus))
 
 
 def available() -> dict[str, Factory]:
@@ -59,15 +98,45 @@ def available() -> dict[str, Factory]:
     return dict(_BENCHMARKS)
 
 
-def get_benchmark(name: str, **options: Any) -> Benchmark:
+def factory_for(name: str) -> tuple[Factory, tuple[Any, ...]]:
+    """The factory of ``name`` and its leading arguments, or :class:`UnknownBenchmark`."""
     _ensure_builtins()
     if name.startswith("harbor:"):  # harbor:PATH (harbor://PATH also works)
         return _harbor(name[len("harbor:"):].removeprefix("//"), **options)
     if "://" in name:
         scheme, _, rest = name.partition("://")
         if scheme not in _SCHEMES:
-            raise KeyError(f"unknown benchmark scheme {scheme!r}; known: {', '.join(sorted(_SCHEMES)) or 'none'}")
-        return _SCHEMES[scheme](rest, **options)
+            raise UnknownBenchmark(f"unknown benchmark scheme {scheme + '://'!r}; known: "
+                                   f"{', '.join(s + '://' for s in sorted(_SCHEMES)) or 'none'}")
+        return _SCHEMES[scheme], (rest,)
     if name not in _BENCHMARKS:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_BENCHMARKS))}")
-    return _BENCHMARKS[name](**options)
+        close = difflib.get_close_matches(name, list(_BENCHMARKS), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownBenchmark(f"unknown benchmark {name!r}; {hint}known: {', '.join(sorted(_BENCHMARKS))} "
+                               "(see `react-eval list`)")
+    return _BENCHMARKS[name], ()
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options the benchmark's factory does not take, naming the ones it does."""
+    factory, args = factory_for(name)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **options)
+    except TypeError:
+        accepted = [p.name for p in list(signature.parameters.values())[len(args):]
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(accepted))
+        takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes none"
+        flag = " (--dataset)" if "dataset" in unknown else ""
+        raise BenchmarkOptionError(f"benchmark {name!r} does not take the option(s) {', '.join(unknown) or '?'}"
+                                   f"{flag}; {takes}") from None
+
+
+def get_benchmark(name: str, **options: Any) -> Benchmark:
+    factory, args = factory_for(name)
+    check_options(name, options)
+    return factory(*args, **options)

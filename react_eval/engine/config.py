@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from react_eval.engine.variants import Variant, check_variants
+from react_eval.engine.failures import parse_infra_limit
 from react_eval.loop import LoopConfig
 from react_eval.model.config import ModelConfig
 from react_eval.sandboxes.registry import SandboxConfig
@@ -97,8 +98,17 @@ class EvalConfig(BaseModel):
     sandboxes: dict[str, SandboxConfig] = Field(default_factory=dict)
     benchmarks: list[BenchmarkEntry] = Field(min_length=1)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    #: infrastructure failures a benchmark may have before the run exits non-zero:
+    #: a count (3) or a fraction (0.1, "10%"); by default only a benchmark whose
+    #: every rollout failed for infrastructure reasons fails the run
+    max_infra_failures: int | float | str | None = None
     #: the directory of the YAML file this came from (for provenance), if any
     _source_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("max_infra_failures")
+    @classmethod
+    def _check_infra_limit(cls, value: Any) -> int | float | None:
+        return parse_infra_limit(value)
 
     @model_validator(mode="after")
     def _check_references(self) -> "EvalConfig":
@@ -136,6 +146,8 @@ def parse_range(text: str) -> slice:
     if not m:
         raise ValueError(f"problem_range must look like 'a:b', got {text!r}")
     a, b = (int(x) if x else None for x in m.groups())
+    if a is not None and b is not None and (a >= 0) == (b >= 0) and b <= a:
+        raise ValueError(f"problem_range {text!r} selects no task: the end must be greater than the start")
     return slice(a, b)
 
 

@@ -15,8 +15,10 @@ import orjson
 from react_eval import __version__
 from react_eval.benchmarks.base import Benchmark
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
-from react_eval.benchmarks.registry import get_benchmark
+from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
+from react_eval.engine.failures import causes
+from react_eval.engine.lock import OutputLocked, output_lock
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
 from react_eval.engine.processes import ProcessExecutor
 from react_eval.engine.progress import Progress
@@ -46,6 +48,12 @@ class BenchmarkRun:
     error: str | None = None
     #: the variant this run is, when its entry lists variants (out_dir.parent holds them all)
     variant: str | None = None
+    #: error kind -> (rollouts, its most frequent one-line message)
+    causes: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class EmptySelection(ValueError):
+    """The task selection (problem_range, max_problems, shard) leaves nothing to run."""
 
 
 def new_run_id() -> str:
@@ -53,11 +61,16 @@ def new_run_id() -> str:
 
 
 def select_tasks(benchmark: Benchmark, entry: BenchmarkEntry) -> list:
-    tasks = benchmark.tasks()
+    tasks = all_tasks = benchmark.tasks()
     if entry.problem_range:
         tasks = tasks[parse_range(entry.problem_range)]
     if entry.max_problems is not None:
         tasks = tasks[: entry.max_problems]
+    if not tasks:
+        what = f"problem_range {entry.problem_range!r}" if entry.problem_range else "the selection"
+        raise EmptySelection(f"{entry.name}: {what} selects no task of its {len(all_tasks)} "
+                             f"(valid indices 0..{len(all_tasks) - 1})" if all_tasks else
+                             f"{entry.name}: the benchmark has no tasks")
     return tasks
 
 
@@ -229,7 +242,16 @@ async def run_benchmark(
     progress: Progress | None = None,
     options: RunOptions | None = None,
 ) -> BenchmarkRun:
-    """Run one benchmark entry; results and trajectories stream into ``out_dir``."""
+    """Run one benchmark entry; results and trajectories stream into ``out_dir``
+    (locked against a second writer meanwhile)."""
+    with output_lock(out_dir):
+        return await _run_benchmark(config, entry, out_dir, run_id=run_id, model=model, executor=executor,
+                                    progress=progress, options=options)
+
+
+async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Path, *, run_id: str,
+                         model: Model | None, executor: Executor | None, progress: Progress | None,
+                         options: RunOptions | None) -> BenchmarkRun:
     options = options or RunOptions()
     service = config.services[entry.solver.service]
     assert isinstance(service, ApiService)
@@ -238,6 +260,8 @@ async def run_benchmark(
     if options.shard is not None:
         index, count = options.shard
         tasks = [t for i, t in enumerate(tasks) if i % count == index]
+        if not tasks:
+            raise EmptySelection(f"{entry.name}: shard {index}/{count} holds no task (fewer tasks than shards)")
     benchmark.preflight(tasks)  # e.g. every row gradable: fail before the first rollout
     tasks = await benchmark.prepare(tasks, config.sandbox_for(entry))  # e.g. build task images
     fields = hashed_fields(config, entry)
@@ -287,6 +311,7 @@ async def run_benchmark(
             progress.stop()
         rows = list(read_jsonl(out_dir / "results.jsonl"))
         bench_run.summary = summarize(rows)
+        bench_run.causes = causes(rows)
         write_run_artifacts(out_dir, rows)
         _write_eval_json(out_dir, config, entry, run_id, started, bench_run.summary, benchmark, manifest)
     return bench_run
@@ -349,6 +374,9 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
+_CLEAR_ERRORS = (EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra)
+
+
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
                    model: Model | None = None, options: RunOptions | None = None) -> list[BenchmarkRun]:
     """Run every benchmark in sequence; one crashing does not stop the others."""
@@ -366,6 +394,8 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
                                           progress=progress, options=options)
             except FatalRunError:
                 raise
+            except _CLEAR_ERRORS as exc:  # worded for the user already
+                run = BenchmarkRun(entry.name, one.out_dir, error=str(exc))
             except Exception as exc:
                 run = BenchmarkRun(entry.name, one.out_dir, error=f"{type(exc).__name__}: {exc}")
             run.variant = one.name or None

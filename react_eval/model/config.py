@@ -8,6 +8,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
+_ENDPOINTS = (("/chat/completions", "chat_completions"), ("/responses", "responses"))
+
+
+def split_endpoint(url: str) -> tuple[str, str | None]:
+    """``(base URL, protocol)`` of a URL that may name the endpoint itself
+    (protocol None when it names none)."""
+    trimmed = url.strip().rstrip("/")
+    for suffix, protocol in _ENDPOINTS:
+        if trimmed.endswith(suffix):
+            return trimmed[: -len(suffix)], protocol
+    return trimmed, None
+
+
 class GenerationConfig(BaseModel):
     """Sampling parameters sent with every request (None = server default)."""
 
@@ -56,14 +69,23 @@ class ModelConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _accept_url(cls, data: Any) -> Any:
-        """Accept NEL's ``url`` spelling, with or without the endpoint path."""
-        if isinstance(data, dict) and "url" in data and "base_url" not in data:
-            data = dict(data)
-            url = str(data.pop("url")).rstrip("/")
-            for suffix in ("/chat/completions", "/responses"):
-                if url.endswith(suffix):
-                    url = url[: -len(suffix)]
-            data["base_url"] = url
+        """Accept NEL's ``url`` spelling, and a full endpoint URL as well as a base URL.
+
+        ``.../v1/chat/completions`` and ``.../v1/responses`` (as NeMo Evaluator
+        configs write them) become the base URL ``.../v1``, so the path is never
+        doubled; an endpoint ending in ``/responses`` also selects that protocol
+        unless ``protocol`` says otherwise."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "url" in data and "base_url" not in data:
+            data["base_url"] = data.pop("url")
+        url = data.get("base_url")
+        if isinstance(url, str):
+            base, protocol = split_endpoint(url)
+            data["base_url"] = base
+            if protocol is not None:
+                data.setdefault("protocol", protocol)
         return data
 
     def resolved_api_key(self) -> str:

@@ -102,9 +102,27 @@ def classify_failure(exc: BaseException, attempts: int) -> ModelError:
             )
         if is_retryable(exc):
             return ModelError(f"model call failed after {attempts} attempts: HTTP {exc.status_code}: {message}")
-        return ModelError(f"model call rejected (HTTP {exc.status_code}, not retried): {message}")
+        hint = ""
+        if exc.status_code in (404, 405):
+            hint = (f" (POST {_url(exc)}: is the model URL the API's base URL, e.g. http://host:8000/v1, "
+                    "and is the model name one the server serves?)")
+        return ModelError(f"model call rejected (HTTP {exc.status_code}, not retried): {message}{hint}")
     what = type(exc).__name__
-    return ModelError(f"model call failed after {attempts} attempts: {what}: {exc}")
+    detail = f"{what}: {exc}"
+    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):  # where it tried
+        detail += f" (POST {_url(exc)})"
+    return ModelError(f"model call failed after {attempts} attempts: {detail}")
+
+
+def _url(exc: BaseException) -> str:
+    request = getattr(exc, "request", None)
+    if request is None:
+        response = getattr(exc, "response", None)
+        request = getattr(response, "request", None)
+    try:
+        return str(request.url) if request is not None else "?"
+    except Exception:  # noqa: BLE001 - httpx raises when a response has no request
+        return "?"
 
 
 def _status_message(exc: openai.APIStatusError) -> str:

@@ -83,7 +83,8 @@ benchmarks:
   - name: smoke
     max_problems: 2
     solver: {{type: tool_calling, service: model}}
-  - name: does-not-exist
+  - name: smoke
+    problem_range: "100:200"
     solver: {{type: tool_calling, service: model}}
   - name: smoke
     problem_range: "4:6"
@@ -94,11 +95,11 @@ output:
     proc = subprocess.run([sys.executable, "-m", "react_eval.cli", "run", "-c", str(cfg), "--no-progress"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1  # one benchmark failed ...
-    assert "does-not-exist failed" in proc.stderr and "unknown benchmark" in proc.stderr
+    assert "smoke failed: smoke: problem_range '100:200' selects no task of its 6" in proc.stderr, proc.stderr
     # ... but the others ran, each in its own directory (a repeated name gets a suffix)
     rows = load_results(tmp_path / "out" / "smoke" / "results.jsonl")
     assert {r.task_id for r in rows} == {"smoke-log-errors", "smoke-csv-sum"}
-    rows = load_results(tmp_path / "out" / "smoke.2" / "results.jsonl")
+    rows = load_results(tmp_path / "out" / "smoke.3" / "results.jsonl")
     assert {r.task_id for r in rows} == {"smoke-run-script", "smoke-fix-mean"}
 
 

@@ -10,6 +10,7 @@ number of requests.
 from __future__ import annotations
 
 import dataclasses
+import re
 import gzip
 import time
 
@@ -62,7 +63,8 @@ async def outcome(scripted_server, client: str, script, *, tools=TOOLS, messages
         result["assistant_message"] = resp.assistant_message()
     except ModelError as exc:
         cause = exc.__cause__
-        result = (type(exc).__name__, str(exc), type(cause).__name__, str(cause), getattr(cause, "status_code", None),
+        message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", str(exc))  # each client has its own server
+        result = (type(exc).__name__, message, type(cause).__name__, str(cause), getattr(cause, "status_code", None),
                   getattr(cause, "body", None))
     finally:
         await model.aclose()
