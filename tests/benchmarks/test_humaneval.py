@@ -4,7 +4,6 @@ running ``prompt + solution + test + check(entry_point)`` in a sandbox process."
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -166,11 +165,8 @@ async def test_a_broken_worker_is_an_infrastructure_error():
     assert "unknown job kind" in outcome.log
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+@pytest.mark.usefixtures("bwrap_available")  # installs bubblewrap when it can (sandboxes/ensure_bwrap.sh)
 async def test_checks_run_under_bwrap_when_isolation_is_requested(tmp_path):
-    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-net", "--", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"bwrap cannot create namespaces here: {probe.stderr.decode()[:200]}")
     marker = tmp_path / "written-from-the-check"
     outcome = await run_job({"kind": "python_program", "program": f"open({str(marker)!r}, 'w').write('x')\n",
                              "timeout": 5}, timeout=30, isolation="bwrap")

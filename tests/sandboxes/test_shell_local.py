@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import time
 
@@ -24,7 +23,6 @@ from react_eval.types import SandboxError, SandboxSpec
 
 pytestmark = pytest.mark.anyio
 
-HAVE_BWRAP = shutil.which("bwrap") is not None
 
 
 def alive(pid: int) -> bool:
@@ -563,9 +561,8 @@ async def test_bwrap_missing_fails_clearly(tmp_path, monkeypatch):
 
 # ---- bubblewrap isolation -------------------------------------------------------
 
-needs_bwrap = pytest.mark.skipif(
-    not HAVE_BWRAP, reason="bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap"
-)
+# installed by sandboxes/ensure_bwrap.sh when missing (the bwrap_available fixture); skipped only when it cannot be had
+needs_bwrap = pytest.mark.usefixtures("bwrap_available")
 
 
 @pytest.fixture
