@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -243,19 +244,28 @@ def list_benchmarks() -> None:
     for col in ("benchmark", "tasks", "verification", "description"):
         table.add_column(col)
     for name, factory in sorted(available().items()):
-        size = "see its data"
-        if name in BUNDLED:  # the tasks ship with react-eval: counting them reads only local files
-            try:
-                size = str(factory().size())
-            except Exception as exc:  # noqa: BLE001 - a broken install: say so in the row
-                size = f"n/a ({type(exc).__name__}: {exc})"
+        size = _offline_size(name, factory, name in BUNDLED)
         extra = getattr(factory, "extra", None)
         description = getattr(factory, "description", "")
-        if extra:
+        if extra and factory.missing():
             description += f" [needs pip install 'react-eval[{extra}]']"
         table.add_row(name, size, getattr(factory, "verification", ""), Text(description))
     out.print(table)
     out.print(Text("Also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE."))
+
+
+def _offline_size(name: str, factory: Any, bundled: bool) -> str:
+    """The task count when it can be had from local files only, else where the data comes from."""
+    var = getattr(factory, "env_var", None)  # e.g. HUMANEVAL_OVERRIDE_PATH: a local copy of downloaded data
+    path = os.environ.get(var) if var else None
+    if not bundled and not path:
+        return "downloaded on first run" if var else "see its data"
+    if path and not os.path.isfile(path):
+        return f"n/a ({var}={path} does not exist)"
+    try:
+        return str(factory().size())
+    except Exception as exc:  # noqa: BLE001 - a broken install or file: say so in the row
+        return f"n/a ({type(exc).__name__}: {exc})"
 
 
 @app.command()

@@ -37,10 +37,11 @@ def needs_module(module: str, extra: str, factory: Factory) -> Factory:
     functools.update_wrapper(make, factory, assigned=("__module__", "__name__", "__qualname__", "__doc__"),
                              updated=())
     make.__signature__ = inspect.signature(factory)  # type: ignore[attr-defined]
-    for attr in ("name", "description", "verification"):
+    for attr in ("name", "description", "verification", "env_var"):
         if hasattr(factory, attr):
             setattr(make, attr, getattr(factory, attr))
     make.extra = extra  # type: ignore[attr-defined]
+    make.missing = lambda: importlib.util.find_spec(module) is None  # type: ignore[attr-defined]
     return make
 
 
