@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -259,7 +260,13 @@ def _offline_size(name: str, factory: Any, bundled: bool) -> str:
     var = getattr(factory, "env_var", None)  # e.g. HUMANEVAL_OVERRIDE_PATH: a local copy of downloaded data
     path = os.environ.get(var) if var else None
     if not bundled and not path:
-        return "downloaded on first run" if var else "see its data"
+        if var:
+            return "downloaded on first run"
+        try:
+            takes_dataset = "dataset" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            takes_dataset = False
+        return "n/a (its tasks come from --dataset FILE)" if takes_dataset else "see its data"
     if path and not os.path.isfile(path):
         return f"n/a ({var}={path} does not exist)"
     try:
