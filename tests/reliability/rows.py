@@ -98,7 +98,7 @@ ROWS: list[Row] = [
         "sandbox_error 'the sandbox container ... is no longer running (status exited, exit code 137)'; no further "
         "model call; the other rollouts of the run score 1",
         (f"{S}test_a_container_killed_mid_rollout_is_a_sandbox_error_and_the_other_rollouts_continue",)),
-    Row("Sandbox", "dockerd restarted mid-run (SIGTERM, live-restore off)",
+    Row("Sandbox", "dockerd restarted mid-run (SIGTERM, live-restore off; a private engine of the test)",
         "the rollouts in flight end sandbox_error ('the Docker daemon at ... is unreachable ...'); the run completes; "
         "--retry-errors runs exactly those and removes the stopped containers the outage left",
         (f"{S}test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors_completes_them",)),
