@@ -216,3 +216,12 @@ def test_without_the_evalplus_extra_humaneval_works_and_humaneval_plus_names_the
     assert base.returncode == 0, base.stderr
     rows = [json.loads(x) for x in (tmp_path / "base" / "humaneval" / "results.jsonl").read_text().splitlines()]
     assert [r["reward"] for r in rows] == [1.0, 1.0, 1.0], [(r["error"], r["verification"]) for r in rows]
+
+
+@pytest.mark.docker
+def test_a_sandbox_image_that_is_not_built_exits_4_naming_it(docker_engine, tmp_path):
+    proc = cli("run", "--bench", "smoke", "--model", "oracle", "--sandbox", "docker", "-O",
+               "sandboxes.default.image=react-eval-missing-image:never", "-o", str(tmp_path), "--no-progress")
+    assert proc.returncode == 4, proc.stderr
+    assert "sandbox_error x6:" in proc.stderr and "react-eval-missing-image:never" in proc.stderr
+    assert "all 6 rollouts failed for infrastructure reasons" in proc.stderr
