@@ -103,7 +103,7 @@ def factory_for(name: str) -> tuple[Factory, tuple[Any, ...]]:
     """The factory of ``name`` and its leading arguments, or :class:`UnknownBenchmark`."""
     _ensure_builtins()
     if name.startswith("harbor:"):  # harbor:PATH (harbor://PATH also works)
-        return _harbor(name[len("harbor:"):].removeprefix("//"), **options)
+        return _harbor, (name[len("harbor:"):].removeprefix("//"),)
     if "://" in name:
         scheme, _, rest = name.partition("://")
         if scheme not in _SCHEMES:
