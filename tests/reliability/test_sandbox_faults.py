@@ -147,6 +147,7 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
     data root, exec root and containerd namespace): the shared engine, and its
     containers, are left as they were."""
     shared_pid = _shared_engine_pid()
+    had_bridge = os.path.exists("/sys/class/net/docker0")
     private_dockerd.load_image(docker_engine)
     monkeypatch.setenv("DOCKER_HOST", private_dockerd.host)  # the CLI runs and the harness's docker checks
     needle = f"3000.{uuid.uuid4().int % 10**6:06d}"
@@ -213,6 +214,8 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
     assert_no_leaks(marker, run_id=run_id)
     monkeypatch.delenv("DOCKER_HOST")
     assert _shared_engine_pid() == shared_pid, "the shared engine was restarted"
+    # a private dockerd with --bridge=none run in the host's network namespace deletes docker0
+    assert os.path.exists("/sys/class/net/docker0") == had_bridge, "the shared engine's docker0 bridge was removed"
 
 
 # ---------------------------------------------------------------- the disk fills up

@@ -11,7 +11,9 @@ their own engine and containers).
     engine.close()                                    # stopped and removed
 
 No network is set up (``--bridge=none``, no iptables rules): sandboxes run with
-``network: none`` anyway. The ``private_dockerd`` fixture gives one per test
+``network: none`` anyway. The engine runs in a network namespace of its own
+(``unshare --net``): a dockerd started with ``--bridge=none`` deletes the
+host's ``docker0``, which would cut the shared engine's bridge network. The ``private_dockerd`` fixture gives one per test
 and cleans it up; it needs root and the ``dockerd`` binary, and skips (or
 fails, with REACT_EVAL_REQUIRE_SANDBOXES=1) when they are missing.
 """
@@ -80,7 +82,9 @@ class PrivateDockerd:
         self.root.mkdir(parents=True, exist_ok=True)
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([dockerd, *self.flags()], stdout=log, stderr=subprocess.STDOUT,
+            # its own network namespace: dockerd --bridge=none removes docker0 where it runs
+            unshare = shutil.which("unshare") or "/usr/bin/unshare"
+            self.process = subprocess.Popen([unshare, "--net", dockerd, *self.flags()], stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
