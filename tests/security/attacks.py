@@ -150,7 +150,7 @@ def attacks(kind: str, t: Targets) -> dict[str, list[Any]]:
             "touch owned && chown 0:0 owned && echo ROOT-CHOWN ; "
             "python3 -c 'import os; os.setuid(0); print(\"ROOT-SETUID\")' ; "
             "su -c 'echo ROOT-SU' root </dev/null ; "
-            "echo x > /usr/bin/python3-planted && echo ROOT-USR ; kill -9 1 && echo ROOT-KILL1 ; echo end")]),
+            "echo x > /usr/bin/python3-planted && echo ROOT-USR ; mknod mem c 1 1 && echo ROOT-MKNOD ; echo end")]),
     }
 
 

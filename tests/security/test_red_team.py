@@ -160,7 +160,7 @@ def test_root_only_actions_fail_in_docker(docker_red, verdict):
     uid = out.split()[0] if out.split() else ""
     done = re.findall(r"^ROOT-\w+", out, re.M)
     verdict("root-only actions in the container (write /etc/passwd, chown to root, setuid(0), su, "
-            "write /usr/bin, kill PID 1)", "docker", uid.isdigit() and uid != "0" and not done
+            "write /usr/bin, mknod)", "docker", uid.isdigit() and uid != "0" and not done
             and out.rstrip().endswith("end"), out[-1500:])
 
 
