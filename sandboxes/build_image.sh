@@ -238,6 +238,6 @@ say "docker build done in $(( $(now) - t ))s"
 remove_if_dangling "$OLD_IMAGE_ID"
 remove_if_dangling "$OLD_BASE_ID"   # after the old sandbox image that used it
 
-docker run --rm --network none "$IMAGE" sh -c 'python3 -c "import pytest" && git --version >/dev/null && command -v pkill >/dev/null && [ "$(id -u sandbox)" = 1000 ]' \
+docker run --rm --network none "$IMAGE" sh -c 'python3 -c "import pytest" && git --version >/dev/null && command -v pkill >/dev/null && id -u sandbox >/dev/null' \
     || die "smoke test of $IMAGE failed"
 say "$IMAGE ready ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')) in $(( $(now) - T0 ))s"
