@@ -1212,8 +1212,8 @@ class DockerSandboxProvider:
             except errors.ImageNotFound as exc:
                 raise _image_error(image, exc) from exc
             own = conf.get("User") or None
-            label = (conf.get("Labels") or {}).get(AGENT_USER_LABEL) or None
-            self._users[image] = own or label
+            label = (conf.get("Labels") or {}).get(AGENT_USER_LABEL)  # "" = root, on purpose
+            self._users[image] = own or label or None
             if own is None and label is None:
                 _log.warning("docker image %s names no unprivileged user (label %s): the agent runs as "
                              "root in it; set the sandbox option `user` to choose one", image, AGENT_USER_LABEL)

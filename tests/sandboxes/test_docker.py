@@ -13,6 +13,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from io import BytesIO
 from pathlib import Path
 
 import anyio
@@ -528,6 +529,20 @@ async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str,
             ["1000", "1000", "1000:1000", "1000:1000"]
     finally:
         await p.aclose()
+    from react_eval.sandboxes.docker_config import DEFAULT_IMAGE
+
+    api, tag = docker_api(), f"react-eval-test-root-label:{run_id.lower()}"
+    dockerfile = f'FROM {DEFAULT_IMAGE}\nLABEL react-eval.agent-user=""\n'.encode()
+    list(api.build(fileobj=BytesIO(dockerfile), tag=tag, network_mode="none", rm=True))
+    p = provider_for(run_id, image=tag)
+    try:
+        with caplog.at_level("WARNING"):
+            sb = await p.create(None, labels={"react-eval.rollout": "empty-label"})
+            assert (await sb.exec("id -u", 10)).output == "0\n"  # an empty label: root, on purpose
+        assert not [r for r in caplog.records if "names no unprivileged user" in r.getMessage()]
+    finally:
+        await p.aclose()
+        api.remove_image(tag, force=True)
     base = "react-eval-base:bookworm"  # the debootstrap base: no user of ours, no label
     if not docker_api().images(name=base):
         pytest.skip(f"{base} is not here (the sandbox image was built from another BASE)")
