@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from react_eval.sandboxes.docker_config import AGENT_USER_LABEL
 from react_eval.sandboxes.docker import _api_client, _docker_errors, _is_connection_error, unreachable_error
+from react_eval.sandboxes.docker_config import AGENT_USER_LABEL
 
 KIND_LABEL = "react-eval.kind"
 KIND = "harbor-env"
