@@ -1082,6 +1082,20 @@ class DockerSandbox:
         if _is_root(user):
             return
         assert user is not None
+        key = (self.info.extra["image"], user)
+        if key not in self.provider._owners:
+            self.provider._owners[key] = await self._lookup_owner(user)
+        self.owner = self.provider._owners[key]
+        parent, base = posixpath.split(self.workdir)
+        if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
+            try:  # (just started: no liveness check first)
+                await self._call(self.provider.api.put_archive, self.container_id, parent or "/",
+                                 _dir_entry(base, self.owner))
+            except _docker_errors().APIError as exc:
+                raise SandboxError(f"cannot give the workdir {self.workdir} to user {user!r}: "
+                                   f"{exc.explanation or exc}") from exc
+
+    async def _lookup_owner(self, user: str) -> tuple[int, int]:
         name, _, group = user.partition(":")
         passwd = await self.read_file("/etc/passwd", max_bytes=8 << 20)
         uid = _lookup(passwd, name, 2)
@@ -1094,11 +1108,7 @@ class DockerSandbox:
         else:
             gid = _lookup(passwd, name, 3) if not name.isdigit() else None
             gid = 0 if gid is None else gid  # as docker does for a uid with no passwd entry
-        self.owner = (uid, gid)
-        parent, base = posixpath.split(self.workdir)
-        if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
-            await self._file_op(lambda: self.provider.api.put_archive(
-                self.container_id, parent or "/", _dir_entry(base, self.owner)))
+        return uid, gid
 
     def _archive_target(self, path: str) -> tuple[str, str]:
         """(directory to extract at, member name) for absolute in-container ``path``:
@@ -1165,6 +1175,8 @@ class DockerSandboxProvider:
         self._open: set[DockerSandbox] = set()
         #: image -> the user its containers run as (None = the image's own: root)
         self._users: dict[str, str | None] = {}
+        #: (image, user) -> the numeric (uid, gid) placed files get
+        self._owners: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def api(self) -> Any:
