@@ -15,13 +15,13 @@
 #           from the SAME Debian mirror the host's apt uses -> tarball -> import.
 #   3. docker build --network none sandboxes/Dockerfile FROM that base.
 #
-# Env knobs: IMAGE (react-eval-sandbox:latest), BASE (react-eval-base:bookworm),
+# Env knobs: IMAGE (else REACT_EVAL_SANDBOX_IMAGE, else react-eval-sandbox:latest), BASE (react-eval-base:bookworm),
 #   SUITE (bookworm), REACT_EVAL_DEBIAN_MIRROR (auto from apt sources),
 #   REACT_EVAL_CACHE_DIR (/var/cache/react-eval).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-IMAGE="${IMAGE:-react-eval-sandbox:latest}"
+IMAGE="${IMAGE:-${REACT_EVAL_SANDBOX_IMAGE:-react-eval-sandbox:latest}}"
 SUITE="${SUITE:-bookworm}"
 DEFAULT_BASE="react-eval-base:${SUITE}"
 BASE="${BASE:-$DEFAULT_BASE}"
@@ -238,6 +238,6 @@ say "docker build done in $(( $(now) - t ))s"
 remove_if_dangling "$OLD_IMAGE_ID"
 remove_if_dangling "$OLD_BASE_ID"   # after the old sandbox image that used it
 
-docker run --rm --network none "$IMAGE" sh -c 'python3 -c "import pytest" && git --version >/dev/null && command -v pkill >/dev/null' \
+docker run --rm --network none "$IMAGE" sh -c 'python3 -c "import pytest" && git --version >/dev/null && command -v pkill >/dev/null && id -u sandbox >/dev/null' \
     || die "smoke test of $IMAGE failed"
 say "$IMAGE ready ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')) in $(( $(now) - T0 ))s"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from react_eval.sandboxes.docker import _api_client, _docker_errors, _is_connection_error, unreachable_error
+from react_eval.sandboxes.docker_config import AGENT_USER_LABEL
 
 KIND_LABEL = "react-eval.kind"
 KIND = "harbor-env"
@@ -114,7 +115,10 @@ class ImageBuilder:
         return str((info.get("Config") or {}).get("WorkingDir") or "")
 
     def _build(self, task_name: str, env_dir: Path, tag: str, timeout: float, bases: dict[str, str]) -> None:
-        labels = {KIND_LABEL: KIND, TASK_LABEL: task_name, HASH_LABEL: tag.rpartition(":")[2]}
+        labels = {KIND_LABEL: KIND, TASK_LABEL: task_name, HASH_LABEL: tag.rpartition(":")[2],
+                  # Harbor's convention: the agent and the tests are root in the task's container
+                  # (an image FROM react-eval-sandbox would otherwise run them as its `sandbox` user)
+                  AGENT_USER_LABEL: ""}
         deadline = time.monotonic() + timeout
         log: list[str] = []
         error: str | None = None

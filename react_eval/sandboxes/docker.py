@@ -50,6 +50,7 @@ import atexit
 import base64
 import io
 import json
+import logging
 import os
 import posixpath
 import re
@@ -68,7 +69,7 @@ import anyio.to_thread
 from anyio.abc import ByteStream, SocketStream
 
 from react_eval.sandboxes.base import ExecResult, FileInfo, FileTooLargeError, SandboxInfo, SandboxLimits, run_setup
-from react_eval.sandboxes.docker_config import DEFAULT_IMAGE, DockerSandboxConfig
+from react_eval.sandboxes.docker_config import AGENT_USER_LABEL, DEFAULT_CAPS, DEFAULT_IMAGE, DockerSandboxConfig
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession, ShellTransportError
 from react_eval.types import ErrorKind, RolloutError, SandboxError, SandboxSpec
 
@@ -85,6 +86,7 @@ _IDLE = 'trap "" TERM INT HUP QUIT USR1 USR2 PIPE; while :; do sleep 2147483647 
 _GO_MODE_DIR = 1 << 31  # Go's os.ModeDir, as the archive stat header reports modes
 _GO_MODE_SYMLINK = 1 << 27
 _MAX_LINKS = 40
+_log = logging.getLogger(__name__)
 
 
 def _boot_ticks() -> int:
@@ -619,15 +621,56 @@ class DockerShellTransport:
 # ---- the sandbox -------------------------------------------------------------------
 
 
-def _tar_file(member: str, data: bytes, mode: int) -> bytes:
+def _owned(info: tarfile.TarInfo, owner: tuple[int, int]) -> tarfile.TarInfo:
+    """``info`` owned by ``owner`` (uid, gid): the engine extracts archives as
+    root and keeps the numeric owner of each entry."""
+    info.uid, info.gid = owner
+    info.uname = info.gname = ""
+    return info
+
+
+def _add_dirs(tf: tarfile.TarFile, dirs: list[str], owner: tuple[int, int]) -> None:
+    """Directory entries for the missing parents of a member, so that they are
+    the agent's (the engine would otherwise create them as root)."""
+    for name in dirs:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+        tf.addfile(_owned(info, owner))
+
+
+def _tar_file(member: str, data: bytes, mode: int, owner: tuple[int, int] = (0, 0),
+              dirs: list[str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        _add_dirs(tf, dirs or [], owner)
         info = tarfile.TarInfo(member)
         info.size = len(data)
         info.mode = mode & 0o7777
         info.mtime = int(time.time())
-        tf.addfile(info, io.BytesIO(data))
+        tf.addfile(_owned(info, owner), io.BytesIO(data))
     return buf.getvalue()
+
+
+def _dir_entry(name: str, owner: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        _add_dirs(tf, [name], owner)
+    return buf.getvalue()
+
+
+def _is_root(user: str | None) -> bool:
+    return (user or "root").split(":")[0] in ("", "root", "0")
+
+
+def _lookup(table: bytes, key: str, field: int) -> int | None:
+    """Numeric id of ``key`` (a name or a number) in /etc/passwd or /etc/group text."""
+    if key.isdigit():
+        return int(key)
+    for line in table.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) > field and parts[0] == key and parts[field].isdigit():
+            return int(parts[field])
+    return None
 
 
 @dataclass
@@ -661,6 +704,8 @@ class DockerSandbox:
         self._dead: str | None = None
         self._runs = 0
         self._deadline = time.monotonic() + self.config.timeout if self.config.timeout else None
+        #: (uid, gid) that files placed through the archive API get: the agent's
+        self.owner = (0, 0)
         self._control = _ControlShell(self)
         transport = DockerShellTransport(self, f"{self.token}.shell")
         self.shell = ShellSession(transport, cwd=self.workdir, max_output_bytes=self.limits.max_output_bytes)
@@ -946,8 +991,9 @@ class DockerSandbox:
             if not st.path.lstrip("/"):
                 raise IsADirectoryError(21, "Is a directory", path)
             where, member = self._archive_target(st.path)
+            dirs = [] if st.exists else self._missing_dirs_sync(where, member)
             try:
-                api.put_archive(self.container_id, where, _tar_file(member, data, perms))
+                api.put_archive(self.container_id, where, _tar_file(member, data, perms, self.owner, dirs))
             except _docker_errors().APIError as exc:
                 if not self._exists_sync():
                     raise _ContainerGone() from exc
@@ -978,7 +1024,8 @@ class DockerSandbox:
             spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
             with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tf:
                 for name in sorted(os.listdir(host_dir)):
-                    tf.add(os.path.join(host_dir, name), arcname=name, recursive=True)
+                    tf.add(os.path.join(host_dir, name), arcname=name, recursive=True,
+                           filter=lambda info: _owned(info, self.owner))
             spool.seek(0)
             return spool
 
@@ -990,21 +1037,78 @@ class DockerSandbox:
 
     async def put_files(self, files: dict[str, str]) -> None:
         """Place text files (paths relative to the workdir) in one archive."""
-        by_root: dict[str, io.BytesIO] = {}
-        archives: dict[str, tarfile.TarFile] = {}
-        for rel, content in files.items():
-            where, member = self._archive_target(self.resolve(rel))
-            if where not in archives:
-                by_root[where] = io.BytesIO()
-                archives[where] = tarfile.open(fileobj=by_root[where], mode="w", format=tarfile.PAX_FORMAT)
-            data = content.encode("utf-8")
-            info = tarfile.TarInfo(member)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            archives[where].addfile(info, io.BytesIO(data))
-        for where, tf in archives.items():
-            tf.close()
-            payload = by_root[where].getvalue()
+        targets = [self._archive_target(self.resolve(rel)) for rel in files]
+
+        def build() -> dict[str, bytes]:
+            by_root: dict[str, io.BytesIO] = {}
+            archives: dict[str, tarfile.TarFile] = {}
+            made: set[tuple[str, str]] = set()
+            for (where, member), content in zip(targets, files.values()):
+                if where not in archives:
+                    by_root[where] = io.BytesIO()
+                    archives[where] = tarfile.open(fileobj=by_root[where], mode="w", format=tarfile.PAX_FORMAT)
+                dirs = [d for d in self._missing_dirs_sync(where, member, made) if (where, d) not in made]
+                made.update((where, d) for d in dirs)
+                _add_dirs(archives[where], dirs, self.owner)
+                data = content.encode("utf-8")
+                info = tarfile.TarInfo(member)
+                info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+                archives[where].addfile(_owned(info, self.owner), io.BytesIO(data))
+            for tf in archives.values():
+                tf.close()
+            return {where: buf.getvalue() for where, buf in by_root.items()}
+
+        for where, payload in (await self._file_op(build)).items():
             await self._file_op(lambda w=where, p=payload: self.provider.api.put_archive(self.container_id, w, p))
+
+    def _missing_dirs_sync(self, where: str, member: str, known: set[tuple[str, str]] | None = None) -> list[str]:
+        """The parent directories of ``member`` (under ``where``) that do not exist
+        yet, outermost first. Existing ones are left out: a directory entry
+        would change their owner and mode."""
+        if self.owner == (0, 0):
+            return []  # the engine creates missing parents as root: right already
+        missing: list[str] = []
+        parent = posixpath.dirname(member)
+        while parent and (where, parent) not in (known or set()):
+            if self._stat_sync(posixpath.join(where, parent)).exists:
+                break
+            missing.append(parent)
+            parent = posixpath.dirname(parent)
+        return missing[::-1]
+
+    async def _take_ownership(self, user: str | None) -> None:
+        """Learn the numeric owner for placed files from the container's
+        /etc/passwd and /etc/group, and give a non-root agent its workdir."""
+        if _is_root(user):
+            return
+        assert user is not None
+        key = (self.info.extra["image"], user)
+        if key not in self.provider._owners:
+            self.provider._owners[key] = await self._lookup_owner(user)
+        self.owner = self.provider._owners[key]
+        parent, base = posixpath.split(self.workdir)
+        if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
+            try:  # (just started: no liveness check first)
+                await self._call(self.provider.api.put_archive, self.container_id, parent or "/",
+                                 _dir_entry(base, self.owner))
+            except _docker_errors().APIError as exc:
+                raise SandboxError(f"cannot give the workdir {self.workdir} to user {user!r}: "
+                                   f"{exc.explanation or exc}") from exc
+
+    async def _lookup_owner(self, user: str) -> tuple[int, int]:
+        name, _, group = user.partition(":")
+        passwd = await self.read_file("/etc/passwd", max_bytes=8 << 20)
+        uid = _lookup(passwd, name, 2)
+        if uid is None:
+            raise SandboxError(f"user {name!r} is not in /etc/passwd of image {self.info.extra['image']!r}")
+        if group:
+            gid = _lookup(await self.read_file("/etc/group", max_bytes=8 << 20), group, 2)
+            if gid is None:
+                raise SandboxError(f"group {group!r} is not in /etc/group of image {self.info.extra['image']!r}")
+        else:
+            gid = _lookup(passwd, name, 3) if not name.isdigit() else None
+            gid = 0 if gid is None else gid  # as docker does for a uid with no passwd entry
+        return uid, gid
 
     def _archive_target(self, path: str) -> tuple[str, str]:
         """(directory to extract at, member name) for absolute in-container ``path``:
@@ -1069,6 +1173,10 @@ class DockerSandboxProvider:
         self._api: Any = None
         self._connect_lock = anyio.Lock()
         self._open: set[DockerSandbox] = set()
+        #: image -> the user its containers run as (None = the image's own: root)
+        self._users: dict[str, str | None] = {}
+        #: (image, user) -> the numeric (uid, gid) placed files get
+        self._owners: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def api(self) -> Any:
@@ -1104,28 +1212,48 @@ class DockerSandboxProvider:
         for c in stale:
             _remove_quietly(self.config.docker_host, c["Id"])
 
+    def _agent_user(self, image: str) -> str | None:
+        """The configured user, else the image's ``react-eval.agent-user`` label
+        (when the image sets no USER of its own), else the image's own user (blocking)."""
+        if self.config.user:
+            return self.config.user
+        if image not in self._users:
+            errors = _docker_errors()
+            try:
+                conf = self.api.inspect_image(image).get("Config") or {}
+            except errors.ImageNotFound as exc:
+                raise _image_error(image, exc) from exc
+            own = conf.get("User") or None
+            label = (conf.get("Labels") or {}).get(AGENT_USER_LABEL)  # "" = root, on purpose
+            self._users[image] = own or label or None
+            if own is None and label is None:
+                _log.warning("docker image %s names no unprivileged user (label %s): the agent runs as "
+                             "root in it; set the sandbox option `user` to choose one", image, AGENT_USER_LABEL)
+        return self._users[image]
+
     def _container_kwargs(self, image: str, labels: dict[str, str], name: str,
-                          spec: SandboxSpec | None = None) -> dict[str, Any]:
+                          spec: SandboxSpec | None = None, user: str | None = None) -> dict[str, Any]:
         cfg = self.config
         spec = spec or SandboxSpec()
         api = self.api
         env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **cfg.env, **spec.env}
         workdir = posixpath.normpath(spec.workdir or cfg.workdir)
         cpus = spec.cpus or cfg.cpus  # a task's own settings win over the run's
-        # hardened by default: no capability beyond what a shell needs, no setuid
-        # escalation, a CPU cap, no host mount of any kind (binds are never passed)
+        # hardened by default: no capability beyond what a root shell needs (none for
+        # another user), no setuid escalation, a CPU cap, no host mount of any kind
+        caps = cfg.cap_add if cfg.cap_add is not None else (list(DEFAULT_CAPS) if _is_root(user) else [])
         host_config = api.create_host_config(
             network_mode=cfg.network,
             mem_limit=f"{spec.memory_mb}m" if spec.memory_mb else cfg.memory,
             nano_cpus=int(cpus * 1e9) if cpus else None,
             pids_limit=cfg.pids_limit,
             cap_drop=["ALL"],
-            cap_add=list(cfg.cap_add) or None,
+            cap_add=list(caps) or None,
             security_opt=["no-new-privileges:true"],
             read_only=cfg.read_only or None,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"} if cfg.read_only else None,
         )
-        extra: dict[str, Any] = {"user": cfg.user} if cfg.user else {}
+        extra: dict[str, Any] = {"user": user} if user else {}
         if cfg.read_only:
             extra["volumes"] = [workdir]  # anonymous, removed with the container (v=True)
         return dict(**extra,
@@ -1156,8 +1284,14 @@ class DockerSandboxProvider:
         sandbox: DockerSandbox | None = None
         container_id: str | None = None
         try:
-            kwargs = self._container_kwargs(image, all_labels, name, spec)
             errors = _docker_errors()
+            try:
+                user = await anyio.to_thread.run_sync(self._agent_user, image, limiter=self.limiter)
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise unreachable_error(self.config.docker_host, exc) from exc
+                raise
+            kwargs = self._container_kwargs(image, all_labels, name, spec, user)
             created: list[str] = []
 
             def start() -> None:
@@ -1182,6 +1316,8 @@ class DockerSandboxProvider:
                                     workdir=spec.workdir)
             self._open.add(sandbox)
             await sandbox._control.start()
+            await sandbox._take_ownership(user)
+            sandbox.info.extra["user"] = user or "root"
             await sandbox.place(spec)
             await sandbox.start()
             if spec.setup:

@@ -13,6 +13,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from io import BytesIO
 from pathlib import Path
 
 import anyio
@@ -215,7 +216,7 @@ async def test_file_semantics(sandbox):
         await sandbox.write_file("tool.sh/inside", b"x")
     await sandbox.write_file("/opt/abs/new.txt", b"abs", mode=0o600)  # absolute paths: the container is the boundary
     r = await sandbox.exec("stat -c '%a %U' /opt/abs/new.txt; cat /opt/abs/new.txt", 10)
-    assert r.output == "600 root\nabs"
+    assert r.output == "600 sandbox\nabs"  # what the file tools write is the agent's
     assert (await sandbox.stat("adir")).is_dir and (await sandbox.stat("host")).exists
     assert not (await sandbox.stat("missing")).exists
     assert sandbox.resolve("a/../b") == "/workspace/b" and sandbox.resolve("//etc/../x") == "/x"
@@ -485,13 +486,73 @@ async def test_read_only_root_with_a_writable_workdir_and_a_capped_tmp(run_id: s
         await p.aclose()
 
 
-async def test_a_non_root_user_without_dangerous_capabilities(run_id: str):
-    p = provider_for(run_id, user="sandbox")
+async def test_the_agent_is_the_images_unprivileged_user_by_default(run_id: str, tmp_path: Path):
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "m.py").write_text("x = 1\n")
+    p = provider_for(run_id)
     try:
-        sb = await p.create(None, labels={"react-eval.rollout": "user"})
-        r = await sb.exec("id -u; grep CapEff /proc/self/status; touch /etc/x; echo rc=$?", 10)
+        spec = SandboxSpec(repo_dir=str(repo), files={"deep/er/t.txt": "t", "top.txt": "u"}, setup="touch by-setup")
+        sb = await p.create(spec, labels={"react-eval.rollout": "user"})
+        info = docker_api().inspect_container(sb.container_id)
+        assert info["Config"]["User"] == "sandbox" and not info["HostConfig"]["CapAdd"]
+        await sb.write_file("new/dir/f.txt", b"f")  # missing parents: created as the agent's
+        await sb.write_file("/tmp/made/here.txt", b"h")
+        r = await sb.exec("id -u; grep CapEff /proc/self/status; touch /etc/x; echo rc=$?; "
+                          "find . /tmp/made ! -user sandbox; echo $HOME; "
+                          "git init -q && git add -A && git commit -qm x && echo git-ok; "
+                          "echo more >> pkg/m.py && rm -r deep && echo edit-ok", 30)
         lines = r.output.splitlines()
         assert lines[0] == "1000" and lines[1].split()[1] == "0" * 16
         assert "Permission denied" in r.output and "rc=1" in r.output
+        assert lines[lines.index("rc=1") + 1:] == ["/home/sandbox", "git-ok", "edit-ok"], r.output  # nothing foreign
+        assert (await sb.run("id -un", 10)).output == "sandbox\n"  # graders run as the same user
+    finally:
+        await p.aclose()
+
+
+async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str, caplog):
+    from react_eval.sandboxes.docker_config import DEFAULT_CAPS
+
+    p = provider_for(run_id, user="root")
+    try:
+        sb = await p.create(SandboxSpec(files={"a/b.txt": "x"}), labels={"react-eval.rollout": "root"})
+        assert docker_api().inspect_container(sb.container_id)["HostConfig"]["CapAdd"] == list(DEFAULT_CAPS)
+        r = await sb.exec("id -u; stat -c %U a/b.txt a; chown sandbox a/b.txt && echo chown-ok", 10)
+        assert r.output.split() == ["0", "root", "root", "chown-ok"]
+    finally:
+        await p.aclose()
+    p = provider_for(run_id, user="1000:1000")
+    try:
+        sb = await p.create(SandboxSpec(files={"a/b.txt": "x"}), labels={"react-eval.rollout": "uid"})
+        assert (await sb.exec("id -u; id -g; stat -c %u:%g a/b.txt a", 10)).output.split() == \
+            ["1000", "1000", "1000:1000", "1000:1000"]
+    finally:
+        await p.aclose()
+    from react_eval.sandboxes.docker_config import DEFAULT_IMAGE
+
+    api, tag = docker_api(), f"react-eval-test-root-label:{run_id.lower()}"
+    dockerfile = f'FROM {DEFAULT_IMAGE}\nLABEL react-eval.agent-user=""\n'.encode()
+    list(api.build(fileobj=BytesIO(dockerfile), tag=tag, network_mode="none", rm=True))
+    p = provider_for(run_id, image=tag)
+    try:
+        with caplog.at_level("WARNING"):
+            sb = await p.create(None, labels={"react-eval.rollout": "empty-label"})
+            assert (await sb.exec("id -u", 10)).output == "0\n"  # an empty label: root, on purpose
+        assert not [r for r in caplog.records if "names no unprivileged user" in r.getMessage()]
+    finally:
+        await p.aclose()
+        api.remove_image(tag, force=True)
+    base = "react-eval-base:bookworm"  # the debootstrap base: no user of ours, no label
+    if not docker_api().images(name=base):
+        pytest.skip(f"{base} is not here (the sandbox image was built from another BASE)")
+    p = provider_for(run_id, image=base)
+    try:
+        with caplog.at_level("WARNING"):
+            for n in range(2):
+                sb = await p.create(None, labels={"react-eval.rollout": f"base-{n}"})
+                assert (await sb.exec("id -u", 10)).output == "0\n"
+        notes = [r for r in caplog.records if "names no unprivileged user" in r.getMessage()]
+        assert len(notes) == 1 and base in notes[0].getMessage()  # one note per image, not per rollout
     finally:
         await p.aclose()

@@ -144,6 +144,13 @@ def attacks(kind: str, t: Targets) -> dict[str, list[Any]]:
             f"nohup sh -c 'trap \"\" HUP TERM; exec sleep {t.needles[2]}' >/dev/null 2>&1 & echo started")]),
         "egress": script([write("eprobe.py", _EGRESS_PROBE),
                           bash(f"python3 eprobe.py {t.listener_port} {' '.join(t.addresses)}")]),
+        # what only root in the container can do: each success prints a ROOT- marker
+        "root_only": script([bash(
+            "id -u ; echo 'evil::0:0::/root:/bin/bash' >> /etc/passwd && echo ROOT-PASSWD ; "
+            "touch owned && chown 0:0 owned && echo ROOT-CHOWN ; "
+            "python3 -c 'import os; os.setuid(0); print(\"ROOT-SETUID\")' ; "
+            "su -c 'echo ROOT-SU' root </dev/null ; "
+            "echo x > /usr/bin/python3-planted && echo ROOT-USR ; mknod mem c 1 1 && echo ROOT-MKNOD ; echo end")]),
     }
 
 

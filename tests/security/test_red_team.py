@@ -104,6 +104,8 @@ def red_team_run(kind: str, tmp: Path, t: Targets, request) -> RedTeam:
     scripts = attacks(kind, t)
     if kind == "docker":
         scripts.pop("tmp_fill")  # /tmp is the container's own disk layer, removed with it
+    else:
+        scripts.pop("root_only", None)  # bwrap: the capability test already proves uid 1000, no caps
     tasks = write_tasks(tmp / "tasks.json", [task(tid, "done") for tid in scripts])
     solver = {"tool_timeout": 60, "max_turns": 12, "max_tool_calls_per_turn": RACE_CALLS_PER_TURN}
     with ScriptedServer(ByTask(scripts)) as srv:
@@ -147,9 +149,19 @@ def test_capabilities(request, kind, verdict):
     eff, bnd = _caps(out, "CapEff"), _caps(out, "CapBnd")
     if kind == "bwrap":
         blocked = eff == 0 and bnd == 0 and out.split()[-1] == "1000"
-    else:
-        blocked = not any((eff | bnd) >> bit & 1 for bit in DANGEROUS_CAPS.values())
-    verdict("capabilities (CapEff/CapBnd)", kind, blocked, out)
+    else:  # the image's unprivileged user by default, with no capability at all
+        blocked = (eff == 0 and out.split()[-1] not in ("0", "")
+                   and not any((eff | bnd) >> bit & 1 for bit in DANGEROUS_CAPS.values()))
+    verdict("capabilities (CapEff/CapBnd) and uid (id -u)", kind, blocked, out)
+
+
+def test_root_only_actions_fail_in_docker(docker_red, verdict):
+    out = docker_red.outs("root_only")[0]
+    uid = out.split()[0] if out.split() else ""
+    done = re.findall(r"^ROOT-\w+", out, re.M)
+    verdict("root-only actions in the container (write /etc/passwd, chown to root, setuid(0), su, "
+            "write /usr/bin, mknod)", "docker", uid.isdigit() and uid != "0" and not done
+            and out.rstrip().endswith("end"), out[-1500:])
 
 
 def test_docker_engine_shows_the_hardened_options(docker_engine, verdict):
@@ -167,11 +179,13 @@ def test_docker_engine_shows_the_hardened_options(docker_engine, verdict):
 
     info = anyio.run(inspect)
     host = info["HostConfig"]
-    blocked = (host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in (host["SecurityOpt"] or [])
+    blocked = (host["CapDrop"] == ["ALL"] and not host.get("CapAdd") and info["Config"]["User"] == "sandbox"
+               and "no-new-privileges:true" in (host["SecurityOpt"] or [])
                and host["NanoCpus"] == 2_000_000_000 and not host.get("Binds") and not info["Mounts"]
                and not host["Privileged"] and host["PidsLimit"] and host["Memory"])
-    verdict("engine: cap-drop ALL, no-new-privileges, CPU/pids/memory caps, no host mounts", "docker", blocked,
-            str({k: host.get(k) for k in ("CapDrop", "CapAdd", "SecurityOpt", "NanoCpus", "Binds", "Privileged")}))
+    verdict("engine: user sandbox, cap-drop ALL (none added), no-new-privileges, CPU/pids/memory caps, "
+            "no host mounts", "docker", blocked, str({"User": info["Config"]["User"]} | {
+                k: host.get(k) for k in ("CapDrop", "CapAdd", "SecurityOpt", "NanoCpus", "Binds", "Privileged")}))
 
 
 @BOTH
