@@ -1,0 +1,222 @@
+"""``swe-local``: your own SWE-bench-format tasks over git repositories on this machine.
+
+``react-eval run --bench swe-local --dataset tasks.jsonl`` (and ``validate``)
+reads rows with SWE-bench's instance fields (instance_id, problem_statement,
+patch, test_patch, FAIL_TO_PASS, PASS_TO_PASS, ...) plus one more:
+
+* ``repo_path``: the git repository the task is cut from: absolute, ``~``, or
+  relative to the directory of the dataset file;
+* ``base_commit`` (required here): any commit-ish of that repository (a full or
+  short SHA, a tag, a branch); it is resolved to the full SHA when the file is
+  read, and results and exported predictions carry that SHA.
+
+Each selected task's sandbox gets the tree of ``base_commit`` as files only,
+without the repository's history (so an agent cannot read the fix from a later
+commit), made a fresh repository and tagged ``react-eval-base`` exactly as the
+bundled swe-mini's are. From there everything is swe-mini's: the agent's
+change is captured as a git patch against that tag, graded in a fresh sandbox
+with the same tampering resets, test-patch handling, pinned pytest run, junit
+outcomes and infrastructure-error rules (see :mod:`react_eval.benchmarks.swe`).
+The tests run with a Python that has pytest (``python``, ``env_setup`` to
+activate the project's virtualenv; local and bwrap sandboxes provision pytest).
+
+The repositories are only read. The tree is checked out through a temporary
+index outside them (``git read-tree`` + ``git checkout-index``) into a
+snapshot directory (``snapshot_dir``, default a temporary one removed when the
+process exits), once per repository and commit, before the first rollout.
+Submodules are not checked out.
+
+A bad file stops the run before any rollout with one error naming every bad
+line or row and its field: not JSON, a missing or ill-typed SWE-bench field, a
+``repo_path`` that is missing, not a directory or not a git repository, a
+``base_commit`` that is missing or not a commit of that repository.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from react_eval.benchmarks.patches import BASE_REF, setup_command
+from react_eval.benchmarks.swe import PYTEST_ENV, SweBenchmark
+from react_eval.benchmarks.swe_rows import DatasetError, SweInstance, parse_instances
+from react_eval.types import SandboxSpec, Task
+
+#: the row field naming the repository on this machine
+REPO_FIELD = "repo_path"
+GIT_TIMEOUT = 300.0
+
+
+def _git_env(**extra: str) -> dict[str, str]:
+    """The environment for git: no GIT_* variable of ours (GIT_DIR, GIT_INDEX_FILE, ...) leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {**env, "GIT_TERMINAL_PROMPT": "0", **extra}
+
+
+def _git(repo: Path, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), "-c", "core.autocrlf=false", *args], input=stdin,
+                          capture_output=True, text=True, timeout=GIT_TIMEOUT, env=_git_env(**env))
+
+
+def resolve_commits(repo: Path, revs: list[str]) -> dict[str, str | None]:
+    """Each of ``revs`` -> the full SHA of the commit it names in ``repo``, or None (one git call)."""
+    r = _git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+             stdin="".join(f"{rev}^{{commit}}\n" for rev in revs))
+    if r.returncode != 0:
+        raise RuntimeError(f"git cat-file in {repo} failed: {r.stderr.strip()}")
+    out: dict[str, str | None] = {}
+    for rev, line in zip(revs, r.stdout.splitlines(), strict=True):
+        sha, _, kind = line.partition(" ")
+        out[rev] = sha if kind == "commit" else None
+    return out
+
+
+def git_repository_problem(path: Path) -> str | None:
+    """Why ``path`` is not a git repository we can read, or None."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_dir():
+        return f"{path} is not a directory"
+    r = _git(path, "rev-parse", "--git-dir")
+    if r.returncode != 0:
+        return f"{path} is not a git repository ({r.stderr.strip() or 'git rev-parse failed'})"
+    return None
+
+
+def export_tree(repo: Path, sha: str, dest: Path) -> None:
+    """The files of commit ``sha`` of ``repo`` into ``dest`` (made here), leaving the
+    repository untouched: its index, work tree and refs are never written."""
+    part = dest.with_name(dest.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    fd, index = tempfile.mkstemp(prefix="react-eval-index-", dir=dest.parent)
+    os.close(fd)
+    os.unlink(index)  # git wants to create it
+    try:
+        for args in (("read-tree", sha), ("--work-tree", str(part), "checkout-index", "--all", "--force")):
+            r = _git(repo, *args, GIT_INDEX_FILE=index)
+            if r.returncode != 0:
+                raise RuntimeError(f"could not check out {sha} of {repo}: git {args[0]}: {r.stderr.strip()}")
+        part.rename(dest)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+        if os.path.exists(index):
+            os.unlink(index)
+
+
+class SweLocalBenchmark(SweBenchmark):
+    name = "swe-local"
+    description = ("your SWE-bench-format rows (--dataset FILE.jsonl) over git repositories on this machine "
+                   "(repo_path + base_commit); graded like swe-mini")
+    grading_env = PYTEST_ENV
+
+    def __init__(self, dataset: str | None = None, *, snapshot_dir: str | None = None, python: str = "python3",
+                 env_setup: str | None = None, test_timeout: float = 900.0, max_patch_bytes: int = 8 << 20,
+                 fuzz: int = 5):
+        super().__init__(python=python, env_setup=env_setup, test_timeout=test_timeout,
+                         max_patch_bytes=max_patch_bytes, fuzz=fuzz)
+        self.dataset = dataset
+        self.snapshot_dir = snapshot_dir
+        #: a temporary snapshot root made by this process (removed at its exit)
+        self._own_root: str | None = None
+
+    # ---- rows
+
+    def instances(self) -> list[SweInstance]:
+        if not self.dataset:
+            raise ValueError("swe-local needs a dataset: pass --dataset FILE.jsonl (SWE-bench rows with repo_path "
+                             "and base_commit)")
+        path = Path(self.dataset).expanduser()
+        if not path.is_file():
+            raise ValueError(f"swe-local dataset {path} is not a file")
+        return load_local_instances(path)
+
+    def base_ref(self, inst: SweInstance) -> str:
+        return BASE_REF  # the sandbox's repository is a fresh one of the base tree
+
+    # ---- snapshots
+
+    def _root(self) -> Path:
+        if self.snapshot_dir:
+            return Path(self.snapshot_dir).expanduser().resolve()
+        if self._own_root is None:
+            self._own_root = os.path.join(tempfile.gettempdir(),
+                                          f"react-eval-swe-local-{os.getpid()}-{os.urandom(4).hex()}")
+        return Path(self._own_root)
+
+    def snapshot_path(self, inst: SweInstance) -> Path:
+        repo = str(local_repo(inst))
+        key = hashlib.sha256(f"{repo}\0{inst.base_commit}".encode()).hexdigest()[:16]
+        return self._root() / f"{Path(repo).name}-{inst.base_commit[:12]}-{key}"
+
+    def sandbox_spec(self, inst: SweInstance) -> SandboxSpec:
+        return SandboxSpec(repo_dir=str(self.snapshot_path(inst)), setup=setup_command(".", init=True))
+
+    async def prepare(self, tasks: list[Task], sandbox: Any) -> list[Task]:
+        """Check out each selected task's base tree (once per repository and commit)."""
+        await anyio.to_thread.run_sync(self._make_snapshots, [self.instance(t.id) for t in tasks])
+        return tasks
+
+    def _make_snapshots(self, instances: list[SweInstance]) -> None:
+        root = self._root()
+        if self._own_root is not None and not root.exists():
+            atexit.register(shutil.rmtree, str(root), True)
+        root.mkdir(parents=True, exist_ok=True)
+        for inst in instances:
+            dest = self.snapshot_path(inst)
+            if not dest.is_dir():
+                export_tree(local_repo(inst), inst.base_commit, dest)
+
+
+def local_repo(inst: SweInstance) -> Path:
+    return Path((inst.model_extra or {})[REPO_FIELD])
+
+
+def load_local_instances(path: Path) -> list[SweInstance]:
+    """The rows of ``path`` with ``repo_path`` made absolute and ``base_commit`` a
+    full SHA; :class:`DatasetError` naming every bad line, row and field."""
+    source = str(path)
+    problems: list[str] = []
+    found = parse_instances(path.read_bytes(), source, problems)
+    pending: dict[Path, list[tuple[str, dict, SweInstance]]] = {}
+    for at, row, inst in found:
+        raw = row.get(REPO_FIELD)
+        if not isinstance(raw, str) or not raw.strip():
+            problems.append(f"{at}: {REPO_FIELD}: required: the path of a git repository on this machine "
+                            "(absolute, or relative to the dataset file's directory)")
+            continue
+        repo = (path.parent / Path(raw).expanduser()).resolve()
+        problem = git_repository_problem(repo)
+        if problem:
+            problems.append(f"{at}: {REPO_FIELD}: {problem}")
+            continue
+        commit = row.get("base_commit")
+        if not isinstance(commit, str) or not commit.strip():
+            problems.append(f"{at}: base_commit: required: a commit of {repo}")
+            continue
+        pending.setdefault(repo, []).append((at, row, inst))
+    instances: list[SweInstance] = []
+    for repo, rows in pending.items():
+        try:
+            shas = resolve_commits(repo, [row["base_commit"].strip() for _, row, _ in rows])
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            problems.extend(f"{at}: base_commit: {exc}" for at, _, _ in rows)
+            continue
+        for at, row, inst in rows:
+            sha = shas[row["base_commit"].strip()]
+            if sha is None:
+                problems.append(f"{at}: base_commit: {row['base_commit']!r} is not a commit of {repo}")
+                continue
+            instances.append(inst.model_copy(update={"base_commit": sha, REPO_FIELD: str(repo)}))
+    if problems:
+        raise DatasetError(source, problems)
+    order = {inst.instance_id: i for i, (_, _, inst) in enumerate(found)}
+    return sorted(instances, key=lambda inst: order[inst.instance_id])
