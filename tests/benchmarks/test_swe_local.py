@@ -4,8 +4,8 @@ The dataset is built from swe-mini tasks made into real git repositories in
 tmp dirs, each with a LATER commit that already holds the fix: a sandbox built
 from HEAD instead of base_commit (or one that kept the history) would let the
 empty policy score. ``react-eval validate`` must then give what swe-mini gives
-(oracle 100%, empty 0%, tampering 0% and flagged) in the local and the bwrap
-sandbox, and bad rows must be named (row, line, field) before anything runs.
+(oracle 100%, empty 0%, tampering 0% and flagged) in the local, the bwrap
+and the Docker sandbox, and bad rows must be named (row, line, field) before anything runs.
 """
 
 from __future__ import annotations
@@ -143,6 +143,11 @@ def test_validate_local_sandbox(dataset, tmp_path):
 @pytest.mark.slow
 def test_validate_bwrap_sandbox(dataset, tmp_path, bwrap_available):
     _validate(dataset, "bwrap", tmp_path / "out")
+
+
+@pytest.mark.docker
+def test_validate_docker_sandbox(dataset, tmp_path, docker_engine):
+    _validate(dataset, "docker", tmp_path / "out")
 
 
 def test_run_with_the_oracle_exports_predictions_at_the_real_base(dataset, tmp_path):
