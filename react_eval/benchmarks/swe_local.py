@@ -85,9 +85,14 @@ def git_repository_problem(path: Path) -> str | None:
         return f"{path} does not exist"
     if not path.is_dir():
         return f"{path} is not a directory"
-    r = _git(path, "rev-parse", "--git-dir")
+    r = _git(path, "rev-parse", "--is-bare-repository")
     if r.returncode != 0:
         return f"{path} is not a git repository ({r.stderr.strip() or 'git rev-parse failed'})"
+    if r.stdout.strip() == "true":
+        return None
+    top = _git(path, "rev-parse", "--show-toplevel").stdout.strip()
+    if top and Path(top).resolve() != path.resolve():
+        return f"{path} is inside the git repository {top}, not its top level: name {top}"
     return None
 
 
@@ -114,8 +119,8 @@ def export_tree(repo: Path, sha: str, dest: Path) -> None:
 
 class SweLocalBenchmark(SweBenchmark):
     name = "swe-local"
-    description = ("your SWE-bench-format rows (--dataset FILE.jsonl) over git repositories on this machine "
-                   "(repo_path + base_commit); graded like swe-mini")
+    description = ("your SWE-bench rows (--dataset FILE.jsonl) over local git repositories (repo_path + "
+                   "base_commit); graded like swe-mini")
     grading_env = PYTEST_ENV
 
     def __init__(self, dataset: str | None = None, *, snapshot_dir: str | None = None, python: str = "python3",

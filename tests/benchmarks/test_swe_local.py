@@ -181,6 +181,7 @@ def test_every_bad_row_is_named_with_its_field(dataset, tmp_path):
         json.dumps({**good[1], "instance_id": "x-9", "base_commit": "no-such-branch"}),
         json.dumps(good[0]),                                                         # line 10: duplicate
         "[1, 2]",
+        json.dumps({**good[1], "instance_id": "x-12", "repo_path": "repos/tablekit/tablekit"}),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(rows) + "\n")
@@ -199,6 +200,8 @@ def test_every_bad_row_is_named_with_its_field(dataset, tmp_path):
         f"{path}: row 7 (line 8, instance_id 'x-8'): base_commit: required",
         f"{path}: row 6 (line 7, instance_id 'x-7'): base_commit: '{'0' * 40}' is not a commit of",
         f"{path}: row 8 (line 9, instance_id 'x-9'): base_commit: 'no-such-branch' is not a commit of",
+        f"{path}: row 11 (line 12, instance_id 'x-12'): repo_path: {tmp_path / 'repos' / 'tablekit' / 'tablekit'} "
+        f"is inside the git repository {tmp_path / 'repos' / 'tablekit'}, not its top level",
     ]
     assert len(problems) == len(expected), problems
     for want in expected:
