@@ -30,11 +30,13 @@ def module_names() -> dict[str, Path]:
     return found
 
 
-def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The react_eval modules ``name`` imports, wherever in the file the import stands."""
+def imports_of(name: str, path: Path, modules: dict[str, Path], *, everywhere: bool = True) -> set[str]:
+    """The react_eval modules ``name`` imports, wherever in the file the import
+    stands (``everywhere=False``: only the statements at the top of the module)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree) if everywhere else tree.body:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -129,7 +131,10 @@ def test_the_checker_finds_a_circle_through_a_function_level_import(tmp_path):
 
 def test_no_import_circle():
     graph = import_graph()
-    assert len(graph) > 100 and "react_eval.engine.run" in graph["react_eval.cli"] | graph["react_eval.cli_config"]
+    modules = module_names()
+    top_level = {name: imports_of(name, path, modules, everywhere=False) for name, path in modules.items()}
+    # the graph holds the edges that only imports inside functions make (the package has such imports)
+    assert len(graph) > 100 and sum(map(len, graph.values())) > sum(map(len, top_level.values()))
     found = cycles(graph)
     assert not found, "import circles (module-level and function-level imports counted):\n" + "\n".join(
         f"  {' -> '.join(circle_through(members, graph))}  (the circle's modules: {', '.join(members)})"
