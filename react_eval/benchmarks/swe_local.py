@@ -22,8 +22,9 @@ activate the project's virtualenv; local and bwrap sandboxes provision pytest).
 
 The repositories are only read. The tree is checked out through a temporary
 index outside them (``git read-tree`` + ``git checkout-index``) into a
-snapshot directory (``snapshot_dir``, default a temporary one removed when the
-process exits), once per repository and commit, before the first rollout.
+snapshot directory, once per repository and commit, before the first rollout:
+by default a temporary one removed when the process exits; ``snapshot_dir``
+keeps them across runs.
 Submodules are not checked out.
 
 A bad file stops the run before any rollout with one error naming every bad
@@ -98,23 +99,35 @@ def git_repository_problem(path: Path) -> str | None:
 
 def export_tree(repo: Path, sha: str, dest: Path) -> None:
     """The files of commit ``sha`` of ``repo`` into ``dest`` (made here), leaving the
-    repository untouched: its index, work tree and refs are never written."""
-    part = dest.with_name(dest.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
-    part.mkdir(parents=True)
-    fd, index = tempfile.mkstemp(prefix="react-eval-index-", dir=dest.parent)
-    os.close(fd)
-    os.unlink(index)  # git wants to create it
+    repository untouched: its index, work tree and refs are never written. A
+    ``dest`` another caller finished first is kept as it is."""
+    part = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    index = part.with_name(part.name + ".index")  # git creates it; outside the tree it describes
     try:
         for args in (("read-tree", sha), ("--work-tree", str(part), "checkout-index", "--all", "--force")):
-            r = _git(repo, *args, GIT_INDEX_FILE=index)
+            r = _git(repo, *args, GIT_INDEX_FILE=str(index))
             if r.returncode != 0:
                 raise RuntimeError(f"could not check out {sha} of {repo}: git {args[0]}: {r.stderr.strip()}")
-        part.rename(dest)
+        try:
+            part.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
     finally:
         shutil.rmtree(part, ignore_errors=True)
-        if os.path.exists(index):
-            os.unlink(index)
+        index.unlink(missing_ok=True)
+
+
+_PROCESS_ROOT: list[str] = []
+
+
+def process_root() -> str:
+    """This process's snapshot directory (removed when it exits), shared by its
+    benchmarks so ``validate``'s three policies check each tree out once."""
+    if not _PROCESS_ROOT:
+        _PROCESS_ROOT.append(tempfile.mkdtemp(prefix="react-eval-swe-local-"))
+        atexit.register(shutil.rmtree, _PROCESS_ROOT[0], True)
+    return _PROCESS_ROOT[0]
 
 
 class SweLocalBenchmark(SweBenchmark):
@@ -130,8 +143,8 @@ class SweLocalBenchmark(SweBenchmark):
                          max_patch_bytes=max_patch_bytes, fuzz=fuzz)
         self.dataset = dataset
         self.snapshot_dir = snapshot_dir
-        #: a temporary snapshot root made by this process (removed at its exit)
-        self._own_root: str | None = None
+        #: the snapshot root, fixed on first use (a worker process that gets a copy uses the same)
+        self._root_dir: str | None = snapshot_dir
 
     # ---- rows
 
@@ -150,12 +163,9 @@ class SweLocalBenchmark(SweBenchmark):
     # ---- snapshots
 
     def _root(self) -> Path:
-        if self.snapshot_dir:
-            return Path(self.snapshot_dir).expanduser().resolve()
-        if self._own_root is None:
-            self._own_root = os.path.join(tempfile.gettempdir(),
-                                          f"react-eval-swe-local-{os.getpid()}-{os.urandom(4).hex()}")
-        return Path(self._own_root)
+        if self._root_dir is None:
+            self._root_dir = process_root()
+        return Path(self._root_dir).expanduser().resolve()
 
     def snapshot_path(self, inst: SweInstance) -> Path:
         repo = str(local_repo(inst))
@@ -171,10 +181,7 @@ class SweLocalBenchmark(SweBenchmark):
         return tasks
 
     def _make_snapshots(self, instances: list[SweInstance]) -> None:
-        root = self._root()
-        if self._own_root is not None and not root.exists():
-            atexit.register(shutil.rmtree, str(root), True)
-        root.mkdir(parents=True, exist_ok=True)
+        self._root().mkdir(parents=True, exist_ok=True)
         for inst in instances:
             dest = self.snapshot_path(inst)
             if not dest.is_dir():

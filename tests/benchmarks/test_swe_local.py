@@ -136,8 +136,12 @@ def _validate(dataset: dict, sandbox: str, out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_validate_local_sandbox(dataset, tmp_path):
+def test_validate_local_sandbox(dataset, tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     _validate(dataset, "local", tmp_path / "out")
+    assert not list(temp.glob("react-eval-swe-local-*"))  # the checkouts went with the process
 
 
 @pytest.mark.slow
