@@ -30,6 +30,9 @@ details keep the per-test outcomes, the apply method and the patch. The agent's
 sandbox is closed once its patch is captured, before the grader's sandbox is
 made, so a rollout never holds two sandboxes.
 
+``swe-local`` (:mod:`react_eval.benchmarks.swe_local`) grades rows of your own
+over git repositories on this machine the same way.
+
 ``swe-mini`` is the bundled offline suite (stdlib-only Python projects). In it
 ``base_commit`` is the symbolic tag ``react-eval-base``: the sandbox setup
 initialises git in the workdir, commits the files and tags that commit.
