@@ -17,8 +17,12 @@ bundled swe-mini's are. From there everything is swe-mini's: the agent's
 change is captured as a git patch against that tag, graded in a fresh sandbox
 with the same tampering resets, test-patch handling, pinned pytest run, junit
 outcomes and infrastructure-error rules (see :mod:`react_eval.benchmarks.swe`).
-The tests run with a Python that has pytest (``python``, ``env_setup`` to
-activate the project's virtualenv; local and bwrap sandboxes provision pytest).
+The tests run with a Python that has pytest, as swe-mini's do: local and bwrap
+sandboxes get one react-eval provisions, Docker the image's ``python3``. When
+the tests need more (the project's dependencies), ``requirements`` lists them
+(pip syntax): they are provisioned with pytest for the agent and the grader
+(on Docker, the grader's image is derived from the sandbox image with them). ``env_setup``
+runs before the tests (e.g. exporting variables they need).
 
 The repositories are only read. The tree is checked out through a temporary
 index outside them (``git read-tree`` + ``git checkout-index``) into a
@@ -49,6 +53,7 @@ import anyio
 from react_eval.benchmarks.patches import BASE_REF, setup_command
 from react_eval.benchmarks.swe import PYTEST_ENV, SweBenchmark
 from react_eval.benchmarks.swe_rows import DatasetError, SweInstance, parse_instances
+from react_eval.grading.envs import EnvSpec
 from react_eval.types import SandboxSpec, Task
 
 #: the row field naming the repository on this machine
@@ -118,6 +123,14 @@ def export_tree(repo: Path, sha: str, dest: Path) -> None:
         index.unlink(missing_ok=True)
 
 
+def requirements_env(requirements: list[str]) -> EnvSpec:
+    """The grading environment of tests that need more than pytest: pytest plus
+    ``requirements`` (pip syntax), provisioned like swe-mini's for the agent and
+    the grader alike (Docker: an image derived from the sandbox image)."""
+    wanted = tuple(dict.fromkeys(["pytest", *(r.strip() for r in requirements)]))
+    return EnvSpec(name="swe-local", requirements=wanted, imports=("pytest",))
+
+
 _PROCESS_ROOT: list[str] = []
 
 
@@ -136,11 +149,15 @@ class SweLocalBenchmark(SweBenchmark):
                    "base_commit); graded like swe-mini")
     grading_env = PYTEST_ENV
 
-    def __init__(self, dataset: str | None = None, *, snapshot_dir: str | None = None, python: str = "python3",
-                 env_setup: str | None = None, test_timeout: float = 900.0, max_patch_bytes: int = 8 << 20,
-                 fuzz: int = 5):
-        super().__init__(python=python, env_setup=env_setup, test_timeout=test_timeout,
+    def __init__(self, dataset: str | None = None, *, requirements: list[str] | None = None,
+                 snapshot_dir: str | None = None, env_setup: str | None = None, test_timeout: float = 900.0,
+                 max_patch_bytes: int = 8 << 20, fuzz: int = 5):
+        super().__init__(env_setup=env_setup, test_timeout=test_timeout,
                          max_patch_bytes=max_patch_bytes, fuzz=fuzz)
+        if requirements is not None:
+            if isinstance(requirements, str) or not all(isinstance(r, str) and r.strip() for r in requirements):
+                raise ValueError(f"swe-local requirements must be a list of pip requirements, got {requirements!r}")
+            self.grading_env = requirements_env(requirements)
         self.dataset = dataset
         self.snapshot_dir = snapshot_dir
         #: the snapshot root, fixed on first use (a worker process that gets a copy uses the same)

@@ -166,6 +166,54 @@ def test_run_with_the_oracle_exports_predictions_at_the_real_base(dataset, tmp_p
     assert pred["instance_id"] == "caching__lrukit-9" and "move_to_end" in pred["model_patch"]
 
 
+def make_six_task(tmp_path: Path) -> Path:
+    """A repository whose code and tests import ``six`` (not in the pytest
+    environment), its row, and the dataset file holding it."""
+    repo = tmp_path / "sixkit"
+    (repo / "sixkit").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    (repo / "sixkit" / "__init__.py").write_text("import six\n\n\ndef as_text(value):\n    return value\n")
+    test = "from sixkit import as_text\n\n\ndef test_str():\n    assert as_text('a') == 'a'\n"
+    (repo / "tests" / "test_text.py").write_text(test)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "sixkit" / "__init__.py").write_text("import six\n\n\ndef as_text(value):\n"
+                                                 "    return six.ensure_text(value)\n")
+    gold = git(repo, "diff") + "\n"
+    git(repo, "checkout", "-q", "--", ".")
+    (repo / "tests" / "test_text.py").write_text(test + "\n\ndef test_bytes():\n    assert as_text(b'a') == 'a'\n")
+    test_patch = git(repo, "diff") + "\n"
+    git(repo, "checkout", "-q", "--", ".")
+    row = {"instance_id": "me__sixkit-1", "repo_path": "sixkit", "base_commit": base,
+           "problem_statement": "as_text(b'a') returns bytes; it should return text.", "patch": gold,
+           "test_patch": test_patch, "FAIL_TO_PASS": ["tests/test_text.py::test_bytes"],
+           "PASS_TO_PASS": ["tests/test_text.py::test_str"]}
+    path = tmp_path / "six.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_requirements_provision_what_the_tests_import(tmp_path):
+    """Without ``six`` the gold patch cannot pass (the tests cannot import the
+    package); with ``requirements=[six]`` it scores 1 and empty/tampering 0."""
+    path = make_six_task(tmp_path)
+    bare = run_cli("validate", "--bench", "swe-local", "--dataset", str(path), "--sandbox", "local",
+                   "-o", str(tmp_path / "bare"), "--no-progress")
+    assert bare.returncode == 1 and "scores 1.0 on 0/1 tasks" in bare.stdout, bare.stdout[-3000:]
+    proc = run_cli("validate", "--bench", "swe-local", "--dataset", str(path), "--sandbox", "local",
+                   "-O", "benchmarks.0.options.requirements=[six]", "-o", str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "scores 1.0 on 1/1 tasks (100%)" in proc.stdout and "above 0 on 0/1 tasks" in proc.stdout
+    (gold,) = _runs(tmp_path / "out", "oracle")
+    assert gold.verification["tests"] == {"tests/test_text.py::test_bytes": "passed",
+                                          "tests/test_text.py::test_str": "passed"}
+    with pytest.raises(ValueError, match="list of pip requirements"):
+        SweLocalBenchmark(str(path), requirements="six")
+
+
 # ---------------------------------------------------------------- bad input
 
 
