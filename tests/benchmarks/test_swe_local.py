@@ -154,16 +154,18 @@ def test_validate_docker_sandbox(dataset, tmp_path, docker_engine):
     _validate(dataset, "docker", tmp_path / "out")
 
 
-def test_run_with_the_oracle_exports_predictions_at_the_real_base(dataset, tmp_path):
+def test_run_in_worker_processes_exports_predictions(dataset, tmp_path):
+    """Rollouts in two worker processes use the snapshots the parent made."""
     preds = tmp_path / "preds.jsonl"
     proc = run_cli("run", "--bench", "swe-local", "--dataset", str(dataset["path"]), "--model", "oracle",
-                   "--max-problems", "1", "-o", str(tmp_path / "out"), "--no-progress",
+                   "--workers", "2", "-o", str(tmp_path / "out"), "--no-progress",
                    "--export-predictions", str(preds))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (row,) = load_results(tmp_path / "out" / "swe-local" / "results.jsonl")
-    assert row.reward == 1.0 and row.task_id == "caching__lrukit-9"
-    (pred,) = [json.loads(line) for line in preds.read_text().splitlines()]
-    assert pred["instance_id"] == "caching__lrukit-9" and "move_to_end" in pred["model_patch"]
+    rows = load_results(tmp_path / "out" / "swe-local" / "results.jsonl")
+    assert sorted((r.task_id, r.reward) for r in rows) == [(task, 1.0) for task in TASKS]
+    assert {r.task_id: r.verification["apply_method"] for r in rows} == dict.fromkeys(TASKS, "git_apply")
+    predicted = {p["instance_id"]: p["model_patch"] for p in map(json.loads, preds.read_text().splitlines())}
+    assert set(predicted) == set(TASKS) and "move_to_end" in predicted["caching__lrukit-9"]
 
 
 def make_six_task(tmp_path: Path) -> Path:
