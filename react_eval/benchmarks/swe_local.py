@@ -109,10 +109,11 @@ def export_tree(repo: Path, sha: str, dest: Path) -> None:
     part = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     index = part.with_name(part.name + ".index")  # git creates it; outside the tree it describes
     try:
-        for args in (("read-tree", sha), ("--work-tree", str(part), "checkout-index", "--all", "--force")):
+        for step, args in (("read-tree", ("read-tree", sha)),
+                           ("checkout-index", ("--work-tree", str(part), "checkout-index", "--all", "--force"))):
             r = _git(repo, *args, GIT_INDEX_FILE=str(index))
             if r.returncode != 0:
-                raise RuntimeError(f"could not check out {sha} of {repo}: git {args[0]}: {r.stderr.strip()}")
+                raise RuntimeError(f"could not check out {sha} of {repo}: git {step}: {r.stderr.strip()}")
         try:
             part.rename(dest)
         except OSError:
@@ -216,6 +217,7 @@ def load_local_instances(path: Path) -> list[SweInstance]:
     problems: list[str] = []
     found = parse_instances(path.read_bytes(), source, problems)
     pending: dict[Path, list[tuple[str, dict, SweInstance]]] = {}
+    checked: dict[Path, str | None] = {}  # repository -> its problem, asked once
     for at, row, inst in found:
         raw = row.get(REPO_FIELD)
         if not isinstance(raw, str) or not raw.strip():
@@ -223,20 +225,24 @@ def load_local_instances(path: Path) -> list[SweInstance]:
                             "(absolute, or relative to the dataset file's directory)")
             continue
         repo = (path.parent / Path(raw).expanduser()).resolve()
-        problem = git_repository_problem(repo)
-        if problem:
-            problems.append(f"{at}: {REPO_FIELD}: {problem}")
+        if repo not in checked:
+            checked[repo] = git_repository_problem(repo)
+        if checked[repo]:
+            problems.append(f"{at}: {REPO_FIELD}: {checked[repo]}")
             continue
         commit = row.get("base_commit")
         if not isinstance(commit, str) or not commit.strip():
             problems.append(f"{at}: base_commit: required: a commit of {repo}")
+            continue
+        if any(c.isspace() or not c.isprintable() for c in commit.strip()):
+            problems.append(f"{at}: base_commit: {commit!r} is not a commit name (it holds white space)")
             continue
         pending.setdefault(repo, []).append((at, row, inst))
     instances: list[SweInstance] = []
     for repo, rows in pending.items():
         try:
             shas = resolve_commits(repo, [row["base_commit"].strip() for _, row, _ in rows])
-        except (RuntimeError, subprocess.SubprocessError) as exc:
+        except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
             problems.extend(f"{at}: base_commit: {exc}" for at, _, _ in rows)
             continue
         for at, row, inst in rows:

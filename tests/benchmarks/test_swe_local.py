@@ -236,6 +236,7 @@ def test_every_bad_row_is_named_with_its_field(dataset, tmp_path):
         json.dumps(good[0]),                                                         # line 10: duplicate
         "[1, 2]",
         json.dumps({**good[1], "instance_id": "x-12", "repo_path": "repos/tablekit/tablekit"}),
+        json.dumps({**good[1], "instance_id": "x-13", "base_commit": "HEAD\nHEAD"}),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(rows) + "\n")
@@ -256,6 +257,7 @@ def test_every_bad_row_is_named_with_its_field(dataset, tmp_path):
         f"{path}: row 8 (line 9, instance_id 'x-9'): base_commit: 'no-such-branch' is not a commit of",
         f"{path}: row 11 (line 12, instance_id 'x-12'): repo_path: {tmp_path / 'repos' / 'tablekit' / 'tablekit'} "
         f"is inside the git repository {tmp_path / 'repos' / 'tablekit'}, not its top level",
+        f"{path}: row 12 (line 13, instance_id 'x-13'): base_commit: 'HEAD\\nHEAD' is not a commit name",
     ]
     assert len(problems) == len(expected), problems
     for want in expected:
