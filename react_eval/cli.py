@@ -80,7 +80,7 @@ def run(
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="Model calls per rollout."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where results go (default ./eval_results)."),
     override: list[str] = typer.Option([], "-O", help="Override a config value: dot.path=value."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of a benchmark that takes one: gym://host:port, swebench (sets options.dataset)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of a benchmark that takes one: gym://host:port, swebench, swe-local (sets options.dataset)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar or progress lines."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run in --output-dir: skip finished (task, repeat) pairs."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Re-run only the infrastructure-failed rollouts of an existing run."),

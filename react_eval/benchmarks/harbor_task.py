@@ -17,14 +17,14 @@ the ``harbor`` wheel, so this reading stays Harbor's). Multi-step tasks
 
 from __future__ import annotations
 
-import os
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from react_eval.envsubst import UnsetVariable, substitute
 
 INSTRUCTION = "instruction.md"
 CONFIG = "task.toml"
@@ -125,21 +125,12 @@ def not_applied(config: HarborTaskConfig) -> list[str]:
     return found
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 def resolve_env(values: dict[str, str], where: str) -> dict[str, str]:
     """Fill ``${VAR}`` / ``${VAR:-default}`` from the host's environment, as Harbor does."""
-
-    def sub(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise HarborTaskError(f"{where}: environment variable {name} is not set (used as ${{{name}}})")
-
-    return {str(k): _VAR.sub(sub, str(v)) for k, v in values.items()}
+    try:
+        return {str(k): substitute(str(v)) for k, v in values.items()}
+    except UnsetVariable as exc:
+        raise HarborTaskError(f"{where}: {exc}") from None
 
 
 @dataclass

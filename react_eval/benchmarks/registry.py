@@ -81,10 +81,12 @@ def _ensure_builtins() -> None:
         return
     from react_eval.benchmarks.smoke import SmokeBenchmark
     from react_eval.benchmarks.swe import SweMiniBenchmark
+    from react_eval.benchmarks.swe_local import SweLocalBenchmark
     from react_eval.benchmarks.swebench_dataset import SWEbenchBenchmark
 
     register("smoke", SmokeBenchmark)
     register("swe-mini", SweMiniBenchmark)
+    register("swe-local", SweLocalBenchmark)
     register("swebench", SWEbenchBenchmark)
     from react_eval.benchmarks.evalplus_bench import HumanEvalPlus, MbppPlus
     from react_eval.benchmarks.humaneval import HumanEvalBenchmark

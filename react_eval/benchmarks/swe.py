@@ -30,6 +30,9 @@ details keep the per-test outcomes, the apply method and the patch. The agent's
 sandbox is closed once its patch is captured, before the grader's sandbox is
 made, so a rollout never holds two sandboxes.
 
+``swe-local`` (:mod:`react_eval.benchmarks.swe_local`) grades rows of your own
+over git repositories on this machine the same way.
+
 ``swe-mini`` is the bundled offline suite (stdlib-only Python projects). In it
 ``base_commit`` is the symbolic tag ``react-eval-base``: the sandbox setup
 initialises git in the workdir, commits the files and tags that commit.
@@ -42,9 +45,6 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import orjson
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from react_eval.benchmarks.base import (
     Answer,
@@ -71,10 +71,14 @@ from react_eval.benchmarks.patches import (
     test_files,
 )
 from react_eval.benchmarks.swe_integrity import pytest_run, read_pytest_output, reset_test_infrastructure, test_dirs
+from react_eval.benchmarks.swe_rows import DatasetError, SweInstance, load_instances
 from react_eval.grading.envs import EnvSpec
 from react_eval.grading.sandbox import GradingSandbox, grading_sandbox
 from react_eval.sandboxes.base import Sandbox
 from react_eval.types import SandboxError, SandboxSpec, Task, VerifyError
+
+#: SweInstance, load_instances and DatasetError live in swe_rows; kept importable from here
+__all__ = ["DatasetError", "PYTEST_ENV", "SweBenchmark", "SweInstance", "SweMiniBenchmark", "load_instances"]
 
 #: what the bundled SWE tasks' tests need: a Python with pytest (the default
 #: Docker sandbox image has Debian's python3-pytest)
@@ -96,64 +100,6 @@ _PROMPT = """<issue>
 
 The repository{repo_name} is checked out in {location}, at the commit where this issue was reported. \
 Make changes to the non-test files so that the issue is resolved, and check your fix by running the tests."""
-
-
-class SweInstance(BaseModel):
-    """One task in SWE-bench's field layout (extra fields are kept)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    instance_id: str
-    repo: str = ""
-    base_commit: str = BASE_REF
-    problem_statement: str
-    hints_text: str = ""
-    created_at: str = ""
-    version: str = ""
-    patch: str = ""
-    test_patch: str = ""
-    FAIL_TO_PASS: list[str]
-    PASS_TO_PASS: list[str] = []
-    environment_setup_commit: str = ""
-
-    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
-    @classmethod
-    def _json_list(cls, value: Any) -> Any:
-        """SWE-bench stores the test lists as JSON-encoded strings."""
-        if isinstance(value, str):
-            value = orjson.loads(value) if value.strip() else []
-        return value
-
-    def row(self, *, encode_lists: bool = True) -> dict[str, Any]:
-        """The instance as a SWE-bench row (test lists JSON-encoded, like its files)."""
-        data = self.model_dump()
-        if encode_lists:
-            for key in ("FAIL_TO_PASS", "PASS_TO_PASS"):
-                data[key] = orjson.dumps(data[key]).decode()
-        return data
-
-
-def load_instances(data: bytes, source: str = "dataset") -> list[SweInstance]:
-    """Rows of a JSONL file, or of a JSON array."""
-    text = data.strip()
-    if text.startswith(b"["):
-        rows = orjson.loads(text)
-    else:
-        rows = []
-        for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{source}:{number}: not a JSON object: {exc}") from None
-    instances = []
-    for i, row in enumerate(rows, 1):
-        try:
-            instances.append(SweInstance.model_validate(row))
-        except ValueError as exc:
-            raise ValueError(f"{source}: row {i} is not a SWE-bench instance: {exc}") from None
-    return instances
 
 
 class SweBenchmark(Benchmark):
@@ -186,6 +132,10 @@ class SweBenchmark(Benchmark):
 
     def sandbox_spec(self, inst: SweInstance) -> SandboxSpec:
         raise NotImplementedError
+
+    def base_ref(self, inst: SweInstance) -> str:
+        """The base commit as the sandbox's repository names it (test files are reset to it)."""
+        return inst.base_commit or BASE_REF
 
     @property
     def repo_location(self) -> str:
@@ -283,7 +233,7 @@ class SweBenchmark(Benchmark):
         """Reset test infrastructure the agent touched, reset the files the test
         patch touches to the base and apply it; a message saying what went
         wrong, or None. Resets are recorded in ``details["tampering"]``."""
-        base = inst.base_commit or BASE_REF
+        base = self.base_ref(inst)
         ids = list(inst.FAIL_TO_PASS) + list(inst.PASS_TO_PASS)
         keep = {c.path for c in parse_patch_files(inst.test_patch)} | {
             c.old_path for c in parse_patch_files(inst.test_patch) if c.old_path}

@@ -4,7 +4,6 @@ overrides and errors that name the field path and the YAML line."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,8 +11,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from react_eval.engine.variants import Variant, check_variants
 from react_eval.engine.failures import parse_infra_limit
+from react_eval.engine.variants import Variant, check_variants
+from react_eval.envsubst import UnsetVariable, substitute
 from react_eval.loop import LoopConfig
 from react_eval.model.config import ModelConfig
 from react_eval.sandboxes.registry import SandboxConfig
@@ -153,9 +153,6 @@ def parse_range(text: str) -> slice:
 
 # ---------------------------------------------------------------- loading
 
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 def expand_env(value: Any, path: str = "") -> Any:
     """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string; unset -> error."""
     if isinstance(value, dict):
@@ -163,16 +160,10 @@ def expand_env(value: Any, path: str = "") -> Any:
     if isinstance(value, list):
         return [expand_env(v, f"{path}.{i}") for i, v in enumerate(value)]
     if isinstance(value, str):
-
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"{path}: environment variable {name} is not set (used as ${{{name}}})")
-
-        return _VAR_RE.sub(sub, value)
+        try:
+            return substitute(value)
+        except UnsetVariable as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return value
 
 

@@ -1,39 +1,8 @@
 """ATIF trajectories: the format's models and the recorder the ReAct loop uses."""
 
-from react_eval.trajectories.atif import (
-    ATIF_SCHEMA_VERSION,
-    SUPPORTED_SCHEMA_VERSIONS,
-    Agent,
-    AudioSource,
-    ContentPart,
-    FinalMetrics,
-    ImageSource,
-    Metrics,
-    Observation,
-    ObservationResult,
-    Step,
-    SubagentTrajectoryRef,
-    ToolCall,
-    Trajectory,
-    atif_json_schema,
-)
+from react_eval.trajectories import atif
+from react_eval.trajectories.atif import *  # noqa: F403 - the format's public names, listed once in atif.__all__
 from react_eval.trajectories.recorder import TrajectoryRecorder
 
-__all__ = [
-    "ATIF_SCHEMA_VERSION",
-    "SUPPORTED_SCHEMA_VERSIONS",
-    "Agent",
-    "AudioSource",
-    "ContentPart",
-    "FinalMetrics",
-    "ImageSource",
-    "Metrics",
-    "Observation",
-    "ObservationResult",
-    "Step",
-    "SubagentTrajectoryRef",
-    "ToolCall",
-    "Trajectory",
-    "TrajectoryRecorder",
-    "atif_json_schema",
-]
+__all__ = ["TrajectoryRecorder"]
+__all__ += atif.__all__  # the form type checkers follow

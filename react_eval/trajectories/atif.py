@@ -22,6 +22,9 @@ Rules enforced beyond plain types:
 * content parts carry exactly the payload their ``type`` calls for;
 * embedded subagent trajectories each have a unique ``trajectory_id``, and a
   subagent reference names a ``trajectory_id`` or a ``trajectory_path``.
+
+The content parts (text, image, audio) are in
+:mod:`react_eval.trajectories.atif_content`, re-exported here.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from react_eval.trajectories.atif_content import AudioSource, ContentPart, ImageSource, Strict
 
 __all__ = [
     "ATIF_SCHEMA_VERSION",
@@ -70,34 +75,6 @@ SchemaVersion = Literal[
 #: Every version string a reader accepts (the same set as Harbor 0.25.0).
 SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = SchemaVersion.__args__  # type: ignore[attr-defined]
 
-ImageMediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
-AudioMediaType = Literal[
-    "audio/wav",
-    "audio/mpeg",
-    "audio/mp4",
-    "audio/aac",
-    "audio/ogg",
-    "audio/flac",
-    "audio/webm",
-    "audio/aiff",
-]
-
-# Unregistered spellings of audio MIME types that producers emit in practice
-# (Gemini's "audio/mp3" above all); stored under their canonical name.
-_AUDIO_MEDIA_TYPE_SYNONYMS: dict[str, str] = {
-    "audio/mp3": "audio/mpeg",
-    "audio/mpga": "audio/mpeg",
-    "audio/x-mpeg": "audio/mpeg",
-    "audio/x-wav": "audio/wav",
-    "audio/wave": "audio/wav",
-    "audio/vnd.wave": "audio/wav",
-    "audio/x-m4a": "audio/mp4",
-    "audio/m4a": "audio/mp4",
-    "audio/x-aac": "audio/aac",
-    "audio/x-flac": "audio/flac",
-    "audio/x-aiff": "audio/aiff",
-}
-
 # Step fields that only make sense when the agent (an LLM) produced the step.
 _AGENT_ONLY_FIELDS = (
     "model_name",
@@ -108,79 +85,12 @@ _AGENT_ONLY_FIELDS = (
 )
 
 
-class _Strict(BaseModel):
-    """Base of every ATIF object: unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-# --------------------------------------------------------------------------
-# Multimodal content
-# --------------------------------------------------------------------------
-
-
-class ImageSource(_Strict):
-    """Where an image lives: a file path (relative or absolute) or a URL."""
-
-    media_type: ImageMediaType = Field(description="The image's MIME type.")
-    path: str = Field(description="File path or URL of the image.")
-
-
-class AudioSource(_Strict):
-    """Where an audio clip lives (ATIF-v1.8): a file path or a URL."""
-
-    media_type: AudioMediaType = Field(description="The audio's MIME type.")
-    path: str = Field(description="File path or URL of the audio.")
-    duration_sec: float | None = Field(
-        default=None, ge=0, description="Length of the clip in seconds, when known."
-    )
-
-    @field_validator("media_type", mode="before")
-    @classmethod
-    def _canonical_media_type(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            return _AUDIO_MEDIA_TYPE_SYNONYMS.get(lowered, lowered)
-        return value
-
-
-class ContentPart(_Strict):
-    """One piece of a multimodal message: text, an image or an audio clip."""
-
-    type: Literal["text", "image", "audio"] = Field(description="Kind of this part.")
-    text: str | None = Field(default=None, description="The text; only for type 'text'.")
-    source: ImageSource | AudioSource | None = Field(
-        default=None,
-        description="The media reference; only for type 'image' or 'audio'.",
-    )
-
-    @model_validator(mode="after")
-    def _payload_matches_type(self) -> "ContentPart":
-        if self.type == "text":
-            if self.text is None:
-                raise ValueError("a 'text' content part needs the 'text' field")
-            if self.source is not None:
-                raise ValueError("a 'text' content part must not have a 'source'")
-            return self
-        if self.text is not None:
-            raise ValueError(f"an '{self.type}' content part must not have 'text'")
-        if self.source is None:
-            raise ValueError(f"an '{self.type}' content part needs a 'source'")
-        wanted = ImageSource if self.type == "image" else AudioSource
-        if not isinstance(self.source, wanted):
-            raise ValueError(
-                f"content part of type '{self.type}' has a source with media_type "
-                f"{self.source.media_type!r}, which is not an {self.type} type"
-            )
-        return self
-
-
 # --------------------------------------------------------------------------
 # Actions and their results
 # --------------------------------------------------------------------------
 
 
-class ToolCall(_Strict):
+class ToolCall(Strict):
     """One function/tool invocation made by the agent in a step."""
 
     tool_call_id: str = Field(description="Identifier of this call, unique within the run.")
@@ -193,7 +103,7 @@ class ToolCall(_Strict):
     )
 
 
-class SubagentTrajectoryRef(_Strict):
+class SubagentTrajectoryRef(Strict):
     """Points at the trajectory of a subagent the agent delegated to."""
 
     trajectory_id: str | None = Field(
@@ -221,7 +131,7 @@ class SubagentTrajectoryRef(_Strict):
         return self
 
 
-class ObservationResult(_Strict):
+class ObservationResult(Strict):
     """What the environment returned for one tool call (or other action)."""
 
     source_call_id: str | None = Field(
@@ -242,7 +152,7 @@ class ObservationResult(_Strict):
     )
 
 
-class Observation(_Strict):
+class Observation(Strict):
     """Feedback from the environment after a step's actions."""
 
     results: list[ObservationResult] = Field(description="One entry per result.")
@@ -253,7 +163,7 @@ class Observation(_Strict):
 # --------------------------------------------------------------------------
 
 
-class Metrics(_Strict):
+class Metrics(Strict):
     """Token usage and other measurements of the LLM call behind an agent step."""
 
     prompt_tokens: int | None = Field(
@@ -278,7 +188,7 @@ class Metrics(_Strict):
     )
 
 
-class FinalMetrics(_Strict):
+class FinalMetrics(Strict):
     """Totals over the whole trajectory."""
 
     total_prompt_tokens: int | None = Field(
@@ -308,7 +218,7 @@ class FinalMetrics(_Strict):
 # --------------------------------------------------------------------------
 
 
-class Step(_Strict):
+class Step(Strict):
     """One turn of the interaction: a system, user or agent message."""
 
     step_id: int = Field(ge=1, description="1-based position of the step in 'steps'.")
@@ -381,7 +291,7 @@ class Step(_Strict):
         return self
 
 
-class Agent(_Strict):
+class Agent(Strict):
     """The agent system that produced the trajectory."""
 
     name: str = Field(description="Name of the agent system.")
@@ -398,7 +308,7 @@ class Agent(_Strict):
     )
 
 
-class Trajectory(_Strict):
+class Trajectory(Strict):
     """A complete ATIF trajectory document."""
 
     schema_version: SchemaVersion = Field(
