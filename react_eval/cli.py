@@ -486,6 +486,11 @@ def sandbox_prune(
         raise typer.Exit(1)
 
 
+from react_eval.cli_slurm import slurm as _slurm  # noqa: E402
+
+app.command("slurm")(_slurm)
+
+
 def main() -> None:
     try:
         app()
