@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.types import Task
@@ -26,13 +27,19 @@ class NodeBenchmark(Benchmark):
     name = "node-bench"
     description = "test benchmark: grades name the Ray node that ran them"
 
-    def __init__(self, n: int = 8):
+    def __init__(self, n: int = 8, work_ms: float = 0.0):
         self.n = n
+        #: CPU time each grade spends (a stand-in for a grader's work; tools/bench_scaling.py)
+        self.work_ms = work_ms
 
     def tasks(self) -> list[Task]:
         return [Task(id=f"q{i}", prompt=f"question {i}") for i in range(self.n)]
 
     async def verify(self, task, answer, env) -> Verification:
+        if self.work_ms:
+            end = time.thread_time() + self.work_ms / 1000
+            while time.thread_time() < end:
+                pass
         return Verification(reward=1.0 if answer.final_message == f"answer to {task.id}" else 0.0, details=where())
 
 
