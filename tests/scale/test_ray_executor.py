@@ -14,11 +14,13 @@ import anyio
 import pytest
 
 from react_eval.engine.config import validate_config
+from react_eval.engine.executor import FatalRunError
 from react_eval.engine.ray_executor import NodeLostError, RayExecutor
 from react_eval.engine.results import load_results
 from react_eval.engine.run import RunOptions, run_benchmark
 from tests.harbor_atif import validate_with_harbor
 from tests.scale.node_bench import NodeBenchmark, answer_by_task, node_config
+from tests.support.scripted_server import http_error
 
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[dev]' installs it)")
 
@@ -120,6 +122,21 @@ def test_with_no_retries_the_lost_rollouts_are_named_and_resume_runs_only_them(r
     check_exactly_once(tmp_path, 16, 1)
     assert len(srv.requests) - before == 16 - len(first)  # only the missing rollouts ran again
     assert set(executor.placements.values()) == {ray_cluster.cluster.head_node.node_id}
+
+
+def test_a_rejected_key_stops_the_run_on_every_node(ray_cluster, scripted_server, tmp_path):
+    worker = ray_cluster.add_node()
+    try:
+        srv = scripted_server(lambda req: http_error(401, message="bad key"), latency=0.05)
+        config = validate_config(node_config(srv, address=ray_cluster.address, n=40))
+        executor = config.executor.build(config.benchmarks[0].max_concurrent)
+        with pytest.raises(FatalRunError, match="401"):
+            anyio.run(run_with, config, tmp_path, executor)
+        rows = load_results(tmp_path / "results.jsonl")
+        assert 1 <= len(rows) <= 4 and all(r.error_kind == "auth_error" for r in rows)
+        assert len(srv.requests) <= 4  # nothing more was dealt once the key was refused
+    finally:
+        ray_cluster.remove_node(worker)
 
 
 def test_the_cli_flag_runs_a_builtin_benchmark_on_the_cluster(ray_cluster, tmp_path):
