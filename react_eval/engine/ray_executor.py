@@ -1,7 +1,7 @@
 """Rollouts on a Ray cluster: one actor per node, records written by the driver.
 
 :class:`RayExecutor` places ``actors_per_node`` actors on every live node that
-has ``num_cpus`` free (a head started with ``--num-cpus 0`` gets none). Each
+has ``num_cpus`` CPUs (a head started with ``--num-cpus 0`` gets none). Each
 actor unpickles the :class:`~react_eval.engine.executor.RunnerFactory` and
 builds its own runner -- model connection pool, sandbox provider, tool
 sources -- with its share of the run's limits, so ``max_concurrent``, the
@@ -22,6 +22,7 @@ imported only when this executor runs.
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import time
 import traceback
@@ -61,7 +62,7 @@ class RayExecutorConfig(BaseModel):
     address: str | None = None
     #: actors (each a runner with its own connection pool and sandbox provider) per node
     actors_per_node: int = Field(default=1, ge=1)
-    #: CPUs each actor reserves; nodes with fewer free get no actor
+    #: CPUs each actor reserves; nodes with fewer CPUs get no actor
     num_cpus: float = Field(default=1.0, ge=0)
     #: how many times a rollout lost with its node is re-run on another node
     max_retries: int = Field(default=1, ge=0)
@@ -338,6 +339,4 @@ def _key(spec: RolloutSpec) -> Key:
 
 
 def _env_address() -> str | None:
-    import os
-
     return os.environ.get("RAY_ADDRESS") or None
