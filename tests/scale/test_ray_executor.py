@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -48,6 +49,17 @@ def check_exactly_once(out: Path, n: int, repeats: int) -> list:
     return rows
 
 
+def peak_in_flight(rows) -> int:
+    """The most rollouts running at one moment, from their start and end times."""
+    events = sorted([(datetime.fromisoformat(r.started_at), 1) for r in rows] +
+                    [(datetime.fromisoformat(r.finished_at), -1) for r in rows], key=lambda e: (e[0], e[1]))
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
 def run_with(config, out: Path, executor: RayExecutor, options: RunOptions | None = None):
     return run_benchmark(config, config.benchmarks[0], out, run_id="r1", executor=executor, options=options)
 
@@ -65,6 +77,8 @@ def test_rollouts_spread_over_two_nodes_and_are_written_once(ray_cluster, script
         assert {r.verification["node"] for r in rows} == set(executor.placements.values())
         assert all(executor.placements[(r.task_id, r.repeat)] == r.verification["node"] for r in rows)
         assert len(srv.requests) == 24 and executor.reruns == [] and executor.dead_nodes == set()
+        # max_concurrent (4) holds for the cluster, not per node: 2 slots per node's actor
+        assert 2 < peak_in_flight(rows) <= 4
     finally:
         ray_cluster.remove_node(worker)
 
