@@ -25,7 +25,6 @@ import asyncio
 import os
 import pickle
 import time
-import traceback
 from collections import Counter
 from typing import Any, Literal
 
