@@ -27,10 +27,17 @@ class NodeBenchmark(Benchmark):
     name = "node-bench"
     description = "test benchmark: grades name the Ray node that ran them"
 
-    def __init__(self, n: int = 8, work_ms: float = 0.0):
+    def __init__(self, n: int = 8, work_ms: float = 0.0, fail_elsewhere: bool = False):
         self.n = n
+        #: building the runner fails in any process but the one that made the benchmark
+        self.fail_elsewhere, self.made_in = fail_elsewhere, os.getpid()
         #: CPU time each grade spends (a stand-in for a grader's work; tools/bench_scaling.py)
         self.work_ms = work_ms
+
+    def tool_sources(self):
+        if self.fail_elsewhere and os.getpid() != self.made_in:
+            raise RuntimeError(f"no tools in process {os.getpid()}")
+        return []
 
     def tasks(self) -> list[Task]:
         return [Task(id=f"q{i}", prompt=f"question {i}") for i in range(self.n)]

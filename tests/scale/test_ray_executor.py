@@ -18,7 +18,7 @@ import pytest
 
 from react_eval.engine.config import validate_config
 from react_eval.engine.executor import FatalRunError
-from react_eval.engine.ray_executor import NodeLostError, RayExecutor
+from react_eval.engine.ray_executor import NodeLostError, RayExecutor, RayStartError
 from react_eval.engine.results import load_results
 from react_eval.engine.run import RunOptions, run_benchmark
 from tests.harbor_atif import validate_with_harbor
@@ -153,6 +153,18 @@ def test_a_rejected_key_stops_the_run_on_every_node(ray_cluster, scripted_server
         assert len(srv.requests) <= 4  # nothing more was dealt once the key was refused
     finally:
         ray_cluster.remove_node(worker)
+
+
+def test_a_runner_that_cannot_be_built_on_a_node_fails_the_run_with_its_traceback(ray_cluster, scripted_server,
+                                                                                   tmp_path):
+    srv = scripted_server(answer_by_task)
+    data = node_config(srv, address=ray_cluster.address, n=4)
+    data["benchmarks"][0]["options"]["fail_elsewhere"] = True
+    config = validate_config(data)
+    executor = config.executor.build(config.benchmarks[0].max_concurrent)
+    with pytest.raises(RayStartError, match=r"could not build its rollout runner:(.|\n)*no tools in process"):
+        anyio.run(run_with, config, tmp_path, executor)
+    assert srv.requests == [] and not (tmp_path / "results.jsonl").read_bytes()
 
 
 def test_the_cli_flag_runs_a_builtin_benchmark_on_the_cluster(ray_cluster, tmp_path):
