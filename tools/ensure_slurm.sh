@@ -36,4 +36,4 @@ if ! have_all; then
         || { tail -n 20 /tmp/react-eval-apt-slurm.log >&2; die "apt-get install slurm-wlm munge failed"; }
 fi
 have_all || die "SLURM installed but its commands are not on PATH"
-say "SLURM $(sbatch --version 2>/dev/null || echo '?') and $(PATH="$PATH:/usr/sbin" munged --version 2>/dev/null | head -1 || echo 'munge ?') present"
+say "slurmctld $(dpkg-query -W -f='${Version}' slurmctld 2>/dev/null || echo '?') and munge $(dpkg-query -W -f='${Version}' munge 2>/dev/null || echo '?') present"
