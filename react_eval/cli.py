@@ -75,6 +75,10 @@ def run(
     workers: Optional[int] = typer.Option(
         None, "--workers", help="Harness processes sharing --max-concurrent (default 1); for hundreds of rollouts "
         "in flight against a fast model, about one per CPU core."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Run the rollouts as actors on a Ray cluster's nodes (executor: {type: ray}): "
+        "'auto' for the cluster this machine belongs to, host:port of its head, ray://host:10001, or 'local' to "
+        "start a private one here. Needs the ray extra."),
     max_problems: Optional[int] = typer.Option(None, "--max-problems", help="Only the first N tasks."),
     problem_range: Optional[str] = typer.Option(None, "--problem-range", help="Tasks a:b (slice)."),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="Model calls per rollout."),
@@ -106,6 +110,11 @@ def run(
             max_turns=max_turns, output_dir=output_dir, dataset=dataset, workers=workers,
             max_infra_failures=max_infra_failures,
         )
+        if ray_address is not None:
+            from react_eval.engine.ray_executor import RayExecutorConfig
+
+            address = None if ray_address == "local" else ray_address
+            cfg.executor = (cfg.executor or RayExecutorConfig()).model_copy(update={"address": address})
         _check_benchmarks(cfg)
     except ConfigError as exc:
         say("error:", exc)
@@ -281,6 +290,10 @@ def validate(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local (default), bwrap or docker."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of benchmarks that need one (sets options.dataset)."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Rollouts at once."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Run the rollouts as actors on a Ray cluster's nodes (executor: {type: ray}): "
+        "'auto' for the cluster this machine belongs to, host:port of its head, ray://host:10001, or 'local' to "
+        "start a private one here. Needs the ray extra."),
     max_problems: Optional[int] = typer.Option(None, "--max-problems", help="Only the first N tasks."),
     problem_range: Optional[str] = typer.Option(None, "--problem-range", help="Tasks a:b (slice)."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where results go (default ./eval_results)."),
@@ -471,6 +484,11 @@ def sandbox_prune(
     console.print(f"{len(found) - failed} container(s) {summary}" + (f", {failed} failed" if failed else ""), highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+from react_eval.cli_slurm import slurm as _slurm  # noqa: E402
+
+app.command("slurm")(_slurm)
 
 
 def main() -> None:

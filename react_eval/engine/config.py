@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from react_eval.engine.failures import parse_infra_limit
+from react_eval.engine.ray_executor import RayExecutorConfig
 from react_eval.engine.variants import Variant, check_variants
 from react_eval.envsubst import UnsetVariable, substitute
 from react_eval.loop import LoopConfig
@@ -102,6 +103,9 @@ class EvalConfig(BaseModel):
     #: a count (3) or a fraction (0.1, "10%"); by default only a benchmark whose
     #: every rollout failed for infrastructure reasons fails the run
     max_infra_failures: int | float | str | None = None
+    #: where the rollouts run: None = this machine (``workers`` processes per
+    #: benchmark); ``{type: ray, address: ...}`` = a Ray cluster's nodes
+    executor: RayExecutorConfig | None = None
     #: the directory of the YAML file this came from (for provenance), if any
     _source_dir: Path | None = PrivateAttr(default=None)
 

@@ -21,6 +21,7 @@ from react_eval.engine.failures import causes
 from react_eval.engine.lock import OutputLocked, output_lock
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
 from react_eval.engine.processes import ProcessExecutor
+from react_eval.engine.ray_executor import NodeLostError, RayMissing, RayStartError
 from react_eval.engine.progress import Progress
 from react_eval.engine.artifacts import write_run_artifacts
 from react_eval.engine.manifest import Manifest, config_hash, diff_fields, hashed_fields
@@ -298,6 +299,8 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
             progress.advance(row)
 
     bench_run = BenchmarkRun(entry.name, out_dir)
+    if executor is None and config.executor is not None and model is None:
+        executor = config.executor.build(entry.max_concurrent)  # e.g. a Ray cluster's nodes
     if executor is None:  # a model object handed in stays in this process
         executor = (ProcessExecutor(entry.max_concurrent, entry.workers) if entry.workers > 1 and model is None
                     else LocalExecutor(entry.max_concurrent))
@@ -374,7 +377,8 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
-_CLEAR_ERRORS = (EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra)
+_CLEAR_ERRORS = (EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra,
+                 RayMissing, RayStartError, NodeLostError)
 
 
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
