@@ -81,6 +81,8 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         result = ToolResult.error(f"Error: {exc}", "invalid_arguments")
     except ToolFailure as exc:
         result = ToolResult.error(str(exc), "tool_error")
+    except TimeoutError:  # a tool's own deadline (an OSError, but not a file-system one)
+        result = None
     except OSError as exc:
         result = ToolResult.error(describe_os_error(exc), "tool_error")
     except Exception as exc:  # a tool's bug must not end the rollout silently
@@ -156,8 +158,9 @@ class CompositeBackend:
     async def start(self) -> "CompositeBackend":
         """Discover every backend's tools and build the routing table."""
         for label, backend in self.backends.items():
-            if isinstance(backend, TypedBackend):
-                tools = backend.typed_tools()
+            typed = getattr(backend, "typed_tools", None)  # a TypedBackend
+            if typed is not None:
+                tools = typed()
             else:
                 tools = [SchemaTool(spec, backend) for spec in await backend.list_tools()]
             for tool in tools:
