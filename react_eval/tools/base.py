@@ -11,11 +11,11 @@ reached at all raises (``ToolInfraError``), because then the rollout cannot go o
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-import anyio
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -73,7 +73,9 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
     started = time.perf_counter()
     result: ToolResult | None = None
     try:
-        with anyio.move_on_after(timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout):
+        # asyncio's own timeout: half the CPU of anyio's cancel scope, on every call (the
+        # tools' transports are asyncio-only anyway); it cancels only this await
+        async with asyncio.timeout(timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout):
             result = await tool.run(args, timeout)
     except RolloutError:
         raise  # infrastructure, not the model's doing
@@ -81,7 +83,7 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         result = ToolResult.error(f"Error: {exc}", "invalid_arguments")
     except ToolFailure as exc:
         result = ToolResult.error(str(exc), "tool_error")
-    except TimeoutError:  # a tool's own deadline (an OSError, but not a file-system one)
+    except TimeoutError:  # the guard's deadline or a tool's own (an OSError, not a file-system one)
         result = None
     except OSError as exc:
         result = ToolResult.error(describe_os_error(exc), "tool_error")
