@@ -100,11 +100,12 @@ class _Tally:
         )
 
 
-class _End(Exception):
-    """The conversation is over: the model answered, or a limit was hit."""
+@dataclass(slots=True)
+class _End:
+    """How the conversation ended: the final message, and the error when a limit was hit."""
 
-    def __init__(self, final_message: str, error: tuple[ErrorKind, str] | None = None):
-        self.final_message, self.error = final_message, error
+    final_message: str
+    error: tuple[ErrorKind, str] | None = None
 
 
 _FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
@@ -212,15 +213,13 @@ class ReActLoop:
         convo = _Conversation(history)
         for msg in history:
             emit(MessageAdded("system" if msg["role"] == "system" else "user", msg.get("content") or ""))
-        end = _End("", None)
+        end = _End("")
         try:
             with anyio.move_on_after(self.config.rollout_timeout) as scope:
-                await self._turns(convo, tool_defs, emit)
+                end = await self._turns(convo, tool_defs, emit)
             if scope.cancelled_caught:
                 limit = self.config.rollout_timeout
                 end = _End("", (ErrorKind.timeout, f"rollout exceeded its {limit:g}s wall-clock limit"))
-        except _End as finished:
-            end = finished
         except RolloutError as exc:
             end = _End("", (exc.kind, str(exc)))
         if end.error is not None:
@@ -231,8 +230,8 @@ class ReActLoop:
         trajectory = self.recorder.finish(error_kind=end.error[0].value if end.error else None, extra=extra)
         return tally.outcome(end.final_message, convo.messages, trajectory, end.error)
 
-    async def _turns(self, convo: _Conversation, tool_defs: list[dict[str, Any]], emit: Any) -> None:
-        """Run turns until the model answers (raises :class:`_End`) or a limit is hit."""
+    async def _turns(self, convo: _Conversation, tool_defs: list[dict[str, Any]], emit: Any) -> _End:
+        """Run turns until the model answers or max_turns is reached."""
         cfg = self.config
         for turn in range(1, cfg.max_turns + 1):
             self._manage_context(convo, emit)
@@ -242,7 +241,7 @@ class ReActLoop:
             emit(ModelReplied(turn, response))
             calls = response.tool_calls
             if not calls:
-                raise _End(response.content)
+                return _End(response.content)
             for index, call in enumerate(calls):
                 if index < cfg.max_tool_calls_per_turn:
                     result = await self._dispatch(call)
@@ -259,8 +258,8 @@ class ReActLoop:
                 notice = f"You have {left} turn{'s' if left != 1 else ''} left. Finish your work and give your final answer."
                 convo.add({"role": "user", "content": notice})
                 emit(MessageAdded("user", notice, {"kind": "turns_left_notice", "turns_left": left}))
-        raise _End(_last_assistant_text(convo.messages),
-                   (ErrorKind.max_turns_exhausted, f"no final answer within max_turns={cfg.max_turns}"))
+        return _End(_last_assistant_text(convo.messages),
+                    (ErrorKind.max_turns_exhausted, f"no final answer within max_turns={cfg.max_turns}"))
 
     def _manage_context(self, convo: _Conversation, emit: Any) -> None:
         budget = self.config.prompt_budget_tokens

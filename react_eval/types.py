@@ -113,14 +113,16 @@ def _add(a: float | None, b: float | None) -> Any:
     return a + b
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     """What model calls and tool calls cost: tokens and latencies, adding up with ``+``.
 
     One model response, one tool call, one rollout and a whole run are all a
     ``Usage``; totals are sums. A field is None when nobody reported it (a
     server that sends no ``usage``), so "unknown" stays distinguishable from 0
-    until a result row needs a number (:meth:`row`).
+    until a result row needs a number (:meth:`row`). A value: ``+`` returns a
+    new one and nothing changes one in place (not frozen only because a frozen
+    dataclass costs four times as much to make, on every turn).
     """
 
     prompt_tokens: int | None = None

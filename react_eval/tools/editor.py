@@ -12,9 +12,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from react_eval.sandboxes.shell import decode_output
-from react_eval.tools.files import Arguments, SandboxFiles, lines, lines_with_ends, numbered
+from react_eval.tools.files import Arguments, FileTool, lines, lines_with_ends, numbered
 from react_eval.tools.output import truncate_middle
-from react_eval.tools.typed import ToolFailure, TypedTool
+from react_eval.tools.typed import ToolFailure
 from react_eval.types import ToolResult
 
 #: lines of context shown around an edit
@@ -46,7 +46,7 @@ class EditorArguments(Arguments):
         return self
 
 
-class EditorTool(TypedTool):
+class EditorTool(FileTool):
     name = "str_replace_editor"
     description = (
         "View and edit files in the sandbox.\n"
@@ -62,10 +62,6 @@ class EditorTool(TypedTool):
         "(undoing a `create` deletes the file)."
     )
     Params = EditorArguments
-
-    def __init__(self, files: SandboxFiles):
-        self.files = files
-        self.sandbox = files.sandbox
 
     async def run(self, args: EditorArguments, timeout: float) -> ToolResult:
         full = self.sandbox.resolve(args.path)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from react_eval.sandboxes.base import FileTooLargeError, Sandbox
-from react_eval.tools.typed import ToolFailure
+from react_eval.tools.typed import ToolFailure, TypedTool
 
 #: default cap on what file_read / editor view return in one call
 DEFAULT_MAX_READ_BYTES = 100_000
@@ -112,6 +112,14 @@ class SandboxFiles:
         stack.append(content)
         if len(stack) > self.history_depth:
             del stack[0]
+
+
+class FileTool(TypedTool):
+    """A typed tool working on the rollout's files (sharing their undo history)."""
+
+    def __init__(self, files: SandboxFiles):
+        self.files = files
+        self.sandbox = files.sandbox
 
 
 def lines(text: str) -> list[str]:

@@ -23,6 +23,7 @@ from react_eval.tools.files import (
     DEFAULT_HISTORY_DEPTH,
     DEFAULT_MAX_READ_BYTES,
     Arguments,
+    FileTool,
     SandboxFiles,
     lines_with_ends,
 )
@@ -94,7 +95,7 @@ class FileReadArguments(Arguments):
         None, ge=-1, description="Last line to return (inclusive); -1 means the end of the file. Default: -1.")
 
 
-class FileReadTool(TypedTool):
+class FileReadTool(FileTool):
     name = "file_read"
     description = (
         "Read a text file from the sandbox and return its content verbatim (no line numbers). "
@@ -102,9 +103,6 @@ class FileReadTool(TypedTool):
         "read in parts with start_line/end_line."
     )
     Params = FileReadArguments
-
-    def __init__(self, files: SandboxFiles):
-        self.files = files
 
     async def run(self, args: FileReadArguments, timeout: float) -> ToolResult:
         path = args.path
@@ -136,7 +134,7 @@ class FileWriteArguments(Arguments):
     content: str = Field(description="The complete new content of the file.")
 
 
-class FileWriteTool(TypedTool):
+class FileWriteTool(FileTool):
     name = "file_write"
     description = (
         "Write a file in the sandbox, replacing it if it exists and creating missing parent "
@@ -144,14 +142,11 @@ class FileWriteTool(TypedTool):
     )
     Params = FileWriteArguments
 
-    def __init__(self, files: SandboxFiles):
-        self.files = files
-
     async def run(self, args: FileWriteArguments, timeout: float) -> ToolResult:
-        full = self.files.sandbox.resolve(args.path)
+        full = self.sandbox.resolve(args.path)
         await self.files.remember(full)
         data = args.content.encode("utf-8", errors="surrogatepass")
-        await self.files.sandbox.write_file(full, data)
+        await self.sandbox.write_file(full, data)
         return ToolResult(content=f"Wrote {len(data)} bytes to {full}")
 
 
