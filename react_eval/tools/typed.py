@@ -6,6 +6,25 @@ the messages sent back when they are wrong all come from that one model. A
 :class:`Tool` is what the dispatcher (:func:`react_eval.tools.base.dispatch`)
 runs: tools whose schema comes from elsewhere (a Gym server's
 ``/openapi.json``) are Tools too, checked against that schema instead.
+
+A new tool is one class::
+
+    class GrepArguments(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        pattern: str = Field(description="The regular expression.")
+        max_hits: int | None = Field(None, ge=1, description="Stop after this many.")
+
+    class GrepTool(TypedTool):
+        name = "grep"
+        description = "Search the files for a pattern."
+        Params = GrepArguments
+
+        async def run(self, args: GrepArguments, timeout: float) -> ToolResult:
+            ...
+
+and a backend offers it with ``typed_tools()``. ``run`` raises
+:class:`ToolFailure` for a mistake the model can fix; the dispatcher turns it,
+a timeout or any other exception into an error observation.
 """
 
 from __future__ import annotations
