@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
+from react_eval.events import HarnessNote, LoopEvent, LoopObserver, MessageAdded, ModelReplied, ToolAnswered
 from react_eval.model.chat import Model
-from react_eval.model.response import ModelResponse
-from react_eval.tools.base import CompositeBackend
+from react_eval.tools.base import TOOL_TIMEOUT_GRACE, CompositeBackend
 from react_eval.tools.output import truncate_middle
 from react_eval.trajectories import Trajectory, TrajectoryRecorder
-from react_eval.types import ErrorKind, RolloutError, Task, ToolCall, ToolResult
+from react_eval.types import ErrorKind, RolloutError, Task, ToolCall, ToolResult, Usage
 
-#: seconds past tool_timeout after which a backend that ignores its timeout is abandoned
-TOOL_TIMEOUT_GRACE = 10.0
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "TOOL_TIMEOUT_GRACE", "LoopConfig", "LoopOutcome", "ReActLoop", "render_template"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a capable agent working in a sandbox through tools. Think step by step, "
@@ -66,12 +65,47 @@ class LoopOutcome:
     calls: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
     #: the turn (1-based model call) of each entry of ``calls``
     call_turns: list[int] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    model_latency_ms: float = 0.0
-    tool_latency_ms: float = 0.0
+    #: the model calls' and tool calls' tokens and latencies, summed
+    usage: Usage = field(default_factory=Usage)
+
+
+class _Tally:
+    """The outcome's record of a rollout, kept from the loop's events."""
+
+    __slots__ = ("turns", "calls", "call_turns", "usage", "tool_ms")
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.calls: list[tuple[ToolCall, ToolResult]] = []
+        self.call_turns: list[int] = []
+        self.usage = Usage()
+        self.tool_ms = 0.0
+
+    def on_event(self, event: LoopEvent) -> None:
+        if type(event) is ToolAnswered:
+            self.calls.append((event.call, event.result))
+            self.call_turns.append(event.turn)
+            self.tool_ms += event.result.latency_ms
+        elif type(event) is ModelReplied:
+            self.turns = event.turn
+            self.usage += event.response.usage
+
+    def outcome(self, final_message: str, messages: list[dict[str, Any]], trajectory: Trajectory,
+                error: tuple[ErrorKind, str] | None) -> LoopOutcome:
+        return LoopOutcome(
+            final_message=final_message, messages=messages, turns=self.turns, trajectory=trajectory,
+            error_kind=error[0] if error else None, error=error[1] if error else None,
+            calls=self.calls, call_turns=self.call_turns,
+            usage=self.usage + Usage(tool_latency_ms=self.tool_ms),
+        )
+
+
+@dataclass(slots=True)
+class _End:
+    """How the conversation ended: the final message, and the error when a limit was hit."""
+
+    final_message: str
+    error: tuple[ErrorKind, str] | None = None
 
 
 _FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
@@ -153,137 +187,104 @@ def _message_chars(msg: dict[str, Any]) -> int:
 
 
 class ReActLoop:
-    """Drives one rollout: holds the model, the routed tools and the recorder."""
+    """Drives one rollout: holds the model, the routed tools and the recorder.
 
-    def __init__(self, model: Model, tools: CompositeBackend, config: LoopConfig, recorder: TrajectoryRecorder):
+    Every step is emitted as an event (:mod:`react_eval.events`) to the
+    recorder, to the outcome's tally and to any ``observers`` given."""
+
+    def __init__(self, model: Model, tools: CompositeBackend, config: LoopConfig, recorder: TrajectoryRecorder,
+                 observers: Sequence[LoopObserver] = ()):
         self.model = model
         self.tools = tools
         self.config = config
         self.recorder = recorder
+        self.observers = list(observers)
 
     async def run(self, task: Task, system_prompt: str, tool_defs: list[dict[str, Any]]) -> LoopOutcome:
+        tally = _Tally()
+        listeners = [self.recorder.on_event, tally.on_event] + [o.on_event for o in self.observers]
+
+        def emit(event: LoopEvent) -> None:
+            for listener in listeners:
+                listener(event)
+
         history = [{"role": "system", "content": system_prompt}] if system_prompt else []
         history += task.initial_messages()
         convo = _Conversation(history)
-        outcome = LoopOutcome(final_message="", messages=history, turns=0, trajectory=None)  # type: ignore[arg-type]
         for msg in history:
-            if msg["role"] == "system":
-                self.recorder.system(msg["content"])
-            else:
-                self.recorder.user(msg.get("content") or "")
+            emit(MessageAdded("system" if msg["role"] == "system" else "user", msg.get("content") or ""))
+        end = _End("")
         try:
             with anyio.move_on_after(self.config.rollout_timeout) as scope:
-                await self._turns(convo, tool_defs, outcome)
+                end = await self._turns(convo, tool_defs, emit)
             if scope.cancelled_caught:
                 limit = self.config.rollout_timeout
-                self._fail(outcome, ErrorKind.timeout, f"rollout exceeded its {limit:g}s wall-clock limit")
+                end = _End("", (ErrorKind.timeout, f"rollout exceeded its {limit:g}s wall-clock limit"))
         except RolloutError as exc:
-            self._fail(outcome, exc.kind, str(exc))
-        outcome.messages = convo.messages
-        outcome.trajectory = self.recorder.finish(
-            error_kind=outcome.error_kind.value if outcome.error_kind else None,
-            extra={"turns": outcome.turns, "error": outcome.error} if outcome.error else {"turns": outcome.turns},
-        )
-        return outcome
+            end = _End("", (exc.kind, str(exc)))
+        if end.error is not None:
+            emit(HarnessNote("error", {"error_kind": end.error[0].value, "message": end.error[1]}))
+        extra: dict[str, Any] = {"turns": tally.turns}
+        if end.error is not None:
+            extra["error"] = end.error[1]
+        trajectory = self.recorder.finish(error_kind=end.error[0].value if end.error else None, extra=extra)
+        return tally.outcome(end.final_message, convo.messages, trajectory, end.error)
 
-    def _fail(self, outcome: LoopOutcome, kind: ErrorKind, message: str) -> None:
-        outcome.error_kind, outcome.error = kind, message
-        self.recorder.event("error", error_kind=kind.value, message=message)
-
-    async def _turns(self, convo: _Conversation, tool_defs: list[dict[str, Any]], outcome: LoopOutcome) -> None:
+    async def _turns(self, convo: _Conversation, tool_defs: list[dict[str, Any]], emit: Any) -> _End:
+        """Run turns until the model answers or max_turns is reached."""
         cfg = self.config
         for turn in range(1, cfg.max_turns + 1):
-            self._manage_context(convo)
-            response = await self._call_model(convo, tool_defs, outcome)
-            outcome.turns = turn
+            self._manage_context(convo, emit)
+            response = await self.model.complete(convo.messages, tool_defs)
+            convo.calibrate(response.prompt_tokens)
             convo.add(response.assistant_message())
-            step_id = self.recorder.agent(
-                message=response.content,
-                reasoning=response.reasoning,
-                tool_calls=response.tool_calls,
-                model_name=response.model,
-                prompt_tokens=response.prompt_tokens,
-                completion_tokens=response.completion_tokens,
-                cached_tokens=response.cached_tokens,
-                reasoning_tokens=response.reasoning_tokens,
-                latency_ms=response.latency_ms,
-                finish_reason=response.finish_reason,
-                extra={"attempts": response.attempts} if response.attempts > 1 else None,
-            )
-            if not response.tool_calls:
-                outcome.final_message = response.content
-                return
-            for index, call in enumerate(response.tool_calls):
+            emit(ModelReplied(turn, response))
+            calls = response.tool_calls
+            if not calls:
+                return _End(response.content)
+            for index, call in enumerate(calls):
                 if index < cfg.max_tool_calls_per_turn:
                     result = await self._dispatch(call)
                 else:
                     result = ToolResult.error(
                         f"Error: not run: one turn may make at most {cfg.max_tool_calls_per_turn} tool calls "
-                        f"and this one made {len(response.tool_calls)}. Send fewer calls per turn.",
+                        f"and this one made {len(calls)}. Send fewer calls per turn.",
                         "too_many_calls",
                     )
-                outcome.calls.append((call, result))
-                outcome.call_turns.append(turn)
-                outcome.tool_latency_ms += result.latency_ms
                 convo.add({"role": "tool", "tool_call_id": call.id, "content": result.content})
-                self.recorder.observe(step_id, call.id, result)
+                emit(ToolAnswered(turn, call, result))
             left = cfg.max_turns - turn
             if cfg.turns_left_notice and 0 < left <= cfg.turns_left_notice:
                 notice = f"You have {left} turn{'s' if left != 1 else ''} left. Finish your work and give your final answer."
                 convo.add({"role": "user", "content": notice})
-                self.recorder.user(notice, extra={"kind": "turns_left_notice", "turns_left": left})
-        outcome.final_message = _last_assistant_text(convo.messages)
-        self._fail(outcome, ErrorKind.max_turns_exhausted, f"no final answer within max_turns={cfg.max_turns}")
+                emit(MessageAdded("user", notice, {"kind": "turns_left_notice", "turns_left": left}))
+        return _End(_last_assistant_text(convo.messages),
+                    (ErrorKind.max_turns_exhausted, f"no final answer within max_turns={cfg.max_turns}"))
 
-    async def _call_model(self, convo: _Conversation, tool_defs: list[dict[str, Any]], outcome: LoopOutcome) -> ModelResponse:
-        response = await self.model.complete(convo.messages, tool_defs)
-        convo.calibrate(response.prompt_tokens)
-        outcome.prompt_tokens += response.prompt_tokens or 0
-        outcome.completion_tokens += response.completion_tokens or 0
-        outcome.cached_tokens += response.cached_tokens or 0
-        outcome.reasoning_tokens += response.reasoning_tokens or 0
-        outcome.model_latency_ms += response.latency_ms
-        return response
-
-    def _manage_context(self, convo: _Conversation) -> None:
+    def _manage_context(self, convo: _Conversation, emit: Any) -> None:
         budget = self.config.prompt_budget_tokens
         if budget is None or convo.estimate_tokens() <= budget:
             return
         before = convo.estimate_tokens()
         dropped = convo.trim_to(budget)
         if dropped:
-            self.recorder.event(
-                "context_drop",
-                dropped_messages=dropped,
-                estimated_tokens_before=before,
-                estimated_tokens_after=convo.estimate_tokens(),
-                budget=budget,
-            )
+            emit(HarnessNote("context_drop", {
+                "dropped_messages": dropped,
+                "estimated_tokens_before": before,
+                "estimated_tokens_after": convo.estimate_tokens(),
+                "budget": budget,
+            }))
 
     async def _dispatch(self, call: ToolCall) -> ToolResult:
-        """Run one call; every model mistake becomes an error observation."""
+        """Run one call (the router checks, times and guards it); a reply the
+        model could not parse, and output over the cap, are the loop's part."""
         if call.parse_error is not None:
             return ToolResult.error(
                 f"Error: could not parse the arguments of {call.name or '(no name)'}: {call.parse_error}. "
                 "Send the arguments as one JSON object.",
                 "invalid_json",
             )
-        reason = self.tools.check_arguments(call.name, call.arguments)
-        if reason is not None:
-            kind = "unknown_tool" if self.tools.backend_label(call.name) is None else "invalid_arguments"
-            return ToolResult.error(f"Error: {reason}", kind)
-        timeout = self.config.tool_timeout
-        result: ToolResult | None = None
-        # backends enforce the timeout themselves; this outer guard catches one that does not
-        try:
-            with anyio.move_on_after(timeout + TOOL_TIMEOUT_GRACE):
-                result = await self.tools.call(call.name, call.arguments or {}, timeout=timeout)
-        except RolloutError:
-            raise  # the backend itself is gone: infrastructure, not the model's doing
-        except Exception as exc:  # a backend bug must not end the rollout silently
-            return ToolResult.error(f"Error: {call.name} failed: {type(exc).__name__}: {exc}", "tool_error")
-        if result is None:
-            return ToolResult.error(f"Error: {call.name} did not finish within {timeout:g}s and was abandoned.", "timeout")
+        result = await self.tools.call(call.name, call.arguments or {}, timeout=self.config.tool_timeout)
         text, dropped = truncate_middle(result.content, self.config.max_output_chars)
         if dropped:
             result.content, result.truncated = text, True

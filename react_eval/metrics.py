@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from react_eval.benchmarks.answers import extract_answer, normalize
-from react_eval.types import INFRA_ERROR_KINDS
+from react_eval.types import INFRA_ERROR_KINDS, Usage
 
 INFRA_KINDS: frozenset[str] = frozenset(k.value for k in INFRA_ERROR_KINDS)
 
@@ -52,13 +52,9 @@ DISTRIBUTION_FIELDS: tuple[str, ...] = (
     "turns",
     "tool_calls",
     "tool_errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
+    *Usage.TOKEN_FIELDS,
     "total_tokens",
-    "model_latency_ms",
-    "tool_latency_ms",
+    *Usage.LATENCY_FIELDS,
     "wall_ms",
 )
 
@@ -445,8 +441,7 @@ def _se_across_runs(scored: list[dict[str, Any]]) -> float | None:
 
 
 def _token_totals(scored: list[dict[str, Any]]) -> dict[str, Any]:
-    totals = {key: sum(int(r.get(f"{key}_tokens") or 0) for r in scored)
-              for key in ("prompt", "completion", "cached", "reasoning")}
+    totals = {name.removesuffix("_tokens"): sum(int(r.get(name) or 0) for r in scored) for name in Usage.TOKEN_FIELDS}
     totals["total"] = totals["prompt"] + totals["completion"]
     totals["cache_hit_rate"] = totals["cached"] / totals["prompt"] if totals["prompt"] else None
     return totals

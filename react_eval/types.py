@@ -7,8 +7,9 @@ sandboxes, model, trajectories -> types).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,6 +102,67 @@ class ToolSpec(BaseModel):
             "parameters": self.parameters,
             "strict": False,
         }
+
+
+def _add(a: float | None, b: float | None) -> Any:
+    """Sum where None means "not reported": absent + absent stays absent."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+@dataclass(slots=True)
+class Usage:
+    """What model calls and tool calls cost: tokens and latencies, adding up with ``+``.
+
+    One model response, one tool call, one rollout and a whole run are all a
+    ``Usage``; totals are sums. A field is None when nobody reported it (a
+    server that sends no ``usage``), so "unknown" stays distinguishable from 0
+    until a result row needs a number (:meth:`row`). A value: ``+`` returns a
+    new one and nothing changes one in place (not frozen only because a frozen
+    dataclass costs four times as much to make, on every turn).
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    model_latency_ms: float | None = None
+    tool_latency_ms: float | None = None
+
+    #: the token fields, in result-row order
+    TOKEN_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+    #: the latency fields, in result-row order
+    LATENCY_FIELDS: ClassVar[tuple[str, ...]] = ("model_latency_ms", "tool_latency_ms")
+
+    def __add__(self, other: "Usage") -> "Usage":
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            _add(self.prompt_tokens, other.prompt_tokens),
+            _add(self.completion_tokens, other.completion_tokens),
+            _add(self.cached_tokens, other.cached_tokens),
+            _add(self.reasoning_tokens, other.reasoning_tokens),
+            _add(self.model_latency_ms, other.model_latency_ms),
+            _add(self.tool_latency_ms, other.tool_latency_ms),
+        )
+
+    def __radd__(self, other: Any) -> "Usage":
+        if other == 0:  # sum(usages) starts from 0
+            return self
+        return NotImplemented
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    def row(self) -> dict[str, int | float]:
+        """The result-row columns: every field, unknown as 0."""
+        out: dict[str, int | float] = {name: getattr(self, name) or 0 for name in self.TOKEN_FIELDS}
+        out.update((name, float(getattr(self, name) or 0.0)) for name in self.LATENCY_FIELDS)
+        return out
 
 
 #: Why a tool call produced an error observation (recorded in the trajectory).

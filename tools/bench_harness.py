@@ -373,7 +373,7 @@ def child_serialize(spec: dict[str, Any]) -> dict[str, Any]:
     from react_eval import __version__
     from react_eval.engine.results import RolloutFiles, RolloutResult
     from react_eval.trajectories import TrajectoryRecorder
-    from react_eval.types import ToolCall, ToolResult
+    from react_eval.types import ToolCall, ToolResult, Usage
 
     turns, reps = spec["turns"], spec["reps"]
     text = "a" * spec.get("args_bytes", 16)
@@ -388,8 +388,9 @@ def child_serialize(spec: dict[str, Any]) -> dict[str, Any]:
             call = ToolCall(id=f"call_{t}", name="echo", arguments_raw=raw, arguments={"text": text})
             last = t == turns - 1
             step = rec.agent(message="c" * 16, reasoning=None, tool_calls=[] if last else [call],
-                             model_name="bench-model", prompt_tokens=100, completion_tokens=10, cached_tokens=0,
-                             reasoning_tokens=0, latency_ms=1.0, finish_reason="stop" if last else "tool_calls")
+                             model_name="bench-model", finish_reason="stop" if last else "tool_calls",
+                             usage=Usage(prompt_tokens=100, completion_tokens=10, cached_tokens=0, reasoning_tokens=0,
+                                         model_latency_ms=1.0))
             if not last:
                 rec.observe(step, call.id, ToolResult(content=text, exit_code=0, latency_ms=0.01))
         return rec.finish(extra={"turns": turns}).to_json_bytes()

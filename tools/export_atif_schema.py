@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from react_eval.trajectories import Trajectory, TrajectoryRecorder, atif_json_schema  # noqa: E402
-from react_eval.types import ToolCall, ToolResult  # noqa: E402
+from react_eval.types import ToolCall, ToolResult, Usage  # noqa: E402
 
 SCHEMA_PATH = REPO / "trajectories" / "atif.schema.json"
 REFERENCE_PATH = REPO / "trajectories" / "reference" / "smoke_example.json"
@@ -114,11 +114,8 @@ def build_reference_trajectory() -> Trajectory:
         reasoning="I should see what calc.py does and which test fails before editing.",
         tool_calls=[run_tests],
         model_name="qwen3-coder-30b-a3b-instruct",
-        prompt_tokens=812,
-        completion_tokens=64,
-        cached_tokens=0,
-        reasoning_tokens=21,
-        latency_ms=1432.5,
+        usage=Usage(prompt_tokens=812, completion_tokens=64, cached_tokens=0,
+                    reasoning_tokens=21, model_latency_ms=1432.5),
         finish_reason="tool_calls",
     )
     rec.observe(
@@ -154,11 +151,8 @@ def build_reference_trajectory() -> Trajectory:
         reasoning=None,
         tool_calls=[edit, rerun],
         model_name="qwen3-coder-30b-a3b-instruct",
-        prompt_tokens=1017,
-        completion_tokens=118,
-        cached_tokens=768,
-        reasoning_tokens=None,
-        latency_ms=1876.25,
+        usage=Usage(prompt_tokens=1017, completion_tokens=118, cached_tokens=768,
+                    reasoning_tokens=None, model_latency_ms=1876.25),
         finish_reason="tool_calls",
     )
     rec.observe(
@@ -185,11 +179,8 @@ def build_reference_trajectory() -> Trajectory:
         reasoning=None,
         tool_calls=[],
         model_name="qwen3-coder-30b-a3b-instruct",
-        prompt_tokens=1190,
-        completion_tokens=27,
-        cached_tokens=1024,
-        reasoning_tokens=None,
-        latency_ms=702.0,
+        usage=Usage(prompt_tokens=1190, completion_tokens=27, cached_tokens=1024,
+                    reasoning_tokens=None, model_latency_ms=702.0),
         finish_reason="stop",
     )
     return rec.finish(error_kind=None, extra={"turns_used": 3})

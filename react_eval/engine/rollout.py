@@ -305,12 +305,7 @@ def _outcome_fields(outcome: LoopOutcome) -> dict[str, Any]:
         "turns": outcome.turns,
         "tool_calls": len(outcome.calls),
         "tool_errors": sum(1 for _, r in outcome.calls if r.is_error),
-        "prompt_tokens": outcome.prompt_tokens,
-        "completion_tokens": outcome.completion_tokens,
-        "cached_tokens": outcome.cached_tokens,
-        "reasoning_tokens": outcome.reasoning_tokens,
-        "model_latency_ms": outcome.model_latency_ms,
-        "tool_latency_ms": outcome.tool_latency_ms,
+        **outcome.usage.row(),
         "final_message": outcome.final_message,
         **_tool_fields(outcome),
     }

@@ -3,28 +3,55 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from react_eval.types import ToolCall
+from react_eval.types import ToolCall, Usage
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ModelResponse:
     content: str  # answer text, with any <think> block removed
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    reasoning: str | None = None
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    latency_ms: float = 0.0
-    model: str | None = None
+    tool_calls: list[ToolCall]
+    reasoning: str | None
+    finish_reason: str | None
+    #: tokens and this call's latency (``model_latency_ms``)
+    usage: Usage
+    model: str | None
     #: how many attempts the call took (1 = no retry)
-    attempts: int = 1
+    attempts: int
+
+    def __init__(self, content: str, tool_calls: list[ToolCall] | None = None, reasoning: str | None = None,
+                 finish_reason: str | None = None, usage: Usage | None = None, model: str | None = None,
+                 attempts: int = 1, *, prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                 cached_tokens: int | None = None, reasoning_tokens: int | None = None, latency_ms: float = 0.0):
+        """``usage``, or (the older spelling, still accepted) its parts as keywords."""
+        self.content, self.tool_calls, self.reasoning = content, tool_calls or [], reasoning
+        self.finish_reason, self.model, self.attempts = finish_reason, model, attempts
+        self.usage = usage if usage is not None else Usage(prompt_tokens, completion_tokens, cached_tokens,
+                                                           reasoning_tokens, latency_ms)
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        return self.usage.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int | None:
+        return self.usage.completion_tokens
+
+    @property
+    def cached_tokens(self) -> int | None:
+        return self.usage.cached_tokens
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        return self.usage.reasoning_tokens
+
+    @property
+    def latency_ms(self) -> float:
+        return self.usage.model_latency_ms or 0.0
 
     def assistant_message(self) -> dict[str, Any]:
         """The chat message to append to the history: the model's calls verbatim."""

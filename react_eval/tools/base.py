@@ -1,16 +1,20 @@
-"""Tool backends: the protocol, name routing, and argument checking.
+"""Tool backends: the protocol, name routing, and the one place a call is run.
 
 A backend is opened per rollout (it may hold a sandbox or an HTTP session) and
-offers ``list_tools`` and ``call``. Errors the model can act on come back as a
-``ToolResult`` with ``is_error``; only a backend that cannot be reached at all
-raises (``ToolInfraError``), because then the rollout cannot go on.
+offers ``list_tools`` and ``call``; a backend of typed tools also offers
+``typed_tools``. Every call, whoever makes it, goes through :func:`dispatch`:
+the unknown-tool answer, the single argument check, the timeout guard and the
+latency measurement live there and nowhere else. Errors the model can act on
+come back as a ``ToolResult`` with ``is_error``; only a backend that cannot be
+reached at all raises (``ToolInfraError``), because then the rollout cannot go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -18,7 +22,11 @@ from jsonschema.exceptions import SchemaError
 
 from react_eval.sandboxes.base import Sandbox
 from react_eval.tools.schema_check import LinearValidator
-from react_eval.types import Task, ToolResult, ToolSpec
+from react_eval.tools.typed import SCHEMA_MISMATCH, InvalidArguments, Tool, ToolFailure
+from react_eval.types import RolloutError, Task, ToolResult, ToolSpec
+
+#: seconds past ``timeout`` the guard waits for a tool that stops itself at its timeout
+TOOL_TIMEOUT_GRACE = 10.0
 
 
 @runtime_checkable
@@ -26,7 +34,8 @@ class ToolBackend(Protocol):
     async def list_tools(self) -> list[ToolSpec]: ...
 
     async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-        """Run one tool. Must honour ``timeout`` and return errors as results."""
+        """Run one tool (already checked against its schema). Should stop at
+        ``timeout``; returns errors as results."""
         ...
 
     async def aclose(self) -> None: ...
@@ -42,6 +51,99 @@ class ToolSource(Protocol):
     async def open(self, task: Task, sandbox: Sandbox | None) -> ToolBackend: ...
 
 
+async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout: float) -> ToolResult:
+    """Run one call: the unknown-tool answer, the argument check, the timeout and the latency, once.
+
+    A tool that stops itself at ``timeout`` (``own_timeout``) gets a grace
+    period before the guard abandons it; any other tool is stopped at
+    ``timeout``. ``RolloutError`` (the backend itself is gone) propagates;
+    any other exception becomes an error result, never the end of the rollout.
+    """
+    tool = tools.get(name)
+    if tool is None:
+        known = ", ".join(sorted(tools)) or "(none)"
+        return ToolResult.error(f"Error: unknown tool {name!r}; available tools: {known}", "unknown_tool")
+    if not isinstance(arguments, dict):
+        return ToolResult.error(f"Error: arguments must be a JSON object, got {type(arguments).__name__}",
+                                "invalid_arguments")
+    try:
+        args = tool.parse(arguments)
+    except InvalidArguments as exc:
+        return ToolResult.error(f"Error: {exc}", "invalid_arguments")
+    started = time.perf_counter()
+    result: ToolResult | None = None
+    try:
+        # asyncio's own timeout: half the CPU of anyio's cancel scope, on every call (the
+        # tools' transports are asyncio-only anyway); it cancels only this await
+        async with asyncio.timeout(timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout):
+            result = await tool.run(args, timeout)
+    except RolloutError:
+        raise  # infrastructure, not the model's doing
+    except InvalidArguments as exc:  # a check that needs the tool's state
+        result = ToolResult.error(f"Error: {exc}", "invalid_arguments")
+    except ToolFailure as exc:
+        result = ToolResult.error(str(exc), "tool_error")
+    except TimeoutError:  # the guard's deadline or a tool's own (an OSError, not a file-system one)
+        result = None
+    except OSError as exc:
+        result = ToolResult.error(describe_os_error(exc), "tool_error")
+    except Exception as exc:  # a tool's bug must not end the rollout silently
+        result = ToolResult.error(f"Error: {name} failed: {type(exc).__name__}: {exc}", "tool_error")
+    if result is None:
+        result = ToolResult.error(f"Error: {name} did not finish within {timeout:g}s and was abandoned.", "timeout")
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A file-system error as a sentence the model can act on."""
+    where = exc.filename or (exc.args[0] if exc.args and isinstance(exc.args[0], str) else "")
+    if isinstance(exc, PermissionError):
+        return f"Permission denied: {exc.filename}" if exc.filename else f"Permission denied: {exc}"
+    if isinstance(exc, FileNotFoundError):
+        return f"No such file or directory: {where or exc}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where or 'the path'} is a directory, not a file; use `str_replace_editor` view or `ls` to list it"
+    if isinstance(exc, NotADirectoryError):
+        return f"A component of the path is not a directory: {where or exc}"
+    if exc.errno is None:  # raised with a message of our own (e.g. a file over the read limit)
+        return str(exc)
+    return f"File operation failed: {exc}"
+
+
+class SchemaTool(Tool):
+    """A tool known only by its JSON schema (a Gym server's): checked against
+    that schema, then run by its backend."""
+
+    own_timeout = True  # backends honour the timeout they are given (the protocol says so)
+
+    def __init__(self, spec: ToolSpec, backend: ToolBackend):
+        self.spec = spec
+        self.backend = backend
+        self.validator = _validator_for(spec.parameters)
+
+    def parse(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        validator = self.validator
+        if validator is None or validator.is_valid(arguments):  # the common case, without collecting errors
+            return arguments
+        problems = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+        lines = []
+        for err in problems[:5]:
+            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+            lines.append(f"at {where}: {err.message}")
+        raise InvalidArguments(SCHEMA_MISMATCH + "; ".join(lines))
+
+    async def run(self, args: dict[str, Any], timeout: float) -> ToolResult:
+        return await self.backend.call(self.spec.name, args, timeout=timeout)
+
+
+@runtime_checkable
+class TypedBackend(Protocol):
+    """A backend whose tools are :class:`Tool` objects the router can run directly."""
+
+    def typed_tools(self) -> list[Tool]: ...
+
+
 class DuplicateToolError(ValueError):
     """Two backends offer the same tool name: ambiguous routing, refused at start-up."""
 
@@ -52,62 +154,49 @@ class CompositeBackend:
     def __init__(self, backends: dict[str, ToolBackend]):
         #: label -> backend; labels name backends in error messages
         self.backends = backends
-        self._routes: dict[str, tuple[str, ToolBackend]] = {}
-        self._specs: list[ToolSpec] = []
-        self._validators: dict[str, Any] = {}
+        self._labels: dict[str, str] = {}
+        self._tools: dict[str, Tool] = {}
 
     async def start(self) -> "CompositeBackend":
         """Discover every backend's tools and build the routing table."""
         for label, backend in self.backends.items():
-            for spec in await backend.list_tools():
-                if spec.name in self._routes:
-                    other = self._routes[spec.name][0]
+            typed = getattr(backend, "typed_tools", None)  # a TypedBackend
+            if typed is not None:
+                tools = typed()
+            else:
+                tools = [SchemaTool(spec, backend) for spec in await backend.list_tools()]
+            for tool in tools:
+                if tool.name in self._tools:
                     raise DuplicateToolError(
-                        f"tool {spec.name!r} is offered by both backend {other!r} and "
+                        f"tool {tool.name!r} is offered by both backend {self._labels[tool.name]!r} and "
                         f"backend {label!r}; tool names must be unique across backends"
                     )
-                self._routes[spec.name] = (label, backend)
-                self._specs.append(spec)
-                self._validators[spec.name] = _validator_for(spec.parameters)
+                self._labels[tool.name] = label
+                self._tools[tool.name] = tool
         return self
 
     async def list_tools(self) -> list[ToolSpec]:
-        return list(self._specs)
+        return [tool.spec for tool in self._tools.values()]
 
     def backend_label(self, name: str) -> str | None:
-        route = self._routes.get(name)
-        return route[0] if route else None
+        return self._labels.get(name)
 
     def check_arguments(self, name: str, arguments: Any) -> str | None:
-        """Return a readable reason when ``arguments`` fail the tool's schema."""
-        if name not in self._routes:
-            known = ", ".join(sorted(self._routes)) or "(none)"
+        """A readable reason when ``arguments`` do not fit tool ``name`` (None when they do)."""
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "(none)"
             return f"unknown tool {name!r}; available tools: {known}"
         if not isinstance(arguments, dict):
             return f"arguments must be a JSON object, got {type(arguments).__name__}"
-        validator = self._validators.get(name)
-        if validator is None:
-            return None
-        if validator.is_valid(arguments):  # the common case, without collecting errors
-            return None
-        problems = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
-        if not problems:
-            return None
-        lines = []
-        for err in problems[:5]:
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            lines.append(f"at {where}: {err.message}")
-        return "arguments do not match the tool's schema: " + "; ".join(lines)
+        try:
+            tool.parse(arguments)
+        except InvalidArguments as exc:
+            return str(exc)
+        return None
 
     async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-        route = self._routes.get(name)
-        if route is None:
-            return ToolResult.error(self.check_arguments(name, arguments) or "", "unknown_tool")
-        started = time.perf_counter()
-        result = await route[1].call(name, arguments, timeout=timeout)
-        if not result.latency_ms:
-            result.latency_ms = (time.perf_counter() - started) * 1000
-        return result
+        return await dispatch(self._tools, name, arguments, timeout)
 
     async def aclose(self) -> None:
         for backend in self.backends.values():

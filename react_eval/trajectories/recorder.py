@@ -10,8 +10,9 @@ Layout of the recorded data (all extras are plain JSON):
 
 * root ``extra``: ``system_prompt``, the recorder's ``extra``, harness
   ``events`` that happened before the first step, and ``finish(extra=...)``;
-* agent step ``metrics``: prompt/completion/cached tokens, with
-  ``latency_ms``, ``reasoning_tokens`` and ``finish_reason`` in its ``extra``;
+* agent step ``metrics``: prompt/completion/cached tokens of the step's
+  :class:`~react_eval.types.Usage`, with ``latency_ms`` (its
+  ``model_latency_ms``), ``reasoning_tokens`` and ``finish_reason`` in its ``extra``;
 * a tool call whose argument string did not parse: ``arguments == {}`` and
   ``extra == {"arguments_raw": ..., "parse_error": ...}``;
 * observation result ``extra``: ``is_error``, ``latency_ms``, ``truncated``,
@@ -41,11 +42,13 @@ from react_eval.trajectories.atif import (
     Step,
     Trajectory,
 )
+from react_eval.events import HarnessNote, LoopEvent, MessageAdded, ModelReplied, ToolAnswered
 from react_eval.types import ToolCall as ModelToolCall
-from react_eval.types import ToolResult
+from react_eval.types import ToolResult, Usage
 
 __all__ = ["TrajectoryRecorder"]
 
+_NO_USAGE = Usage()
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -110,6 +113,7 @@ class TrajectoryRecorder:
         #: the steps as ATIF-shaped dicts, None fields left out
         self._steps: list[dict[str, Any]] = []
         self._clock = clock or _utc_now
+        self._last_agent_step = 0
 
     # -- steps ----------------------------------------------------------------
 
@@ -156,16 +160,15 @@ class TrajectoryRecorder:
         reasoning: str | None,
         tool_calls: list[ModelToolCall],
         model_name: str | None,
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        cached_tokens: int | None,
-        reasoning_tokens: int | None,
-        latency_ms: float | None,
-        finish_reason: str | None,
+        usage: Usage | None = None,
+        finish_reason: str | None = None,
         timestamp: datetime | None = None,
         extra: dict | None = None,
     ) -> int:
-        """Record one model response (one LLM call); returns its step id."""
+        """Record one model response (one LLM call); returns its step id.
+
+        ``usage`` gives the step's token counts and its ``model_latency_ms``
+        (stored as ``metrics.extra.latency_ms``); fields it leaves None are left out."""
         step: dict[str, Any] = {
             "step_id": 0,
             "timestamp": _iso(timestamp) if timestamp is not None else self._now(),
@@ -179,10 +182,11 @@ class TrajectoryRecorder:
         if tool_calls:
             step["tool_calls"] = [_tool_call(call, self.max_argument_chars) for call in tool_calls]
 
-        metrics_extra = _present(latency_ms=latency_ms, reasoning_tokens=reasoning_tokens,
+        u = usage or _NO_USAGE
+        metrics_extra = _present(latency_ms=u.model_latency_ms, reasoning_tokens=u.reasoning_tokens,
                                  finish_reason=None if finish_reason is None else _plain(finish_reason))
-        metrics = _present(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                           cached_tokens=cached_tokens)
+        metrics = _present(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                           cached_tokens=u.cached_tokens)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:
@@ -190,7 +194,8 @@ class TrajectoryRecorder:
         step["llm_call_count"] = 1
         if extra:
             step["extra"] = dict(extra)
-        return self._append(step)
+        step_id = self._last_agent_step = self._append(step)
+        return step_id
 
     def observe(self, step_id: int, call_id: str, result: ToolResult) -> None:
         """Attach the result of tool call ``call_id`` to agent step ``step_id``.
@@ -233,6 +238,23 @@ class TrajectoryRecorder:
             self._root_events.append(record)
             return
         self._steps[-1].setdefault("extra", {}).setdefault("events", []).append(record)
+
+    def on_event(self, event: LoopEvent) -> None:
+        """Record what the loop reports (see :mod:`react_eval.events`)."""
+        if type(event) is ToolAnswered:
+            self.observe(self._last_agent_step, event.call.id, event.result)
+        elif type(event) is ModelReplied:
+            r = event.response
+            self.agent(message=r.content, reasoning=r.reasoning, tool_calls=r.tool_calls, model_name=r.model,
+                       usage=r.usage, finish_reason=r.finish_reason,
+                       extra={"attempts": r.attempts} if r.attempts > 1 else None)
+        elif type(event) is MessageAdded:
+            if event.role == "system":
+                self.system(event.content, extra=event.extra)
+            else:
+                self.user(event.content or "", extra=event.extra)
+        elif type(event) is HarnessNote:
+            self.event(event.kind, **event.data)
 
     # -- result ---------------------------------------------------------------
 

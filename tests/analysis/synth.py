@@ -20,7 +20,7 @@ import orjson
 from react_eval.engine.config import EvalConfig
 from react_eval.engine.results import RolloutResult
 from react_eval.trajectories import TrajectoryRecorder
-from react_eval.types import ToolCall, ToolResult
+from react_eval.types import ToolCall, ToolResult, Usage
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -83,8 +83,9 @@ def _trajectory(run_id: str, rollout_id: str, task: str, repeat: int, o: Outcome
     def turn(message: str, calls: list[tuple[ToolCall, ToolResult]], reasoning: str | None = None) -> None:
         step = recorder.agent(
             message=message, reasoning=reasoning, tool_calls=[c for c, _ in calls], model_name=model,
-            prompt_tokens=o.prompt_tokens // 2, completion_tokens=40, cached_tokens=o.cached_tokens // 2,
-            reasoning_tokens=10, latency_ms=800.0, finish_reason="tool_calls" if calls else "stop",
+            usage=Usage(prompt_tokens=o.prompt_tokens // 2, completion_tokens=40, cached_tokens=o.cached_tokens // 2,
+                        reasoning_tokens=10, model_latency_ms=800.0),
+            finish_reason="tool_calls" if calls else "stop",
         )
         for call, result in calls:
             recorder.observe(step, call.id, result)

@@ -59,7 +59,7 @@ async def outcome(scripted_server, client: str, script, *, tools=TOOLS, messages
     try:
         resp = await model.complete(messages, tools)
         result = dataclasses.asdict(resp)
-        assert result.pop("latency_ms") > 0
+        assert result["usage"].pop("model_latency_ms") > 0
         result["assistant_message"] = resp.assistant_message()
     except ModelError as exc:
         cause = exc.__cause__

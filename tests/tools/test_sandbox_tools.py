@@ -231,8 +231,6 @@ async def test_view_file_numbering_and_ranges(tools, sandbox):
         ([4, -1], "first element must be between 1 and 3"),
         ([2, 1], "second element must be -1 (end of file) or between 2 and 3"),
         ([1, 9], "second element must be -1 (end of file) or between 1 and 3"),
-        ([1], "two integers"),
-        (["1", 2], "two integers"),
     ],
 )
 async def test_view_bad_range(tools, sandbox, view_range, message):
@@ -240,6 +238,17 @@ async def test_view_bad_range(tools, sandbox, view_range, message):
     r = await edit(tools, command="view", path="v.py", view_range=view_range)
     assert r.is_error and r.error_kind == "tool_error"
     assert message in r.content
+
+
+@pytest.mark.parametrize("view_range, message", [
+    ([1], "at least 2 items"), (["1", 2], "`view_range.0`: input should be a valid integer"),
+    ([1, 2, 3], "at most 2 items"), ([1, True], "`view_range.1`"),
+])
+async def test_view_range_of_the_wrong_shape_is_refused_by_the_schema(tools, sandbox, view_range, message):
+    """Checked once, by the arguments model whose schema the model was shown (minItems 2, integers)."""
+    put(sandbox, "v.py", "a\nb\nc\n")
+    r = await edit(tools, command="view", path="v.py", view_range=view_range)
+    assert r.error_kind == "invalid_arguments" and message in r.content, r.content
 
 
 async def test_view_directory_depth_two_without_hidden(tools, sandbox):
@@ -330,9 +339,10 @@ async def test_insert(tools, sandbox):
     put(sandbox, "nonl.txt", "x")
     await edit(tools, command="insert", path="nonl.txt", insert_line=1, new_str="y")
     assert get(sandbox, "nonl.txt") == "x\ny\n"
-    for bad in (-1, 8):
-        r = await edit(tools, command="insert", path="i.txt", insert_line=bad, new_str="z")
-        assert r.error_kind == "tool_error" and "between 0 and 7" in r.content
+    r = await edit(tools, command="insert", path="i.txt", insert_line=8, new_str="z")
+    assert r.error_kind == "tool_error" and "between 0 and 7" in r.content
+    r = await edit(tools, command="insert", path="i.txt", insert_line=-1, new_str="z")  # the schema's minimum 0
+    assert r.error_kind == "invalid_arguments" and "`insert_line`: input should be greater than or equal to 0" in r.content
     r = await edit(tools, command="insert", path="i.txt", new_str="z")
     assert r.error_kind == "invalid_arguments"
     assert get(sandbox, "i.txt") == "top\na\nmid1\nmid2\nb\nc\nend\n"

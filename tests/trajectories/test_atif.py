@@ -24,7 +24,7 @@ from react_eval.trajectories import (
     TrajectoryRecorder,
     atif_json_schema,
 )
-from react_eval.types import ErrorKind, ToolCall, ToolResult
+from react_eval.types import ErrorKind, ToolCall, ToolResult, Usage
 from tests.harbor_atif import HarborUnavailable, load_harbor, validate_with_harbor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,8 @@ def _agent(rec: TrajectoryRecorder, tool_calls: list[ToolCall], **overrides: Any
         finish_reason="tool_calls" if tool_calls else "stop",
     )
     kwargs.update(overrides)
-    return rec.agent(**kwargs)
+    usage = Usage(*(kwargs.pop(name) for name in Usage.TOKEN_FIELDS), kwargs.pop("latency_ms"))
+    return rec.agent(usage=usage, **kwargs)
 
 
 def _recorder(**overrides: Any) -> TrajectoryRecorder:
