@@ -32,6 +32,27 @@ class SandboxRequired(ValueError):
     """The benchmark (or solver.sandbox_tools) needs a sandbox and none can be had."""
 
 
+class ResponseModeConflict(ValueError):
+    """``response_mode: last_message`` on a benchmark that grades only a sandbox artifact."""
+
+
+def check_response_mode(entry: BenchmarkEntry, benchmark: Benchmark) -> None:
+    """An explicit ``response_mode`` is honoured; refuse the one combination that
+    would leave nothing to grade, rather than grading something else silently."""
+    solver = entry.solver
+    if "response_mode" not in solver.model_fields_set or solver.response_mode != "last_message":
+        return
+    if benchmark.verification != "sandbox_artifact":
+        return
+    scoring = entry.scoring
+    if scoring is not None and scoring.metrics and not scoring.include_defaults:
+        return  # the listed metrics grade the last message
+    raise ResponseModeConflict(
+        f"{entry.name}: response_mode: last_message, but this benchmark grades the sandbox's patch "
+        "(sandbox_artifact) and nothing would grade the last message: drop response_mode (or set "
+        "sandbox_artifact), or grade the message with scoring: {include_defaults: false, metrics: [...]}")
+
+
 def wants_sandbox_tools(entry: BenchmarkEntry, benchmark: Benchmark | None) -> bool:
     """``solver.sandbox_tools``, or when unset the benchmark's default (gym://: off);
     the simple solver never has tools."""

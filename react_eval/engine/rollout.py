@@ -273,9 +273,10 @@ class RolloutRunner:
         and graded too (the work in the sandbox is real; the row keeps its
         model_error kind); only a dead sandbox or tool backend, or a rejected
         key, leaves nothing to grade."""
-        artifact_mode = (
-            self.loop_config.response_mode == "sandbox_artifact" or self.benchmark.verification == "sandbox_artifact"
-        )
+        if "response_mode" in self.loop_config.model_fields_set:  # the config's choice wins (as in NEL)
+            artifact_mode = self.loop_config.response_mode == "sandbox_artifact"
+        else:
+            artifact_mode = self.benchmark.verification == "sandbox_artifact"
         ungradable = {ErrorKind.auth_error, ErrorKind.tool_infra_error, ErrorKind.sandbox_error}
         if not artifact_mode:
             ungradable.add(ErrorKind.model_error)  # no answer: the reward would say nothing about the agent

@@ -18,7 +18,15 @@ from react_eval.benchmarks.base import Benchmark
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
 from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
-from react_eval.engine.defaults import SandboxRequired, announce, nel_differences, resolve_sandbox, wants_sandbox_tools
+from react_eval.engine.defaults import (
+    ResponseModeConflict,
+    SandboxRequired,
+    announce,
+    check_response_mode,
+    nel_differences,
+    resolve_sandbox,
+    wants_sandbox_tools,
+)
 from react_eval.engine.failures import causes
 from react_eval.engine.lock import OutputLocked, output_lock
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
@@ -119,7 +127,8 @@ class EntryRunners:
     run_id: str
     benchmark: Benchmark
     model: Model | None = None
-    #: the entry's sandbox as resolved at start (engine/defaults.py); None = none
+    #: the entry's sandbox as resolved at start (engine/defaults.py: e.g. the announced
+    #: default); None = the configured one, if any
     sandbox: SandboxConfig | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -132,7 +141,7 @@ class EntryRunners:
         service = config.services[entry.solver.service]
         assert isinstance(service, ApiService)
         count = share[1]
-        sandbox_cfg = self.sandbox
+        sandbox_cfg = self.sandbox or config.sandbox_for(entry)
         if entry.solver.generation is not None:  # the solver's sampling settings over the service's
             merged = {**service.generation.model_dump(exclude_unset=True),
                       **entry.solver.generation.model_dump(exclude_unset=True)}
@@ -267,6 +276,7 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
     service = config.services[entry.solver.service]
     assert isinstance(service, ApiService)
     benchmark = with_scoring(get_benchmark(entry.name, **entry.options), entry, config)
+    check_response_mode(entry, benchmark)
     sandbox, note = resolve_sandbox(config, entry, benchmark)
     announce(([note] if note else []) + nel_differences(config, entry, benchmark, sandbox))
     tasks = select_tasks(benchmark, entry)
@@ -402,8 +412,8 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
-_CLEAR_ERRORS = (SandboxRequired, EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark,
-                 BenchmarkOptionError, MissingExtra, RayMissing, RayStartError, NodeLostError)
+_CLEAR_ERRORS = (ResponseModeConflict, SandboxRequired, EmptySelection, OutputLocked, ResumeRefused,
+                 UnknownBenchmark, BenchmarkOptionError, MissingExtra, RayMissing, RayStartError, NodeLostError)
 
 
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
