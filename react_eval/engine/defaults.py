@@ -54,12 +54,14 @@ def check_response_mode(entry: BenchmarkEntry, benchmark: Benchmark) -> None:
 
 
 def wants_sandbox_tools(entry: BenchmarkEntry, benchmark: Benchmark | None) -> bool:
-    """``solver.sandbox_tools``, or when unset the benchmark's default (gym://: off);
-    the simple solver never has tools."""
+    """``solver.sandbox_tools``; when unset, off beside a ``resource_service`` (NEL's
+    default) and else the benchmark's default (gym://: off); the simple solver never has tools."""
     if entry.solver.type == "simple":
         return False
     if entry.solver.sandbox_tools is not None:
         return entry.solver.sandbox_tools
+    if entry.solver.resource_service:  # a Gym server's tools were asked for: those only, as in NEL
+        return False
     return bool(getattr(benchmark, "sandbox_tools_default", True))
 
 
