@@ -86,6 +86,10 @@ def map_benchmark_name(name: str, where: str) -> tuple[str, str | None]:
         scheme = name.partition("://")[0]
         if scheme in _SCHEMES:
             _refuse(f"{where}.name", f"{name!r}: {_SCHEMES[scheme]}")
+        rest = name.partition("://")[2]
+        if scheme == "harbor" and "@" in rest and "/" not in rest:  # a registry dataset, e.g. swebench-verified@1.0
+            _refuse(f"{where}.name", f"{name!r}: react-eval does not download Harbor registry datasets; check the "
+                                     "task directories out and name them as harbor:PATH")
         return name, None
     mapped = BENCHMARK_NAMES.get(name)
     if mapped is None:

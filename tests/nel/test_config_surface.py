@@ -26,6 +26,7 @@ def config(entry: dict | None = None, **top) -> dict:
     (config({"solver": {"type": "gym_delegation", "service": "m"}}), r"'gym_delegation'.*resource_service"),
     (config({"name": "lm-eval://mmlu_generative"}), r"lm-evaluation-harness.*--bench qa --dataset"),
     (config({"name": "skills://gpqa"}), r"NeMo Skills.*gym://"),
+    (config({"name": "harbor://swebench-verified@1.0"}), r"Harbor registry.*harbor:PATH"),
     ({"services": {"m": {"type": "vllm", "model": "x", "tensor_parallel_size": 4}},
       "benchmarks": [{"name": "gsm8k", "solver": {"type": "simple", "service": "m"}}]}, r"'vllm'.*type: api with its url"),
     ({"services": {"m": {"type": "api", "url": "http://h/v1", "model": "x",
