@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 import orjson
 
 from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
-from react_eval.benchmarks.registry import BenchmarkOptionError
 from react_eval.scoring.config import ScorerMetric
 from react_eval.scoring.scorers import mcq_extract, numeric_match, exact_match
 from react_eval.types import Task
@@ -31,11 +30,15 @@ from react_eval.types import Task
 _LETTERS = string.ascii_uppercase[:10]
 
 
+class QADatasetError(ValueError):
+    """No dataset, or a row that cannot be used; the message names the file and line."""
+
+
 def read_rows(path: Path, name: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise BenchmarkOptionError(f"{name}: cannot read --dataset {path}: {exc.strerror or exc}") from None
+        raise QADatasetError(f"{name}: cannot read --dataset {path}: {exc.strerror or exc}") from None
     rows = []
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
@@ -43,12 +46,12 @@ def read_rows(path: Path, name: str) -> list[tuple[int, dict[str, Any]]]:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise BenchmarkOptionError(f"{path}:{number}: corrupt JSON line: {exc}") from None
+            raise QADatasetError(f"{path}:{number}: corrupt JSON line: {exc}") from None
         if not isinstance(row, dict):
-            raise BenchmarkOptionError(f"{path}:{number}: a row must be a JSON object")
+            raise QADatasetError(f"{path}:{number}: a row must be a JSON object")
         rows.append((number, row))
     if not rows:
-        raise BenchmarkOptionError(f"{name}: {path} has no rows")
+        raise QADatasetError(f"{name}: {path} has no rows")
     return rows
 
 
@@ -64,7 +67,7 @@ class QABenchmark(Benchmark):
 
     def __init__(self, dataset: str | None = None):
         if not dataset:
-            raise BenchmarkOptionError(f"{self.name}: react-eval ships no copy of this dataset: pass --dataset "
+            raise QADatasetError(f"{self.name}: react-eval ships no copy of this dataset: pass --dataset "
                                        f"FILE.jsonl ({self.dataset_hint}), or set options.dataset in the config")
         self.dataset = Path(dataset).expanduser()
         self._tasks = [self.row_task(row, f"{self.dataset}:{n}", i)
@@ -72,7 +75,7 @@ class QABenchmark(Benchmark):
         seen: set[str] = set()
         for task in self._tasks:
             if task.id in seen:
-                raise BenchmarkOptionError(f"{self.dataset}: the id {task.id!r} is used twice; ids must be unique")
+                raise QADatasetError(f"{self.dataset}: the id {task.id!r} is used twice; ids must be unique")
             seen.add(task.id)
 
     def tasks(self) -> list[Task]:
@@ -81,7 +84,7 @@ class QABenchmark(Benchmark):
     def row_task(self, row: dict[str, Any], where: str, index: int) -> Task:
         question = next((row[k] for k in ("question", "prompt", "problem") if isinstance(row.get(k), str)), None)
         if question is None or row.get("answer") is None:
-            raise BenchmarkOptionError(f"{where}: a row needs a question (or prompt) and an answer")
+            raise QADatasetError(f"{where}: a row needs a question (or prompt) and an answer")
         own = next((row[k] for k in ("id", "task_id", "question_id") if row.get(k) is not None), None)
         return Task(id=str(own) if own is not None else f"row-{index}", prompt=question + self.instruction,
                     metadata={"answer": self.reference(row, where), "question": question})
@@ -124,7 +127,7 @@ class MCQBenchmark(QABenchmark):
         elif isinstance(choices, list) and 1 < len(choices) <= len(_LETTERS):
             items = list(zip(_LETTERS, map(str, choices)))
         else:
-            raise BenchmarkOptionError(f"{where}: 'choices' must be a list of 2-10 options or a letter mapping")
+            raise QADatasetError(f"{where}: 'choices' must be a list of 2-10 options or a letter mapping")
         task = super().row_task(row, where, index)
         listing = "\n".join(f"{letter}. {text}" for letter, text in items)
         question = task.metadata["question"]
@@ -134,11 +137,11 @@ class MCQBenchmark(QABenchmark):
         value = row["answer"]
         if isinstance(value, int) and not isinstance(value, bool):
             if not 0 <= value < len(_LETTERS):
-                raise BenchmarkOptionError(f"{where}: answer index {value} is out of range")
+                raise QADatasetError(f"{where}: answer index {value} is out of range")
             return _LETTERS[value]
         letter = str(value).strip().upper()
         if letter not in _LETTERS:
-            raise BenchmarkOptionError(f"{where}: answer must be a letter A-J or a choice index, got {value!r}")
+            raise QADatasetError(f"{where}: answer must be a letter A-J or a choice index, got {value!r}")
         return letter
 
     def score(self, task: Task, answer: Answer) -> Any:

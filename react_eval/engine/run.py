@@ -15,6 +15,7 @@ import orjson
 
 from react_eval import __version__
 from react_eval.benchmarks.base import Benchmark
+from react_eval.benchmarks.qa import QADatasetError
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
 from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
@@ -412,8 +413,9 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
-_CLEAR_ERRORS = (ResponseModeConflict, SandboxRequired, EmptySelection, OutputLocked, ResumeRefused,
-                 UnknownBenchmark, BenchmarkOptionError, MissingExtra, RayMissing, RayStartError, NodeLostError)
+_CLEAR_ERRORS = (QADatasetError, ResponseModeConflict, SandboxRequired, EmptySelection, OutputLocked,
+                 ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra, RayMissing,
+                 RayStartError, NodeLostError)
 
 
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
