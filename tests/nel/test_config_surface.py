@@ -104,3 +104,17 @@ def test_qa_dataset_errors_name_the_line(tmp_path):
         get_benchmark("qa", dataset=str(bad))
     assert [t.id for t in get_benchmark("gsm8k", dataset=str(DATA / "gsm8k_mini.jsonl")).tasks()] == \
         ["row-0", "row-1", "row-2"]
+
+
+def test_nel_settings_enter_the_resume_hash_only_when_set():
+    from react_eval.engine.manifest import config_hash, hashed_fields
+
+    def digest(**entry):
+        cfg = validate_config(config(entry))
+        return config_hash(hashed_fields(cfg, cfg.benchmarks[0]))
+
+    plain = digest()
+    assert "generation" not in hashed_fields(validate_config(config()), validate_config(config()).benchmarks[0])["solver"]
+    assert len({plain, digest(shuffle_seed=1), digest(shuffle_seed=2),
+                digest(scoring={"metrics": [{"type": "scorer", "name": "exact_match"}]}),
+                digest(solver={"type": "simple", "service": "m", "generation": {"seed": 1}})}) == 5
