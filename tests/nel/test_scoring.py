@@ -179,3 +179,13 @@ def test_parse_grade():
     assert parse_grade("**GRADE:** incorrect") is False
     assert parse_grade("GRADE: CORRECT\n...\nGRADE: INCORRECT") is False  # the last one counts
     assert parse_grade("correct") is None
+
+
+def test_a_scored_benchmark_travels_to_worker_processes(scripted_server, tmp_path):
+    """``workers: 2`` pickles the benchmark: the judge's client stays behind and is made again."""
+    solver, judge = scripted_server(solver_policy), scripted_server(judge_policy)
+    data = qa_config(solver.base_url, judge.base_url)
+    data["benchmarks"][0]["workers"] = 2
+    run, rows, _ = run_config(data, tmp_path)
+    assert run.error is None
+    assert {r["task_id"]: r["reward"] for r in rows} == {"capital-fr": 1.0, "author-hamlet": 0.0, "boiling": 1.0}
