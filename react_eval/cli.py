@@ -64,8 +64,13 @@ def run(
         "reference policy replays each task's reference solution (a first run without a model: "
         "--bench smoke --model oracle)."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (must be set)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="chat_completions (default) or responses."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local (default), bwrap or docker."),
+    protocol: Optional[str] = typer.Option(
+        None, "--protocol", help="chat_completions (default), responses, or completions (with --solver simple)."),
+    solver: Optional[str] = typer.Option(
+        None, "--solver", help="tool_calling (default: the ReAct loop) or simple (one model call, no tools)."),
+    sandbox: Optional[str] = typer.Option(
+        None, "--sandbox", help="docker, bwrap or local (the host itself, trusted code only). A benchmark that "
+        "needs a sandbox and has none gets bwrap, announced (never the bare host)."),
     max_infra_failures: Optional[str] = typer.Option(
         None, "--max-infra-failures", help="Infrastructure failures a benchmark may have before the run exits 4: "
         "a count (3) or a fraction (0.1, 10%). Default: exit 4 only when every rollout failed for infrastructure "
@@ -84,7 +89,7 @@ def run(
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="Model calls per rollout."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where results go (default ./eval_results)."),
     override: list[str] = typer.Option([], "-O", help="Override a config value: dot.path=value."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of a benchmark that takes one: gym://host:port, swebench, swe-local (sets options.dataset)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of a benchmark that takes one: gym://host:port, swebench, swe-local, gsm8k, qa, mcq (sets options.dataset)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar or progress lines."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run in --output-dir: skip finished (task, repeat) pairs."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Re-run only the infrastructure-failed rollouts of an existing run."),
@@ -108,7 +113,7 @@ def run(
             api_key_env=api_key_env, protocol=protocol, sandbox=sandbox, repeats=repeats,
             max_concurrent=max_concurrent, max_problems=max_problems, problem_range=problem_range,
             max_turns=max_turns, output_dir=output_dir, dataset=dataset, workers=workers,
-            max_infra_failures=max_infra_failures,
+            max_infra_failures=max_infra_failures, solver=solver,
         )
         if ray_address is not None:
             from react_eval.engine.ray_executor import RayExecutorConfig

@@ -66,13 +66,13 @@ def build_config(
     api_key_env: str | None, protocol: str | None, sandbox: str | None, repeats: int | None,
     max_concurrent: int | None, max_problems: int | None, problem_range: str | None, max_turns: int | None,
     output_dir: Path | None, dataset: Path | None = None, workers: int | None = None,
-    max_infra_failures: str | None = None,
+    max_infra_failures: str | None = None, solver: str | None = None,
 ) -> EvalConfig:
     """Merge a YAML config (if any) with command-line flags; flags win."""
     flag_overrides: list[str] = []
     for key, value in (
         ("repeats", repeats), ("max_concurrent", max_concurrent), ("max_problems", max_problems),
-        ("solver.max_turns", max_turns), ("workers", workers),
+        ("solver.max_turns", max_turns), ("workers", workers), ("solver.type", solver),
     ):
         if value is not None:
             flag_overrides.append(f"{key}={value}")

@@ -92,6 +92,10 @@ def _ensure_builtins() -> None:
     from react_eval.benchmarks.humaneval import HumanEvalBenchmark
 
     register("humaneval", HumanEvalBenchmark)
+    from react_eval.benchmarks.qa import GSM8KBenchmark, MCQBenchmark, QABenchmark
+
+    for qa in (QABenchmark, GSM8KBenchmark, MCQBenchmark):  # --dataset FILE: react-eval ships none
+        register(qa.name, qa)
     register("humaneval+", needs_module("evalplus", "evalplus", HumanEvalPlus))
     register("mbpp+", needs_module("evalplus", "evalplus", MbppPlus))
 

@@ -16,7 +16,9 @@ from react_eval.engine.ray_executor import RayExecutorConfig
 from react_eval.engine.variants import Variant, check_variants
 from react_eval.envsubst import UnsetVariable, substitute
 from react_eval.loop import LoopConfig
-from react_eval.model.config import ModelConfig
+from react_eval.model.config import GenerationConfig, ModelConfig
+from react_eval.nel_compat import NelConfigError, translate
+from react_eval.scoring.config import ScoringConfig, check_scoring
 from react_eval.sandboxes.registry import SandboxConfig
 
 
@@ -49,12 +51,25 @@ Service = Annotated[ApiService | GymService, Field(discriminator="type")]
 class SolverConfig(LoopConfig):
     """``solver:`` of a benchmark: which services and tools the ReAct loop uses."""
 
-    type: Literal["tool_calling"] = "tool_calling"
+    #: ``simple``: one model call, no tools (NEL's question-answer solver)
+    type: Literal["tool_calling", "simple"] = "tool_calling"
     service: str
     resource_service: str | None = None
     #: offer bash/file tools in a sandbox; None = the benchmark's default (on, but
     #: off for gym://, whose tools are the server's, as in NeMo Evaluator)
     sandbox_tools: bool | None = None
+    #: sampling settings merged over the service's ``generation`` for this benchmark
+    generation: GenerationConfig | None = None
+
+    @model_validator(mode="after")
+    def _check_simple(self) -> "SolverConfig":
+        if self.type == "simple":
+            if self.sandbox_tools:
+                raise ValueError("sandbox_tools: the simple solver makes one model call without tools; "
+                                 "use type: tool_calling for sandbox tools")
+            if self.resource_service:
+                raise ValueError("resource_service: the simple solver offers no tools; use type: tool_calling")
+        return self
 
 
 class BenchmarkEntry(BaseModel):
@@ -72,6 +87,10 @@ class BenchmarkEntry(BaseModel):
     #: harness processes that share max_concurrent (and the service's and the
     #: sandbox's limits); more than 1 when one core cannot keep up with the model
     workers: int = Field(default=1, ge=1)
+    #: NEL's ``scoring``: metrics (built-in scorers, LLM judges) that grade the answer
+    scoring: ScoringConfig | None = None
+    #: shuffle the benchmark's tasks with this seed before problem_range / max_problems
+    shuffle_seed: int | None = None
     #: benchmark-specific options (e.g. ``dataset`` for gym:// benchmarks)
     options: dict[str, Any] = Field(default_factory=dict)
     #: harness variants run on the same tasks and compared (see engine/variants.py)
@@ -108,6 +127,8 @@ class EvalConfig(BaseModel):
     executor: RayExecutorConfig | None = None
     #: the directory of the YAML file this came from (for provenance), if any
     _source_dir: Path | None = PrivateAttr(default=None)
+    #: what was mapped from NeMo Evaluator's fields (printed once when a run starts)
+    _nel_notes: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("max_infra_failures")
     @classmethod
@@ -123,6 +144,11 @@ class EvalConfig(BaseModel):
                 raise ValueError(f"{where}.service: no service named {bench.solver.service!r} in services")
             if not isinstance(service, ApiService):
                 raise ValueError(f"{where}.service: {bench.solver.service!r} must be a type: api service")
+            if service.protocol == "completions" and bench.solver.type != "simple":
+                raise ValueError(f"{where}.service: {bench.solver.service!r} uses protocol: completions, which "
+                                 "carries no tools; use solver.type: simple, or protocol: chat_completions")
+            if bench.scoring is not None:
+                check_scoring(bench.scoring, bench.solver.service, self.services, f"benchmarks.{i}")
             rs = bench.solver.resource_service
             if rs is not None and not isinstance(self.services.get(rs), GymService):
                 raise ValueError(f"{where}.resource_service: {rs!r} must name a type: gym service")
@@ -217,14 +243,21 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def validate_config(data: Any, *, source: str = "config", root: yaml.Node | None = None,
                     source_dir: Path | None = None) -> EvalConfig:
+    notes: list[str] = []
+    if isinstance(data, dict):
+        try:
+            data, notes = translate(data)
+        except NelConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     try:
         config = EvalConfig.model_validate(data)
         config._source_dir = source_dir
+        config._nel_notes = notes
         return config
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "local", "docker"}))
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "local", "docker", "scorer", "judge"}))
             field = ".".join(str(p) for p in loc) or "(top level)"
             line = _line_of(root, loc) if root is not None else None
             where = f"{source}:{line}: " if line else f"{source}: "

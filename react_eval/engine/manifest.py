@@ -25,7 +25,12 @@ def hashed_fields(config: EvalConfig, entry: BenchmarkEntry) -> dict[str, Any]:
     """The harness settings a rollout's behaviour depends on, as plain data."""
     service = config.services[entry.solver.service].model_dump(mode="json")
     model_fields = {k: service.get(k) for k in ("base_url", "model", "protocol", "generation")}
+    # NEL-compatibility settings count only when set, so the hashes of runs made without them stay the same
+    if service.get("endpoint"):
+        model_fields["endpoint"] = service["endpoint"]
     solver = entry.solver.model_dump(mode="json")
+    if solver.get("generation") is None:
+        solver.pop("generation", None)
     resource = None
     if entry.solver.resource_service:
         resource = config.services[entry.solver.resource_service].model_dump(mode="json")
@@ -35,7 +40,9 @@ def hashed_fields(config: EvalConfig, entry: BenchmarkEntry) -> dict[str, Any]:
         "solver": solver,
         "resource_service": resource,
         "sandbox": sandbox.model_dump(mode="json") if sandbox is not None else None,
-        "benchmark": {"name": entry.name, "options": entry.options},
+        "benchmark": {"name": entry.name, "options": entry.options,
+                      **({"scoring": entry.scoring.model_dump(mode="json")} if entry.scoring is not None else {}),
+                      **({"shuffle_seed": entry.shuffle_seed} if entry.shuffle_seed is not None else {})},
     }
 
 

@@ -24,6 +24,7 @@ from react_eval.model.chat import Model
 from react_eval.engine.results import RolloutResult
 from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
+from react_eval.solvers.simple import SimpleSolver
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
 from react_eval.trajectories import Trajectory, TrajectoryRecorder
 from react_eval.types import ErrorKind, RolloutError, SandboxError, Task, VerifyError
@@ -116,9 +117,20 @@ class RolloutRunner:
         self.tool_sources = tool_sources
         self.pass_threshold = pass_threshold
 
+    @property
+    def simple(self) -> bool:
+        """``solver.type: simple``: one model call, no tools, no agent sandbox."""
+        return getattr(self.loop_config, "type", None) == "simple"
+
     def system_prompt(self, task: Task) -> str:
-        template = self.loop_config.system_prompt or task.system_prompt or self.benchmark.default_system_prompt
-        return render_template(template or DEFAULT_SYSTEM_PROMPT, task)
+        """The configured prompt, else the task's, else the benchmark's; a benchmark
+        whose default is ``""`` (gym://, as Gym's own agent) and the simple solver send none."""
+        template = self.loop_config.system_prompt or task.system_prompt
+        if not template:
+            template = self.benchmark.default_system_prompt
+            if template is None:
+                template = "" if self.simple else DEFAULT_SYSTEM_PROMPT
+        return render_template(template, task) if template else ""
 
     async def run(self, spec: RolloutSpec) -> RolloutRecord:
         """Run one rollout; whatever happens, return its row and trajectory.
@@ -154,14 +166,15 @@ class RolloutRunner:
         sandbox: Sandbox | None = None
         backends: dict[str, ToolBackend] = {}
         try:
-            sandbox = await self._open_sandbox(spec)
+            sandbox = None if self.simple else await self._open_sandbox(spec)
             for source in self.tool_sources:
                 backends[source.label] = await source.open(task, sandbox)
             tools = await CompositeBackend(backends).start()
-            tool_defs = task.tools or [s.to_openai() for s in await tools.list_tools()]
+            tool_defs = [] if self.simple else task.tools or [s.to_openai() for s in await tools.list_tools()]
             system_prompt = self.system_prompt(task)
             attempt.recorder = self._recorder(spec, system_prompt, tool_defs)
-            outcome = await ReActLoop(self.model, tools, self._loop_config(task), attempt.recorder).run(
+            solver = SimpleSolver if self.simple else ReActLoop
+            outcome = await solver(self.model, tools, self._loop_config(task), attempt.recorder).run(
                 task, system_prompt, tool_defs)
             attempt.outcome = outcome
             attempt.trajectory = trajectory_bytes(outcome.trajectory)
@@ -172,6 +185,9 @@ class RolloutRunner:
                 row["reward"] = verification.reward
                 row["passed"] = verification.reward >= self.pass_threshold
                 row["verification"] = verification.details
+                if "scoring" in verification.details:  # metric values and judge calls, in the trajectory too
+                    attempt.trajectory = _with_root_extra(attempt.trajectory, "scoring",
+                                                          verification.details["scoring"])
         except RolloutError as exc:
             row["error_kind"], row["error"] = exc.kind, str(exc)
             if attempt.outcome is None:  # failed before the conversation (sandbox, tools): still one trajectory per row
@@ -257,9 +273,10 @@ class RolloutRunner:
         and graded too (the work in the sandbox is real; the row keeps its
         model_error kind); only a dead sandbox or tool backend, or a rejected
         key, leaves nothing to grade."""
-        artifact_mode = (
-            self.loop_config.response_mode == "sandbox_artifact" or self.benchmark.verification == "sandbox_artifact"
-        )
+        if "response_mode" in self.loop_config.model_fields_set:  # the config's choice wins (as in NEL)
+            artifact_mode = self.loop_config.response_mode == "sandbox_artifact"
+        else:
+            artifact_mode = self.benchmark.verification == "sandbox_artifact"
         ungradable = {ErrorKind.auth_error, ErrorKind.tool_infra_error, ErrorKind.sandbox_error}
         if not artifact_mode:
             ungradable.add(ErrorKind.model_error)  # no answer: the reward would say nothing about the agent
@@ -296,6 +313,15 @@ class RolloutRunner:
                 await sandbox.close()
             except Exception as exc:
                 row.setdefault("verification", {}).setdefault("cleanup_errors", []).append(f"sandbox: {exc}")
+
+
+def _with_root_extra(trajectory: bytes | None, key: str, value: Any) -> bytes | None:
+    """``trajectory`` with ``extra[key] = value`` at its root (ATIF allows any extra)."""
+    if trajectory is None:
+        return None
+    doc = orjson.loads(trajectory)
+    doc.setdefault("extra", {})[key] = value
+    return orjson.dumps(clean_json(doc))
 
 
 def _outcome_fields(outcome: LoopOutcome) -> dict[str, Any]:

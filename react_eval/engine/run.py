@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -14,9 +15,19 @@ import orjson
 
 from react_eval import __version__
 from react_eval.benchmarks.base import Benchmark
+from react_eval.benchmarks.qa import QADatasetError
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
 from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
+from react_eval.engine.defaults import (
+    ResponseModeConflict,
+    SandboxRequired,
+    announce,
+    check_response_mode,
+    nel_differences,
+    resolve_sandbox,
+    wants_sandbox_tools,
+)
 from react_eval.engine.failures import causes
 from react_eval.engine.lock import OutputLocked, output_lock
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
@@ -36,7 +47,8 @@ from react_eval.jsonsafe import clean_json
 from react_eval.metrics import summarize
 from react_eval.model.chat import Model, build_model
 from react_eval.sandboxes.local import LocalSandboxConfig
-from react_eval.sandboxes.registry import make_provider
+from react_eval.sandboxes.registry import SandboxConfig, make_provider
+from react_eval.scoring.scored import with_scoring
 from react_eval.tools.base import ToolSource
 from react_eval.tools.sandbox_source import SandboxToolSource
 
@@ -51,6 +63,8 @@ class BenchmarkRun:
     variant: str | None = None
     #: error kind -> (rollouts, its most frequent one-line message)
     causes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: a gym:// server's own /aggregate_metrics reply (also in server_aggregate_metrics.json)
+    server_metrics: dict[str, Any] | None = None
 
 
 class EmptySelection(ValueError):
@@ -63,6 +77,9 @@ def new_run_id() -> str:
 
 def select_tasks(benchmark: Benchmark, entry: BenchmarkEntry) -> list:
     tasks = all_tasks = benchmark.tasks()
+    if entry.shuffle_seed is not None:  # NEL's shuffle_seed: a reproducible order, then the selection
+        tasks = list(tasks)
+        random.Random(entry.shuffle_seed).shuffle(tasks)
     if entry.problem_range:
         tasks = tasks[parse_range(entry.problem_range)]
     if entry.max_problems is not None:
@@ -82,6 +99,8 @@ def bench_dir_name(name: str) -> str:
 def tool_sources(config: EvalConfig, entry: BenchmarkEntry, has_sandbox: bool,
                  benchmark: Benchmark | None = None) -> list[ToolSource]:
     sources: list[ToolSource] = []
+    if entry.solver.type == "simple":
+        return sources
     if entry.solver.resource_service:
         service = config.services[entry.solver.resource_service]
         assert isinstance(service, GymService)
@@ -93,13 +112,6 @@ def tool_sources(config: EvalConfig, entry: BenchmarkEntry, has_sandbox: bool,
     if wants_sandbox_tools(entry, benchmark) and has_sandbox:
         sources.append(SandboxToolSource())
     return sources
-
-
-def wants_sandbox_tools(entry: BenchmarkEntry, benchmark: Benchmark | None) -> bool:
-    """``solver.sandbox_tools``, or when unset the benchmark's default (gym://: off)."""
-    if entry.solver.sandbox_tools is not None:
-        return entry.solver.sandbox_tools
-    return bool(getattr(benchmark, "sandbox_tools_default", True))
 
 
 @dataclass
@@ -116,6 +128,9 @@ class EntryRunners:
     run_id: str
     benchmark: Benchmark
     model: Model | None = None
+    #: the entry's sandbox as resolved at start (engine/defaults.py: e.g. the announced
+    #: default); None = the configured one, if any
+    sandbox: SandboxConfig | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         if self.model is not None:
@@ -127,9 +142,11 @@ class EntryRunners:
         service = config.services[entry.solver.service]
         assert isinstance(service, ApiService)
         count = share[1]
-        sandbox_cfg = config.sandbox_for(entry)
-        if sandbox_cfg is None and (self.benchmark.needs_sandbox or wants_sandbox_tools(entry, self.benchmark)):
-            sandbox_cfg = LocalSandboxConfig()
+        sandbox_cfg = self.sandbox or config.sandbox_for(entry)
+        if entry.solver.generation is not None:  # the solver's sampling settings over the service's
+            merged = {**service.generation.model_dump(exclude_unset=True),
+                      **entry.solver.generation.model_dump(exclude_unset=True)}
+            service = service.model_copy(update={"generation": type(service.generation).model_validate(merged)})
         if count > 1:  # run-wide limits are split among the runners
             self.benchmark.share_limits(count)
             service = service.model_copy(update={"max_concurrent": -(-service.max_concurrent // count)})
@@ -169,6 +186,9 @@ class EntryRunners:
                     await close()
             if runner.sandbox_provider is not None:
                 await runner.sandbox_provider.aclose()
+            close_benchmark = getattr(self.benchmark, "aclose", None)  # e.g. a judge's client
+            if close_benchmark is not None:
+                await close_benchmark()
 
 
 async def _with_declared_env(config: LocalSandboxConfig, needs: EnvSpec) -> LocalSandboxConfig:
@@ -256,7 +276,10 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
     options = options or RunOptions()
     service = config.services[entry.solver.service]
     assert isinstance(service, ApiService)
-    benchmark = get_benchmark(entry.name, **entry.options)
+    benchmark = with_scoring(get_benchmark(entry.name, **entry.options), entry, config)
+    check_response_mode(entry, benchmark)
+    sandbox, note = resolve_sandbox(config, entry, benchmark)
+    announce(([note] if note else []) + nel_differences(config, entry, benchmark, sandbox))
     tasks = select_tasks(benchmark, entry)
     if options.shard is not None:
         index, count = options.shard
@@ -264,7 +287,7 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
         if not tasks:
             raise EmptySelection(f"{entry.name}: shard {index}/{count} holds no task (fewer tasks than shards)")
     benchmark.preflight(tasks)  # e.g. every row gradable: fail before the first rollout
-    tasks = await benchmark.prepare(tasks, config.sandbox_for(entry))  # e.g. build task images
+    tasks = await benchmark.prepare(tasks, sandbox)  # e.g. build task images
     fields = hashed_fields(config, entry)
     manifest = Manifest(run_id=run_id, config_hash=config_hash(fields), fields=fields,
                         shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
@@ -272,7 +295,7 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
     run_id, finished = _prepare_dir(out_dir, manifest, options)
     specs = [RolloutSpec(run_id, entry.name, task, r) for task in tasks for r in range(entry.repeats)]
     specs = [s for s in specs if (s.task.id, s.repeat) not in finished]
-    runners = EntryRunners(config, entry, run_id, benchmark, model)
+    runners = EntryRunners(config, entry, run_id, benchmark, model, sandbox)
     files = RolloutFiles(out_dir)  # results.jsonl + trajectories.jsonl, written off the event loop
     started = datetime.now(timezone.utc).isoformat()
     if progress:
@@ -314,10 +337,23 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
             progress.stop()
         rows = list(read_jsonl(out_dir / "results.jsonl"))
         bench_run.summary = summarize(rows)
+        await _server_aggregate(benchmark, rows, out_dir, bench_run)
         bench_run.causes = causes(rows)
         write_run_artifacts(out_dir, rows)
         _write_eval_json(out_dir, config, entry, run_id, started, bench_run.summary, benchmark, manifest)
     return bench_run
+
+
+async def _server_aggregate(benchmark: Benchmark, rows: list[dict[str, Any]], out_dir: Path,
+                            bench_run: BenchmarkRun) -> None:
+    """A gym:// server's own ``/aggregate_metrics`` (when it has one), kept beside ours."""
+    aggregate = getattr(benchmark, "aggregate_metrics", None)
+    if aggregate is None or not rows:
+        return
+    result = await aggregate(rows)
+    if result is not None:
+        (out_dir / "server_aggregate_metrics.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        bench_run.server_metrics = result
 
 
 def _secret_bytes(config: EvalConfig) -> list[bytes]:
@@ -377,8 +413,9 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
-_CLEAR_ERRORS = (EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra,
-                 RayMissing, RayStartError, NodeLostError)
+_CLEAR_ERRORS = (QADatasetError, ResponseModeConflict, SandboxRequired, EmptySelection, OutputLocked,
+                 ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra, RayMissing,
+                 RayStartError, NodeLostError)
 
 
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
@@ -386,6 +423,7 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
     """Run every benchmark in sequence; one crashing does not stop the others."""
     root = Path(output_dir or config.output.dir)
     run_id = new_run_id()
+    announce(config._nel_notes)
     runs = []
     used: dict[str, int] = {}
     for entry in config.benchmarks:

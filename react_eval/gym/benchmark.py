@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
+from react_eval.gym.aggregate import aggregate_metrics
 from react_eval.gym.responses_format import ResponsesFormatError, build_response, responses_input_to_messages, responses_tools_to_chat
 from react_eval.gym.session import GymEndpoint, GymSession
 from react_eval.gym.source import GymToolSource
@@ -92,6 +93,22 @@ def _text(content: Any) -> str:
     return ""
 
 
+#: where a Gym row keeps its own id, in the order looked at (EvalPlus rows: verifier_metadata.task_id)
+_ID_FIELDS = (("id",), ("task_id",), ("instance_id",), ("verifier_metadata", "task_id"),
+              ("verifier_metadata", "instance_id"), ("verifier_metadata", "id"), ("metadata", "task_id"))
+
+
+def row_id(row: dict[str, Any]) -> str | None:
+    """The row's own id (``HumanEval/0``), if it carries one."""
+    for path in _ID_FIELDS:
+        value: Any = row
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value)
+    return None
+
+
 def row_task(row: Any, index: int, where: str) -> Task:
     """The task of one dataset row (``where`` is ``file:line`` for error messages)."""
     if not isinstance(row, dict):
@@ -110,7 +127,7 @@ def row_task(row: Any, index: int, where: str) -> Task:
     while messages and messages[0]["role"] == "system":
         system.append(_text(messages.pop(0)["content"]))
     prompt = next((_text(m["content"]) for m in messages if m["role"] == "user"), None)
-    task_id = str(row["id"]) if row.get("id") is not None else f"row-{index}"
+    task_id = row_id(row) or f"row-{index}"
     return Task(
         id=task_id,
         prompt=prompt,
@@ -157,10 +174,9 @@ class GymBenchmark(Benchmark):
     verification = "gym"
     needs_sandbox = False
     sandbox_tools_default = False  # the server's tools only, unless solver.sandbox_tools is true
-    default_system_prompt = (
-        "You are a helpful assistant. Use the tools provided when they help you complete the task. "
-        "When you are done, reply with your final answer and no tool call."
-    )
+    #: none of ours: the model sees what Gym's own simple agent sends (the row's input);
+    #: ``solver.system_prompt`` adds one
+    default_system_prompt = ""
 
     def __init__(self, address: str, **options: Any):
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -187,6 +203,11 @@ class GymBenchmark(Benchmark):
 
     def tasks(self) -> list[Task]:
         return list(self._tasks)
+
+    async def aggregate_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The server's ``/aggregate_metrics`` over the run's rows (None: it has none)."""
+        index = {task.id: i for i, task in enumerate(self._tasks)}
+        return await aggregate_metrics(self.endpoint, rows, index)
 
     def tool_sources(self) -> list[ToolSource]:
         return [self._source]

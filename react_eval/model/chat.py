@@ -87,7 +87,11 @@ def build_model(config: ModelConfig) -> Model:
         from react_eval.model.responses import ResponsesModel
 
         return ResponsesModel(config)
-    if config.client == "fast":
+    if config.protocol == "completions":
+        from react_eval.model.text_completions import TextCompletionsModel
+
+        return TextCompletionsModel(config)
+    if config.client == "fast" or config.endpoint:  # a full endpoint URL: the SDK cannot post to it
         from react_eval.model.fast import FastChatModel
 
         return FastChatModel(config)

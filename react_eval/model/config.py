@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
-_ENDPOINTS = (("/chat/completions", "chat_completions"), ("/responses", "responses"))
+# longest first: ``/chat/completions`` also ends in ``/completions``
+_ENDPOINTS = (("/chat/completions", "chat_completions"), ("/responses", "responses"), ("/completions", "completions"))
+_VERSION_RE = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?$")
 
 
 def split_endpoint(url: str) -> tuple[str, str | None]:
@@ -21,13 +25,42 @@ def split_endpoint(url: str) -> tuple[str, str | None]:
     return trimmed, None
 
 
+def is_base_url(url: str) -> bool:
+    """True for an API root (no path, or a path ending in a version such as ``/v1``)."""
+    path = urlsplit(url.strip()).path.rstrip("/")
+    return not path or bool(_VERSION_RE.search(path))
+
+
+def nel_url(url: str, protocol: str | None) -> dict[str, Any]:
+    """The fields of NeMo Evaluator's ``url`` (a full endpoint URL) for :class:`ModelConfig`.
+
+    A URL ending in the standard path of its protocol becomes the base URL (the
+    path is not doubled); an API root stays a base URL; any other path (e.g.
+    ``.../experimental/generate``, or a chat path with ``protocol: completions``)
+    is the ``endpoint``, posted to as given. The Responses client cannot post to
+    another path, so ``protocol: responses`` with such a URL is refused rather
+    than silently sent to ``/responses``."""
+    base, url_protocol = split_endpoint(url)
+    protocol = protocol or url_protocol or "chat_completions"
+    if url_protocol == protocol or (url_protocol is None and is_base_url(url)):
+        return {"base_url": base, "protocol": protocol}
+    if protocol == "responses":
+        raise ValueError(
+            f"url {url!r} is not a Responses endpoint, and protocol: responses always posts to "
+            "<base>/responses: give url .../v1/responses (or the base .../v1), or set protocol: chat_completions "
+            "to use this URL as it is")
+    parts = urlsplit(url.strip())
+    return {"base_url": f"{parts.scheme}://{parts.netloc}", "endpoint": url.strip(), "protocol": protocol}
+
+
 class GenerationConfig(BaseModel):
     """Sampling parameters sent with every request (None = server default)."""
 
     model_config = ConfigDict(extra="forbid")
 
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    #: 0 is accepted (as NeMo Evaluator does): servers read it as greedy or reject it themselves
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, gt=0)
     seed: int | None = None
     stop: list[str] | str | None = None
@@ -51,7 +84,11 @@ class ModelConfig(BaseModel):
 
     base_url: str
     model: str
-    protocol: Literal["chat_completions", "responses"] = "chat_completions"
+    #: ``completions`` (raw text prompt, no tools) serves ``solver.type: simple`` only
+    protocol: Literal["chat_completions", "responses", "completions"] = "chat_completions"
+    #: a full endpoint URL posted to as given (NEL's ``url`` with a non-standard
+    #: path); None = ``base_url`` + the protocol's standard path
+    endpoint: str | None = None
     #: transport of chat completions: ``fast`` (lean HTTP/1.1 + orjson, the
     #: default) or ``openai`` (the SDK; also used for ``responses`` and proxies)
     client: Literal["fast", "openai"] = "fast"
@@ -74,18 +111,20 @@ class ModelConfig(BaseModel):
         ``.../v1/chat/completions`` and ``.../v1/responses`` (as NeMo Evaluator
         configs write them) become the base URL ``.../v1``, so the path is never
         doubled; an endpoint ending in ``/responses`` also selects that protocol
-        unless ``protocol`` says otherwise."""
+        unless ``protocol`` says otherwise (see :func:`nel_url`). ``url`` with
+        any other path is a full endpoint, used as given."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if isinstance(data.get("url"), str) and "base_url" not in data:
+            data.update(nel_url(data.pop("url"), data.get("protocol")))
+            return data
         if "url" in data and "base_url" not in data:
             data["base_url"] = data.pop("url")
         url = data.get("base_url")
-        if isinstance(url, str):
-            base, protocol = split_endpoint(url)
-            data["base_url"] = base
-            if protocol is not None:
-                data.setdefault("protocol", protocol)
+        if isinstance(url, str) and split_endpoint(url)[1] is not None:
+            del data["base_url"]
+            data.update(nel_url(url, data.get("protocol")))
         return data
 
     def resolved_api_key(self) -> str:

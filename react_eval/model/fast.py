@@ -47,9 +47,12 @@ if TYPE_CHECKING:
 class FastChatModel(RetryingModel):
     """``POST /chat/completions`` with tools, without the SDK on the hot path."""
 
+    #: the protocol's standard path under ``base_url`` (``endpoint``, when set, is used as given)
+    path = "/chat/completions"
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.url = config.endpoint or config.base_url.rstrip("/") + self.path
         self._headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -107,11 +110,15 @@ class FastChatModel(RetryingModel):
             if status >= 300:
                 raise self._status_error(status, headers, content)
             data = _decode(content, headers.get("content-type"))
-            first_message(data)
+            self.check_reply(data)
             return data
 
         data, latency_ms, attempts = await self._with_retries(request)
-        return read_reply(parse_completion, data, latency_ms, attempts)
+        return read_reply(self.parse_reply, data, latency_ms, attempts)
+
+    #: a reply without a usable first choice raises here, inside the retry loop
+    check_reply = staticmethod(first_message)
+    parse_reply = staticmethod(parse_completion)
 
     def _request(self) -> httpx.Request:
         """A request object for the SDK's exceptions (built only on failure)."""

@@ -261,7 +261,8 @@ def test_scripted_run_through_the_cli(scripted_server, tmp_path: Path):
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(HE_PLUS)}
     proc = subprocess.run(
         [sys.executable, "-m", "react_eval.cli", "run", "--bench", "humaneval+", "--model-url", srv.base_url,
-         "--model", "scripted", "-o", str(tmp_path), "--no-progress", "--max-concurrent", "3"],
+         "--model", "scripted", "-o", str(tmp_path), "--no-progress", "--max-concurrent", "3",
+         "--sandbox", "local"],  # the agent's bash: asked for (no benchmark gets a host shell by default)
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     results = {r.task_id: r for r in load_results(tmp_path / "humaneval_" / "results.jsonl")}

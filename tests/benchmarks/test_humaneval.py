@@ -217,7 +217,8 @@ def test_scripted_run_through_the_cli(scripted_server, tmp_path: Path):
     srv = scripted_server(humaneval_policy)
     proc = subprocess.run(
         [sys.executable, "-m", "react_eval.cli", "run", "--bench", "humaneval", "--model-url", srv.base_url,
-         "--model", "scripted", "--max-problems", "2", "-n", "2", "-o", str(tmp_path), "--no-progress"],
+         "--model", "scripted", "--max-problems", "2", "-n", "2", "-o", str(tmp_path), "--no-progress",
+         "--sandbox", "local"],  # the agent's bash: asked for (no benchmark gets a host shell by default)
         capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     results = load_results(tmp_path / "humaneval" / "results.jsonl")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from react_eval.sandboxes.local import LocalSandboxConfig
+
 from react_eval.benchmarks.base import Answer, RolloutEnv
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import validate_config
@@ -114,6 +116,8 @@ async def test_gym_offers_its_tools_only_and_starts_no_sandbox_unless_sandbox_to
         tmp_path, sandbox_tools, labels):
     cfg = _config(tmp_path, resource=False, sandbox_tools=sandbox_tools)
     entry = cfg.benchmarks[0]
+    if sandbox_tools:  # sandbox tools need a configured sandbox: there is no host default (engine/defaults.py)
+        entry.sandbox = LocalSandboxConfig(isolation="bwrap")
     runners = EntryRunners(cfg, entry, "run-x", get_benchmark(entry.name, **entry.options))
     runner = await runners.open()
     try:

@@ -531,6 +531,7 @@ class ScriptedRequest:
         self.endpoint = {
             "/chat/completions": "chat",
             "/responses": "responses",
+            "/completions": "completions",  # the legacy text API: ``prompt`` in, ``choices[].text`` out
         }.get(p, "models" if p.startswith("/models") else "other")
         self.raw_headers = raw_headers
         self.headers = {k.lower(): v for k, v in raw_headers}
@@ -566,6 +567,8 @@ class ScriptedRequest:
         """Chat: ``messages``.  Responses: ``instructions`` (as a system message)
         followed by the ``input`` items (a str input becomes one user message)."""
         b = self.body
+        if self.endpoint == "completions":
+            return [{"role": "user", "content": b.get("prompt")}] if isinstance(b.get("prompt"), str) else []
         if self.endpoint != "responses":
             m = b.get("messages")
             return m if isinstance(m, list) else []
@@ -726,6 +729,16 @@ def _render_chat(req: ScriptedRequest, reply: Completion | EmptyChoices, n: int,
     }
 
 
+def _render_text_completion(req: ScriptedRequest, reply: Completion | EmptyChoices, n: int,
+                            model: str) -> dict[str, Any]:
+    """A legacy ``/completions`` reply: the content as ``choices[0].text`` (tool calls cannot be sent)."""
+    choices = [] if isinstance(reply, EmptyChoices) else [
+        {"index": 0, "text": reply.content or "", "logprobs": None, "finish_reason": reply.finish_reason or "stop"}]
+    usage = _chat_usage(reply.usage or _estimate_usage(req, None if isinstance(reply, EmptyChoices) else reply))
+    return {"id": f"cmpl-scripted{n}", "object": "text_completion", "created": int(time.time()),
+            "model": model, "choices": choices, "usage": usage}
+
+
 def _render_responses(req: ScriptedRequest, reply: Completion | EmptyChoices, n: int, model: str) -> dict[str, Any]:
     b = req.body
     output: list[dict[str, Any]] = []
@@ -861,7 +874,10 @@ class ScriptedServer:
         host: str = "127.0.0.1",
         port: int = 0,
         strict: bool = True,
+        chat_paths: Iterable[str] = (),
     ) -> None:
+        #: extra paths answered as chat completions (e.g. a non-standard ``/experimental/generate``)
+        self.chat_paths = frozenset(chat_paths)
         self._policy: Policy | None = None
         self._fifo: collections.deque[Any] = collections.deque()
         if callable(script):
@@ -1106,6 +1122,8 @@ class ScriptedServer:
 
             n = self._ids.next()
             req = ScriptedRequest(n, method, target, raw_headers, body_bytes)
+            if req.endpoint == "other" and target.split("?", 1)[0] in self.chat_paths:
+                req.endpoint = "chat"
             with self._lock:
                 self._requests.append(req)
             await self._respond(req, writer, close)
@@ -1164,7 +1182,7 @@ class ScriptedServer:
             req.status = 200
             writer.write(_head(200, "application/json", len(body), {}, n, close) + body)
             return
-        if ep not in ("chat", "responses") or req.method != "POST":
+        if ep not in ("chat", "responses", "completions") or req.method != "POST":
             status = 404 if ep == "other" else 405
             self._error(f"unexpected request #{n}: {req.method} {req.path}")
             body = _error_body(f"scripted server: no route for {req.method} {req.path}", "invalid_request_error")
@@ -1251,4 +1269,6 @@ class ScriptedServer:
         model = req.body.get("model") or self.model
         if req.endpoint == "responses":
             return orjson.dumps(_render_responses(req, reply, n, model))
+        if req.endpoint == "completions":
+            return orjson.dumps(_render_text_completion(req, reply, n, model))
         return orjson.dumps(_render_chat(req, reply, n, model))

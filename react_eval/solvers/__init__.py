@@ -1,0 +1,1 @@
+"""Solvers other than the ReAct loop (``tool_calling``, in :mod:`react_eval.loop`)."""
