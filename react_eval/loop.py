@@ -15,7 +15,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from react_eval.model.chat import Model
+from react_eval.model.protocol import Model
 from react_eval.model.response import ModelResponse
 from react_eval.tools.base import CompositeBackend
 from react_eval.tools.output import truncate_middle
