@@ -231,12 +231,19 @@ async def test_both_clients_send_through_the_proxy_the_environment_names(client,
         assert build_model(cfg).transport.proxy is None
 
 
-def test_the_engine_and_the_fast_client_do_not_import_the_sdk():
-    """The SDK takes most of a second to import: the CLI and every worker process
-    using ``client: fast`` start without it (it is imported on a failure, or by ``client: openai``)."""
+def python_output(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (what a new process imports is the point)."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_the_engine_and_the_fast_client_do_not_import_the_sdk():
+    """The SDK takes most of a second to import: the CLI and every worker process
+    using ``client: fast`` start without it, failures included (it is imported by ``client: openai`` only)."""
     code = ("import sys, react_eval.cli, react_eval.engine.run, react_eval.engine.processes\n"
             "from react_eval.model.factory import build_model\n"
             "from react_eval.model.config import ModelConfig\n"
@@ -244,6 +251,15 @@ def test_the_engine_and_the_fast_client_do_not_import_the_sdk():
             "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n"
             "build_model(ModelConfig(base_url='http://127.0.0.1:9/v1', model='m', client='openai'))\n"
             "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:2] == ["[]", "['httpx', 'openai']"]
+    assert python_output(code).split("\n")[:2] == ["[]", "['httpx', 'openai']"]
+
+
+def test_client_openai_without_the_sdk_is_a_config_error_naming_the_extra():
+    """The SDK is an optional extra: asking for it without it fails at validation, saying what to install."""
+    code = ("import sys\nsys.modules['openai'] = None  # as in an install without the extra\n"
+            "from react_eval.model.config import ModelConfig\n"
+            "ModelConfig(base_url='http://127.0.0.1:9/v1', model='m')\n"
+            "try:\n    ModelConfig(base_url='http://127.0.0.1:9/v1', model='m', client='openai')\n"
+            "except ValueError as exc:\n    print(exc)\n")
+    out = python_output(code)
+    assert "pip install 'react-eval[openai]'" in out and "client" in out
