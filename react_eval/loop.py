@@ -16,7 +16,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from react_eval.events import HarnessNote, LoopEvent, LoopObserver, MessageAdded, ModelReplied, ToolAnswered
-from react_eval.model.chat import Model
+from react_eval.model.protocol import Model
 from react_eval.tools.base import TOOL_TIMEOUT_GRACE, CompositeBackend
 from react_eval.tools.output import truncate_middle
 from react_eval.trajectories import Trajectory, TrajectoryRecorder

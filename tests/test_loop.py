@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from react_eval.loop import LoopConfig, ReActLoop, render_template
-from react_eval.model.sdk import ChatCompletionsModel
+from react_eval.model.factory import build_model
 from react_eval.model.config import ModelConfig
 from react_eval.tools.base import CompositeBackend, DuplicateToolError
 from react_eval.trajectories import TrajectoryRecorder
@@ -42,7 +42,7 @@ class EchoBackend:
 
 
 async def run_loop(srv, task: Task, **loop_kw):
-    model = ChatCompletionsModel(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01))
+    model = build_model(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01, client="openai"))
     tools = await CompositeBackend({"echo": EchoBackend()}).start()
     defs = [s.to_openai() for s in await tools.list_tools()]
     recorder = TrajectoryRecorder(session_id="t", agent_version="test", model_name="scripted", tool_definitions=defs)

@@ -13,7 +13,7 @@ import pytest
 
 import react_eval.loop as loop_module
 from react_eval.loop import LoopConfig, ReActLoop, _Conversation, _message_chars
-from react_eval.model.chat import build_model
+from react_eval.model.factory import build_model
 from react_eval.model.config import ModelConfig
 from react_eval.tools.base import CompositeBackend
 from react_eval.trajectories import TrajectoryRecorder

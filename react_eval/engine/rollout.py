@@ -20,7 +20,7 @@ import orjson
 from react_eval import __version__
 from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
 from react_eval.loop import DEFAULT_SYSTEM_PROMPT, LoopConfig, LoopOutcome, ReActLoop, render_template
-from react_eval.model.chat import Model
+from react_eval.model.protocol import Model
 from react_eval.engine.results import RolloutResult
 from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider

@@ -45,7 +45,8 @@ from react_eval.grading.envs import EnvError, EnvSpec
 from react_eval.grading.sandbox import rollout_config
 from react_eval.jsonsafe import clean_json
 from react_eval.metrics import summarize
-from react_eval.model.chat import Model, build_model
+from react_eval.model.factory import build_model
+from react_eval.model.protocol import Model
 from react_eval.sandboxes.local import LocalSandboxConfig
 from react_eval.sandboxes.registry import SandboxConfig, make_provider
 from react_eval.scoring.scored import with_scoring

@@ -31,13 +31,24 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from tenacity import RetryCallState, stop_after_attempt, wait_exponential
 from yarl import URL
+
+from react_eval.retrying import first_then_retrying
 
 #: default cap on one reply's body (``max_response_bytes``)
 DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
 #: idle keep-alive connections are dropped before a typical server drops them
 #: (uvicorn: 5 s), so a request never goes out on a connection being closed
 KEEPALIVE_SECONDS = 4.0
+
+
+#: the request never reached the server: only these are retried (``connect_attempts``)
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def _no_connection(exc: BaseException) -> bool:
+    return isinstance(exc, _CONNECT_ERRORS)
 
 
 class Unreachable(Exception):
@@ -178,6 +189,7 @@ class GymTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._backoff = wait_exponential(multiplier=0.2, max=2.0)  # 0.2 s, 0.4 s, ... at most 2 s
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_session": None, "_loop": None, "_urls": {}, "_timeouts": {}}
@@ -212,8 +224,8 @@ class GymTransport:
 
     async def request(self, method: str, path: str, *, body: bytes | None, cookies: RolloutCookies,
                       timeout: float, query: dict[str, Any] | None = None) -> GymReply:
-        """One request on the rollout's cookies, retried only while no connection can
-        be made. Raises :class:`Unreachable`, :class:`ResponseTooLarge`,
+        """One request on the rollout's cookies, retried (by tenacity, with backoff)
+        only while no connection can be made. Raises :class:`Unreachable`, :class:`ResponseTooLarge`,
         ``TimeoutError`` (over ``timeout`` seconds in all) or ``aiohttp.ClientError``."""
         if query:
             path = f"{path}?{query_string(query)}"
@@ -223,23 +235,26 @@ class GymTransport:
             headers["cookie"] = cookie
         deadline = time.monotonic() + timeout
         url, session = self._url(path), self._client()
-        last: Exception | None = None
-        for attempt in range(1, self.connect_attempts + 1):
+
+        async def attempt() -> GymReply:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
-            try:
-                async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
-                                           timeout=self._timeout(round(left, 1) or left)) as resp:
-                    for value in resp.headers.getall("set-cookie", ()):
-                        cookies.store(value, path)
-                    return GymReply(resp.status, await self._read(resp))
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                last = exc
-                if attempt < self.connect_attempts:
-                    await asyncio.sleep(min(0.2 * 2 ** (attempt - 1), 2.0, max(0.0, deadline - time.monotonic())))
-        raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
-                          f"{type(last).__name__}: {last}")
+            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                       timeout=self._timeout(round(left, 1) or left)) as resp:
+                for value in resp.headers.getall("set-cookie", ()):
+                    cookies.store(value, path)
+                return GymReply(resp.status, await self._read(resp))
+
+        def wait(state: RetryCallState) -> float:  # backoff, within what is left of the deadline
+            return min(self._backoff(state), max(0.0, deadline - time.monotonic()))
+
+        try:
+            return await first_then_retrying(attempt, retry=_no_connection, wait=wait,
+                                             stop=stop_after_attempt(self.connect_attempts))
+        except _CONNECT_ERRORS as exc:
+            raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit, declared = self.max_response_bytes, resp.content_length

@@ -1,6 +1,7 @@
-"""Chat completions as servers really send them, read into a :class:`ModelResponse`.
+"""The chat completions wire format: the request, and the reply as servers
+really send it, read into a :class:`ModelResponse`.
 
-Both chat clients (``fast`` and ``openai``) read the reply's JSON with
+Both transports (``fast`` and ``openai``) hand the reply's JSON to
 :func:`parse_completion`, so they accept the same shapes and refuse the same
 ones. Accepted beyond the typed schema, because real servers and proxies send
 them: content as a list of parts (``[{"type": "text", "text": ...}]``) or as a
@@ -20,7 +21,8 @@ import orjson
 
 from react_eval.jsonsafe import as_count, clean_json, clean_text
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
-from react_eval.model.retry import EmptyResponseError
+from react_eval.model.config import ModelConfig
+from react_eval.model.errors import UnusableReplyError
 
 #: keys of a content part that hold its text (chat ``text``, Responses-style ``output_text``...)
 _TEXT_KEYS = ("text", "content", "output_text", "refusal")
@@ -80,17 +82,17 @@ def call_id_text(value: Any) -> str | None:
 
 
 def first_message(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The first choice and its message, or :class:`EmptyResponseError` (retryable)."""
+    """The first choice and its message, or :class:`UnusableReplyError` (retryable)."""
     if not isinstance(data, dict):
-        raise EmptyResponseError(f"the server's reply is not a chat completion: {str(data)[:200]!r}")
+        raise UnusableReplyError(f"the server's reply is not a chat completion: {str(data)[:200]!r}")
     choices = data.get("choices")
     if isinstance(choices, dict):  # a single choice not wrapped in a list
         choices = [choices]
     if not isinstance(choices, list) or not choices:
-        raise EmptyResponseError("the server returned no choices")
+        raise UnusableReplyError("the server returned no choices")
     choice = choices[0]
     if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-        raise EmptyResponseError("the server's first choice has no message")
+        raise UnusableReplyError("the server's first choice has no message")
     return choice, choice["message"]
 
 
@@ -131,3 +133,26 @@ def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelRespon
         model=clean_text(model) if isinstance(model, str) else None,
         attempts=attempts,
     )
+
+
+class ChatCompletions:
+    """``POST /chat/completions`` with tools (the :class:`~react_eval.model.client.WireFormat`).
+
+    The sampling settings are merged once, at start; ``extra_body`` goes last,
+    as the SDK merges it."""
+
+    path = "/chat/completions"
+    check = staticmethod(first_message)
+    parse = staticmethod(parse_completion)
+
+    def __init__(self, config: ModelConfig):
+        kwargs = config.generation.request_kwargs()
+        self._extra_body: dict[str, Any] = kwargs.pop("extra_body", {})
+        self._fields = {"model": config.model, **kwargs}
+
+    def request(self, messages: list[dict[str, Any]],
+                tools: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        fields = {**self._fields, "messages": messages}
+        if tools:
+            fields["tools"] = tools
+        return fields, self._extra_body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from urllib.parse import urlsplit
@@ -89,8 +90,8 @@ class ModelConfig(BaseModel):
     #: a full endpoint URL posted to as given (NEL's ``url`` with a non-standard
     #: path); None = ``base_url`` + the protocol's standard path
     endpoint: str | None = None
-    #: transport of chat completions: ``fast`` (lean HTTP/1.1 + orjson, the
-    #: default) or ``openai`` (the SDK; also used for ``responses`` and proxies)
+    #: transport: ``fast`` (aiohttp + orjson, the default) or ``openai`` (the
+    #: openai SDK, an optional extra: ``pip install 'react-eval[openai]'``)
     client: Literal["fast", "openai"] = "fast"
     api_key_env: str | None = "OPENAI_API_KEY"
     api_key: SecretStr | None = None
@@ -126,6 +127,14 @@ class ModelConfig(BaseModel):
             del data["base_url"]
             data.update(nel_url(url, data.get("protocol")))
         return data
+
+    @model_validator(mode="after")
+    def _client_installed(self) -> "ModelConfig":
+        """``client: openai`` needs the SDK, an optional extra: say so before any rollout runs."""
+        if self.client == "openai" and importlib.util.find_spec("openai") is None:
+            raise ValueError("client: openai sends through the openai SDK, which is not installed: "
+                             "pip install 'react-eval[openai]' (or use client: fast, the default, which needs no SDK)")
+        return self
 
     def resolved_api_key(self) -> str:
         """The key to send; servers without auth accept any placeholder."""

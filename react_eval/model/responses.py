@@ -1,20 +1,21 @@
-"""The Responses API protocol (``protocol: responses``).
+"""The Responses API wire format (``protocol: responses``).
 
-The loop keeps its history as chat messages; this client maps them to Responses
+The loop keeps its history as chat messages; they are mapped to Responses
 input items (assistant tool calls -> ``function_call``, tool messages ->
-``function_call_output``) and maps the output items back.
+``function_call_output``), and the reply's output items, read from its JSON
+as tolerantly as :mod:`react_eval.model.completion` reads a chat completion,
+are mapped back. Either transport carries it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from react_eval.jsonsafe import as_count
-from react_eval.model.chat import read_reply
+from react_eval.jsonsafe import as_count, clean_text
 from react_eval.model.completion import arguments_text, as_text, call_id_text, name_text
+from react_eval.model.config import ModelConfig
+from react_eval.model.errors import UnusableReplyError
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
-from react_eval.model.sdk import OpenAIModelBase
-from react_eval.model.retry import EmptyResponseError
 
 #: parameters the Responses endpoint does not take by name; sent in extra_body
 _BODY_ONLY = ("seed", "stop", "frequency_penalty", "presence_penalty")
@@ -63,77 +64,87 @@ def chat_messages_to_input(messages: list[dict[str, Any]]) -> list[dict[str, Any
     return items
 
 
-class ResponsesModel(OpenAIModelBase):
-    """``POST /responses`` with function tools."""
+def _get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
-        gen = self.config.generation
-        kwargs: dict[str, Any] = {}
+
+def _items(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [value]
+    return value if isinstance(value, list) else []
+
+
+class Responses:
+    """``POST /responses`` with function tools (the :class:`~react_eval.model.client.WireFormat`)."""
+
+    path = "/responses"
+
+    def __init__(self, config: ModelConfig):
+        gen = self.generation = config.generation
+        fields: dict[str, Any] = {"model": config.model}
         if gen.temperature is not None:
-            kwargs["temperature"] = gen.temperature
+            fields["temperature"] = gen.temperature
         if gen.top_p is not None:
-            kwargs["top_p"] = gen.top_p
+            fields["top_p"] = gen.top_p
         if gen.max_tokens is not None:
-            kwargs["max_output_tokens"] = gen.max_tokens
+            fields["max_output_tokens"] = gen.max_tokens
         extra_body = dict(gen.extra_body)
         for name in _BODY_ONLY:
             value = getattr(gen, name)
             if value is not None:
                 extra_body[name] = value
-        if extra_body:
-            kwargs["extra_body"] = extra_body
+        self._fields, self._extra_body = fields, extra_body
+
+    def request(self, messages: list[dict[str, Any]],
+                tools: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        fields = {**self._fields, "input": chat_messages_to_input(messages)}
         if tools:
-            kwargs["tools"] = chat_tools_to_responses(tools)
-        items = chat_messages_to_input(messages)
-
-        async def request():
-            response = await self.client.responses.create(model=self.config.model, input=items, **kwargs)
-            if not response.output:
-                raise EmptyResponseError("the server returned no output items")
-            return response
-
-        response, latency_ms, attempts = await self._with_retries(request)
-        return read_reply(self._parse, response, latency_ms, attempts)
+            fields["tools"] = chat_tools_to_responses(tools)
+        return fields, self._extra_body
 
     @staticmethod
-    def _parse(response: Any, latency_ms: float, attempts: int) -> ModelResponse:
+    def check(data: Any) -> None:
+        if not isinstance(data, dict):
+            raise UnusableReplyError(f"the server's reply is not a Responses object: {str(data)[:200]!r}")
+        if not _items(data.get("output")):
+            raise UnusableReplyError("the server returned no output items")
+
+    @staticmethod
+    def parse(data: Any, latency_ms: float, attempts: int) -> ModelResponse:
         texts: list[str] = []
         reasoning_parts: list[str] = []
         calls = []
-        for item in response.output:
-            kind = getattr(item, "type", None)
+        for item in _items(_get(data, "output")):
+            kind = _get(item, "type")
             if kind == "function_call":
-                calls.append(make_tool_call(call_id_text(item.call_id), name_text(item.name), arguments_text(item.arguments), len(calls)))
+                calls.append(make_tool_call(call_id_text(item.get("call_id")), name_text(item.get("name")),
+                                            arguments_text(item.get("arguments")), len(calls)))
             elif kind == "message":
-                for part in item.content or []:
-                    if getattr(part, "type", None) == "output_text":
-                        texts.append(as_text(part.text) or "")
+                for part in _items(item.get("content")):
+                    if _get(part, "type") in ("output_text", "text"):
+                        texts.append(as_text(part.get("text")) or "")
             elif kind == "reasoning":
-                for part in list(getattr(item, "summary", None) or []) + list(getattr(item, "content", None) or []):
-                    text = as_text(getattr(part, "text", None))
+                for part in _items(item.get("summary")) + _items(item.get("content")):
+                    text = as_text(_get(part, "text"))
                     if text:
                         reasoning_parts.append(text)
         content, think = split_reasoning("".join(texts))
         reasoning = "\n".join(reasoning_parts) or think
-        usage = response.usage
-        in_details = getattr(usage, "input_tokens_details", None) if usage else None
-        out_details = getattr(usage, "output_tokens_details", None) if usage else None
-        model = as_text(getattr(response, "model", None))
-        status = getattr(response, "status", None)
-        incomplete = getattr(response, "incomplete_details", None)
+        usage = _get(data, "usage")
+        model = _get(data, "model")
         finish = "tool_calls" if calls else "stop"
-        if status == "incomplete" and getattr(incomplete, "reason", None) == "max_output_tokens":
+        if _get(data, "status") == "incomplete" and _get(_get(data, "incomplete_details"), "reason") == "max_output_tokens":
             finish = "length"
         return ModelResponse(
             content=content,
             tool_calls=calls,
             reasoning=reasoning,
             finish_reason=finish,
-            prompt_tokens=as_count(getattr(usage, "input_tokens", None)),
-            completion_tokens=as_count(getattr(usage, "output_tokens", None)),
-            cached_tokens=as_count(getattr(in_details, "cached_tokens", None)),
-            reasoning_tokens=as_count(getattr(out_details, "reasoning_tokens", None)),
+            prompt_tokens=as_count(_get(usage, "input_tokens")),
+            completion_tokens=as_count(_get(usage, "output_tokens")),
+            cached_tokens=as_count(_get(_get(usage, "input_tokens_details"), "cached_tokens")),
+            reasoning_tokens=as_count(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")),
             latency_ms=latency_ms,
-            model=model if isinstance(model, str) else None,
+            model=clean_text(model) if isinstance(model, str) else None,
             attempts=attempts,
         )

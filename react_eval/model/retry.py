@@ -1,79 +1,48 @@
-"""Which model-call failures are retried, and how long to wait between attempts."""
+"""Which failed attempts are retried, how long to wait, and the error that ends the call.
+
+Retries are tenacity's: up to ``max_attempts`` attempts while the failure is
+transient (429, 5xx, connection, timeout, an unusable 2xx body), waiting the
+server's Retry-After or a full-jitter exponential backoff in between, outside
+the service's concurrency slot. A permanent 4xx is never retried. The first
+attempt runs outside tenacity (:func:`~react_eval.retrying.first_then_retrying`).
+"""
 
 from __future__ import annotations
 
-import email.utils
-import json
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Awaitable, Callable, TypeVar
 
-from tenacity import RetryCallState
+import anyio
+from tenacity import RetryCallState, stop_after_attempt
 
-from react_eval.model.errors import AuthError, ContextOverflowError, ModelError, looks_like_context_overflow
+from react_eval.model.config import ModelConfig
+from react_eval.model.errors import (AuthError, ContextOverflowError, ModelConnectionError, ModelError,
+                                     ModelHTTPError, ModelTimeoutError, UnusableReplyError,
+                                     looks_like_context_overflow)
+from react_eval.retrying import first_then_retrying
 
-if TYPE_CHECKING:
-    import openai
-
-
-class EmptyResponseError(Exception):
-    """The server answered 200 with nothing usable (e.g. empty ``choices``, or a
-    body that is not a completion at all)."""
+T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx, connection errors, timeouts and garbled bodies are transient."""
-    import openai  # imported by whichever client raised it; here only on a failure
-
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(
-        exc,
-        (
-            openai.APIConnectionError,  # includes APITimeoutError
-            openai.APIResponseValidationError,
-            json.JSONDecodeError,
-            EmptyResponseError,
-        ),
-    )
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms`` or ``Retry-After``)."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+    """429, 5xx, connection errors, timeouts and unusable bodies are transient."""
+    if isinstance(exc, ModelHTTPError):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (ModelConnectionError, ModelTimeoutError, UnusableReplyError))
 
 
 class RetryAfterOrBackoff:
-    """The wait before the next attempt: the server's Retry-After when given, else
-    full-jitter exponential backoff, ``uniform(0, min(maximum, initial · 2^(n-1)))``
-    after attempt ``n`` (tenacity's ``wait_random_exponential``). Callable as a
-    tenacity wait too."""
+    """The wait before the next attempt (a tenacity wait): the server's
+    Retry-After when given (capped at ``maximum``), else full-jitter exponential
+    backoff, ``uniform(0, min(maximum, initial · 2^(n-1)))`` after attempt ``n``."""
 
     def __init__(self, initial: float, maximum: float):
         self.initial = initial
         self.maximum = maximum
 
     def seconds(self, exc: BaseException | None, attempt_number: int) -> float:
-        asked = retry_after_seconds(exc)
+        asked = getattr(exc, "retry_after", None)
         if asked is not None:
             return min(asked, self.maximum)
         try:
@@ -87,52 +56,54 @@ class RetryAfterOrBackoff:
         return self.seconds(exc, state.attempt_number)
 
 
-def classify_failure(exc: BaseException, attempts: int) -> ModelError:
-    """Turn the last exception of a model call into the error that ends the rollout."""
-    import openai
+class Retrier:
+    """The concurrency limit and retry policy of one model service."""
 
-    if isinstance(exc, openai.APIStatusError):
-        message = _status_message(exc)
-        if exc.status_code in (400, 413, 422) and looks_like_context_overflow(message):
+    def __init__(self, config: ModelConfig):
+        self.max_attempts = config.max_attempts
+        # fast_acquire: no extra trip through the event loop when a slot is free
+        self._slots = anyio.Semaphore(config.max_concurrent, fast_acquire=True)
+        self.wait = RetryAfterOrBackoff(config.retry_initial_wait, config.retry_max_wait)
+
+    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
+        """``attempt()`` with retries: (its result, latency of the attempt that
+        succeeded in ms, attempts made). Raises :class:`ModelError`."""
+        attempts = 0
+
+        async def timed() -> tuple[T, float]:
+            nonlocal attempts
+            attempts += 1
+            async with self._slots:
+                started = time.perf_counter()
+                result = await attempt()
+                return result, (time.perf_counter() - started) * 1000
+
+        try:
+            result, latency_ms = await first_then_retrying(timed, retry=is_retryable, wait=self.wait,
+                                                           stop=stop_after_attempt(self.max_attempts))
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it ends the call as a ModelError
+            raise classify_failure(exc, attempts) from exc
+        return result, latency_ms, attempts
+
+def classify_failure(exc: BaseException, attempts: int) -> ModelError:
+    """The error that ends the rollout, from the last failed attempt."""
+    if isinstance(exc, ModelHTTPError):
+        status, message = exc.status, exc.message
+        if status in (400, 413, 422) and looks_like_context_overflow(message):
             return ContextOverflowError(f"context overflow reported by the server: {message}")
-        if exc.status_code in (401, 403):
+        if status in (401, 403):
             return AuthError(
-                f"the model endpoint refused our credentials (HTTP {exc.status_code}): {message}. "
+                f"the model endpoint refused our credentials (HTTP {status}): {message}. "
                 "Check the API key's environment variable (services.<name>.api_key or api_key_env)."
             )
         if is_retryable(exc):
-            return ModelError(f"model call failed after {attempts} attempts: HTTP {exc.status_code}: {message}")
+            return ModelError(f"model call failed after {attempts} attempts: HTTP {status}: {message}")
         hint = ""
-        if exc.status_code in (404, 405):
-            hint = (f" (POST {_url(exc)}: is the model URL the API's base URL, e.g. http://host:8000/v1, "
+        if status in (404, 405):
+            hint = (f" (POST {exc.url}: is the model URL the API's base URL, e.g. http://host:8000/v1, "
                     "and is the model name one the server serves?)")
-        return ModelError(f"model call rejected (HTTP {exc.status_code}, not retried): {message}{hint}")
-    what = type(exc).__name__
-    detail = f"{what}: {exc}"
-    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):  # where it tried
-        detail += f" (POST {_url(exc)})"
-    return ModelError(f"model call failed after {attempts} attempts: {detail}")
+        return ModelError(f"model call rejected (HTTP {status}, not retried): {message}{hint}")
+    return ModelError(f"model call failed after {attempts} attempts: {type(exc).__name__}: {exc}")
 
-
-def _url(exc: BaseException) -> str:
-    request = getattr(exc, "request", None)
-    if request is None:
-        response = getattr(exc, "response", None)
-        request = getattr(response, "request", None)
-    try:
-        return str(request.url) if request is not None else "?"
-    except Exception:  # noqa: BLE001 - httpx raises when a response has no request
-        return "?"
-
-
-def _status_message(exc: openai.APIStatusError) -> str:
-    body: Any = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            parts = [str(inner.get("message", ""))]
-            if inner.get("code"):
-                parts.append(f"(code {inner['code']})")
-            return " ".join(p for p in parts if p).strip() or str(exc)
-        return str(inner)
-    return str(exc.message or exc)

@@ -4,21 +4,18 @@ The request carries a raw text ``prompt`` (no chat template applied by the
 server) and no tools, so it serves ``solver.type: simple`` only: the prompt is
 the system text, if any, then the user text, separated by a blank line (the
 messages of a one-turn question). The reply's ``choices[0].text`` is the answer.
-The transport, retries and error classes are the fast chat client's.
+The transports, retries and error classes are the chat format's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from react_eval.jsonsafe import as_count, clean_json, clean_text
+from react_eval.jsonsafe import as_count, clean_text
 from react_eval.model.completion import as_text
-from react_eval.model.errors import ModelError
-from react_eval.model.fast import FastChatModel
+from react_eval.model.errors import ModelError, UnusableReplyError
+from react_eval.model.config import ModelConfig
 from react_eval.model.response import ModelResponse, split_reasoning
-from react_eval.model.retry import EmptyResponseError
 
 
 def render_prompt(messages: list[dict[str, Any]]) -> str:
@@ -37,14 +34,14 @@ def render_prompt(messages: list[dict[str, Any]]) -> str:
 
 
 def first_choice(data: Any) -> dict[str, Any]:
-    """The first choice of a text completion, or :class:`EmptyResponseError` (retryable)."""
+    """The first choice of a text completion, or :class:`UnusableReplyError` (retryable)."""
     if not isinstance(data, dict):
-        raise EmptyResponseError(f"the server's reply is not a text completion: {str(data)[:200]!r}")
+        raise UnusableReplyError(f"the server's reply is not a text completion: {str(data)[:200]!r}")
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise EmptyResponseError("the server returned no choices")
+        raise UnusableReplyError("the server returned no choices")
     if not isinstance(choices[0].get("text"), str):
-        raise EmptyResponseError("the server's first choice has no text (is this a /completions endpoint?)")
+        raise UnusableReplyError("the server's first choice has no text (is this a /completions endpoint?)")
     return choices[0]
 
 
@@ -65,20 +62,21 @@ def parse_text_completion(data: Any, latency_ms: float, attempts: int) -> ModelR
     )
 
 
-class TextCompletionsModel(FastChatModel):
-    """``POST /completions`` (or the configured ``endpoint``) with a text prompt."""
+class TextCompletions:
+    """``POST /completions`` with a text prompt (the :class:`~react_eval.model.client.WireFormat`)."""
 
     path = "/completions"
-    check_reply = staticmethod(first_choice)
-    parse_reply = staticmethod(parse_text_completion)
+    check = staticmethod(first_choice)
+    parse = staticmethod(parse_text_completion)
 
-    def encode(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> bytes:
+    def __init__(self, config: ModelConfig):
+        kwargs = config.generation.request_kwargs()
+        self._extra_body: dict[str, Any] = kwargs.pop("extra_body", {})
+        self._fields = {"model": config.model, **kwargs}
+
+    def request(self, messages: list[dict[str, Any]],
+                tools: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
         if tools:
             raise ModelError("protocol: completions cannot offer tools; use protocol: chat_completions "
                              "(or responses) for solver.type: tool_calling")
-        payload: dict[str, Any] = {"model": self.config.model, "prompt": render_prompt(messages), **self._kwargs}
-        payload.update(self._extra_body)
-        try:
-            return orjson.dumps(payload)
-        except TypeError:
-            return orjson.dumps(clean_json(payload))
+        return {**self._fields, "prompt": render_prompt(messages)}, self._extra_body

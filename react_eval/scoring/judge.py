@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from react_eval.model.chat import Model, build_model
+from react_eval.model.factory import build_model
+from react_eval.model.protocol import Model
 from react_eval.model.config import ModelConfig
 from react_eval.scoring.config import JudgeMetric
 from react_eval.scoring.scorers import Score, reference

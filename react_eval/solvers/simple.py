@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from react_eval.loop import LoopConfig, LoopOutcome, ReActLoop
-from react_eval.model.chat import Model
+from react_eval.model.protocol import Model
 from react_eval.model.config import GenerationConfig
 from react_eval.tools.base import CompositeBackend
 from react_eval.trajectories import TrajectoryRecorder

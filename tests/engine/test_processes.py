@@ -208,7 +208,7 @@ def test_a_benchmarks_check_slots_are_divided_among_processes():
 
 def test_an_in_process_model_keeps_the_run_in_process(scripted_server, tmp_path):
     """A model object handed to run_benchmark cannot travel: workers: 2 then runs here, not in workers."""
-    from react_eval.model.chat import build_model
+    from react_eval.model.factory import build_model
 
     srv = scripted_server(answer_by_task)
     config = config_for(srv, n=6, workers=2)

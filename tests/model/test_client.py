@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from react_eval.model.chat import build_model
-from react_eval.model.sdk import ChatCompletionsModel
+from react_eval.model.factory import build_model
+from react_eval.model.protocol import Model
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.model.errors import AuthError, ContextOverflowError, ModelError
 from react_eval.model.response import split_reasoning
@@ -29,10 +29,10 @@ TOOLS = [{"type": "function", "function": {"name": "bash", "parameters": {"type"
 MSGS = [{"role": "user", "content": "hi"}]
 
 
-def make(srv, **kw) -> ChatCompletionsModel:
-    cfg = dict(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01, retry_max_wait=2.0)
+def make(srv, **kw) -> Model:
+    cfg = dict(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01, retry_max_wait=2.0, client="openai")
     cfg.update(kw)
-    return ChatCompletionsModel(ModelConfig(**cfg))
+    return build_model(ModelConfig(**cfg))
 
 
 async def test_tool_calls_are_typed_with_raw_and_parsed_arguments(scripted_server):

@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from react_eval.model.chat import build_model
-from react_eval.model.sdk import ChatCompletionsModel
+from react_eval.model.factory import build_model
+from react_eval.model.sdk import SDKTransport
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.model.errors import ModelError
-from react_eval.model.fast import FastChatModel
+from react_eval.model.transport import HTTPTransport
 from tests.support.scripted_server import (
     answer,
     connection_reset,
@@ -55,7 +55,7 @@ async def outcome(scripted_server, client: str, script, *, tools=TOOLS, messages
     """(response fields or (error type, message), request bodies) for one client."""
     srv = scripted_server(list(script), strict=False)
     model = build_model(config(srv, client, **kw))
-    assert isinstance(model, FastChatModel if client == "fast" else ChatCompletionsModel)
+    assert isinstance(model.transport, HTTPTransport if client == "fast" else SDKTransport)
     try:
         resp = await model.complete(messages, tools)
         result = dataclasses.asdict(resp)
@@ -63,8 +63,11 @@ async def outcome(scripted_server, client: str, script, *, tools=TOOLS, messages
         result["assistant_message"] = resp.assistant_message()
     except ModelError as exc:
         cause = exc.__cause__
-        message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", str(exc))  # each client has its own server
-        result = (type(exc).__name__, message, type(cause).__name__, str(cause), getattr(cause, "status_code", None),
+        def unported(text: str) -> str:  # each client has its own server
+            return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
+
+        result = (type(exc).__name__, unported(str(exc)), type(cause).__name__, unported(str(cause)),
+                  getattr(cause, "status", None),
                   getattr(cause, "body", None))
     finally:
         await model.aclose()
@@ -139,9 +142,9 @@ async def test_timeouts_are_retried_then_fail_alike(scripted_server):
         await model.aclose()
         assert len(srv.requests) == 2
         assert elapsed < 1.9, "the request deadline did not end the wait"
-        results.append((type(info.value), str(info.value)))
+        results.append((type(info.value), re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", str(info.value))))
     assert results[0] == results[1]
-    assert "APITimeoutError" in results[1][1]
+    assert "ModelTimeoutError" in results[1][1]
 
 
 async def test_fast_client_sends_the_key_and_reuses_connections(scripted_server, monkeypatch):
@@ -180,9 +183,9 @@ async def test_fast_client_reads_chunked_bodies(scripted_server):
 async def test_fast_is_the_default_and_the_sdk_stays_selectable(scripted_server):
     srv = scripted_server([answer("x")])
     assert ModelConfig(base_url=srv.base_url, model="m").client == "fast"
-    assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m")), FastChatModel)
-    assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m", client="openai")),
-                      ChatCompletionsModel)
+    assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m")).transport, HTTPTransport)
+    assert isinstance(build_model(ModelConfig(base_url=srv.base_url, model="m", client="openai")).transport,
+                      SDKTransport)
 
 
 @pytest.mark.parametrize("client", ["openai", "fast"])
@@ -225,22 +228,38 @@ async def test_both_clients_send_through_the_proxy_the_environment_names(client,
     assert seen == [b"POST http://model.invalid:8000/v1/chat/completions HTTP/1.1"]
     if client == "fast":
         monkeypatch.setenv("NO_PROXY", "model.invalid")
-        assert build_model(cfg)._proxy is None
+        assert build_model(cfg).transport.proxy is None
+
+
+def python_output(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (what a new process imports is the point)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def test_the_engine_and_the_fast_client_do_not_import_the_sdk():
     """The SDK takes most of a second to import: the CLI and every worker process
-    using ``client: fast`` start without it (it is imported on a failure, or by ``client: openai``)."""
-    import subprocess
-    import sys
-
+    using ``client: fast`` start without it, failures included (it is imported by ``client: openai`` only)."""
     code = ("import sys, react_eval.cli, react_eval.engine.run, react_eval.engine.processes\n"
-            "from react_eval.model.chat import build_model\n"
+            "from react_eval.model.factory import build_model\n"
             "from react_eval.model.config import ModelConfig\n"
             "build_model(ModelConfig(base_url='http://127.0.0.1:9/v1', model='m'))\n"
             "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n"
             "build_model(ModelConfig(base_url='http://127.0.0.1:9/v1', model='m', client='openai'))\n"
             "print(sorted(m for m in ('openai', 'httpx') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:2] == ["[]", "['httpx', 'openai']"]
+    assert python_output(code).split("\n")[:2] == ["[]", "['httpx', 'openai']"]
+
+
+def test_client_openai_without_the_sdk_is_a_config_error_naming_the_extra():
+    """The SDK is an optional extra: asking for it without it fails at validation, saying what to install."""
+    code = ("import sys\nsys.modules['openai'] = None  # as in an install without the extra\n"
+            "from react_eval.model.config import ModelConfig\n"
+            "ModelConfig(base_url='http://127.0.0.1:9/v1', model='m')\n"
+            "try:\n    ModelConfig(base_url='http://127.0.0.1:9/v1', model='m', client='openai')\n"
+            "except ValueError as exc:\n    print(exc)\n")
+    out = python_output(code)
+    assert "pip install 'react-eval[openai]'" in out and "client" in out

@@ -29,7 +29,7 @@ from react_eval.engine.config import validate_config
 from react_eval.engine.results import load_results
 from react_eval.engine.run import run_benchmark
 from react_eval.model.completion import parse_completion
-from react_eval.model.retry import EmptyResponseError
+from react_eval.model.errors import UnusableReplyError
 from react_eval.types import Task
 from tests.harbor_atif import validate_with_harbor
 from tests.support.scripted_server import ScriptedServer, answer, raw
@@ -100,7 +100,7 @@ def encode(reply: Any) -> bytes:
 def test_the_reader_takes_any_json_and_gives_clean_values(reply):
     decoded = json.loads(encode(reply))
     if not usable(decoded):
-        with pytest.raises(EmptyResponseError):
+        with pytest.raises(UnusableReplyError):
             parse_completion(decoded, 1.0, 1)
         return
     response = parse_completion(decoded, 1.0, 1)
@@ -236,7 +236,7 @@ NAMED = {
 @pytest.mark.parametrize("client", ["fast", "openai"])
 @pytest.mark.parametrize("case", list(NAMED))
 async def test_each_named_odd_shape_is_read(scripted_server, client, case):
-    from react_eval.model.chat import build_model
+    from react_eval.model.factory import build_model
     from react_eval.model.config import ModelConfig
 
     reply, expected = NAMED[case]

@@ -52,7 +52,7 @@ ROWS: list[Row] = [
         "retried (both); rollout scores 1", _transient("truncated")),
     Row("Model endpoint", "200 with empty choices", "retried; rollout scores 1", _transient("empty_choices")),
     Row("Model endpoint", "retries exhausted (503 x3, timeout x3)",
-        "model_error with 'model call failed after 3 attempts: HTTP 503 ...' / '... APITimeoutError ...'; "
+        "model_error with 'model call failed after 3 attempts: HTTP 503 ...' / '... ModelTimeoutError ...'; "
         "reward null, excluded from the score (infra failure), re-run by --retry-errors",
         (f"{M}test_retries_exhausted_is_a_model_error_excluded_from_the_score",
          f"{M}test_the_run_finishes_with_every_rollout_once_and_infra_failures_excluded_from_the_score")),

@@ -169,7 +169,7 @@ def test_context_overflow_is_not_retried_and_ends_the_rollout_with_its_kind(mode
 
 @pytest.mark.parametrize("tid, text", [
     ("exhausted_503", "model call failed after 3 attempts: HTTP 503"),
-    ("exhausted_timeout", "model call failed after 3 attempts: APITimeoutError"),
+    ("exhausted_timeout", "model call failed after 3 attempts: ModelTimeoutError"),
 ], ids=["exhausted_503", "exhausted_timeout"])
 def test_retries_exhausted_is_a_model_error_excluded_from_the_score(model_run, tid, text):
     _check_run(model_run)

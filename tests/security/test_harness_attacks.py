@@ -13,7 +13,7 @@ import pytest
 from react_eval.gym.session import GymEndpoint, GymSession
 from react_eval.loop import LoopConfig, ReActLoop
 from react_eval.model.config import ModelConfig
-from react_eval.model.sdk import ChatCompletionsModel
+from react_eval.model.factory import build_model
 from react_eval.tools.base import CompositeBackend
 from react_eval.trajectories import TrajectoryRecorder
 from react_eval.types import Task
@@ -30,7 +30,7 @@ async def run_against_gym(scripted_server, url: str, script: list, **loop_kw):
     srv = scripted_server(script)
     session = GymSession(GymEndpoint(url))
     await session.seed({"responses_create_params": {"input": [{"role": "user", "content": "go"}]}})
-    model = ChatCompletionsModel(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01))
+    model = build_model(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01, client="openai"))
     tools = await CompositeBackend({"gym": session}).start()
     defs = [s.to_openai() for s in await tools.list_tools()]
     recorder = TrajectoryRecorder(session_id="red", agent_version="test", model_name="scripted", tool_definitions=defs)
