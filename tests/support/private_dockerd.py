@@ -154,9 +154,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
-    """A started private engine (no images), removed after the test."""
+def start_private_engine(tmp_path_factory) -> PrivateDockerd:
+    """A started private engine (no images); skips (or fails) where one cannot be had.
+    The caller closes it."""
     if os.geteuid() != 0:
         _unavailable("a private dockerd needs root")
     if not (shutil.which("dockerd") or os.path.exists("/usr/sbin/dockerd")) or not shutil.which("docker"):
@@ -168,6 +168,13 @@ def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
     except PrivateDockerdError as exc:
         engine.close()
         _unavailable(f"cannot start a private dockerd: {exc}")
+    return engine
+
+
+@pytest.fixture
+def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
+    """A started private engine (no images), removed after the test."""
+    engine = start_private_engine(tmp_path_factory)
     try:
         yield engine
     finally:
