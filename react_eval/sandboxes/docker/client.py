@@ -95,11 +95,17 @@ def api_client(host: str | DockerHost | None, *, timeout: int = 60, pool: int = 
     if isinstance(host, str) or host is None:
         host = DockerHost.model_construct(url=host or "", tls=None, max_containers=None)
     if host.url:
-        return docker.APIClient(base_url=host.url, version="auto", timeout=timeout, max_pool_size=pool,
-                                tls=_tls_config(host))
-    from docker.utils import kwargs_from_env
+        api = docker.APIClient(base_url=host.url, version="auto", timeout=timeout, max_pool_size=pool,
+                               tls=_tls_config(host))
+    else:
+        from docker.utils import kwargs_from_env
 
-    return docker.APIClient(version="auto", timeout=timeout, max_pool_size=pool, **kwargs_from_env())
+        api = docker.APIClient(version="auto", timeout=timeout, max_pool_size=pool, **kwargs_from_env())
+    if api.base_url.startswith("http+docker://"):
+        # a local socket: no proxy or .netrc applies, and requests would look them up
+        # in the environment on every call (a fifth of its CPU per call)
+        api.trust_env = False
+    return api
 
 
 def archive_url(api: Any, container_id: str) -> str:

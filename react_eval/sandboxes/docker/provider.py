@@ -147,7 +147,10 @@ class DockerSandboxProvider:
         sandbox: DockerSandbox | None = None
         created: list[str] = []
         try:
-            user = await engine.call(self._agent_user, engine, image)
+            if self.config.user or image in engine.users:  # known: no worker thread needed
+                user = self._agent_user(engine, image)
+            else:
+                user = await engine.call(self._agent_user, engine, image)
             kwargs = self._container_kwargs(engine, image, all_labels, name, spec, user)
 
             def start() -> None:
