@@ -18,7 +18,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import pytest
@@ -27,7 +26,7 @@ from react_eval.sandboxes.docker import DockerSandboxConfig, DockerSandboxProvid
 from react_eval.types import INFRA_ERROR_KINDS, SandboxError
 from tests.reliability.bench import task, task_of, write_tasks
 from tests.reliability.harness import REPO, cli, config, last_output, marked_processes, new_marker, wait_for, write_yaml
-from tests.support.private_dockerd import PrivateDockerd, start_private_engine
+from tests.support.private_dockerd import PrivateDockerd, host_processes, shared_engine_pid, start_private_engine
 from tests.support.scripted_server import ScriptedServer, answer, tool_call
 
 pytestmark = [pytest.mark.docker]
@@ -127,26 +126,6 @@ def test_hosts_config_is_checked():
 # ---- an engine goes away mid-run ----------------------------------------------------------
 
 
-def _host_processes(needle: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if needle.encode() in f.read():
-                        found.append(int(pid))
-            except OSError:
-                pass
-    return found
-
-
-def _shared_engine_pid() -> int | None:
-    try:
-        return int(Path("/var/run/docker.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def test_an_engine_killed_mid_run_fails_only_its_rollouts_and_retry_errors_reruns_them_on_the_other(
         engines, tmp_path):
     """Ten rollouts, four at once, over engines A and B. The first two that land
@@ -156,7 +135,7 @@ def test_an_engine_killed_mid_run_fails_only_its_rollouts_and_retry_errors_rerun
     task has one row, scored 1, and no container of the run is left on A; B's
     stopped leftovers are pruned once B is back."""
     a, b = engines
-    shared_pid = _shared_engine_pid()
+    shared_pid = shared_engine_pid()
     had_bridge = os.path.exists("/sys/class/net/docker0")
     needle = f"4000.{uuid.uuid4().int % 10**6:06d}"
     ids = [f"t{i}" for i in range(10)]
@@ -199,7 +178,7 @@ def test_an_engine_killed_mid_run_fails_only_its_rollouts_and_retry_errors_rerun
                                   "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
         try:
-            assert wait_for(lambda: len(_host_processes(needle)) == 2, within=180), \
+            assert wait_for(lambda: len(host_processes(needle)) == 2, within=180), \
                 f"two rollouts on B are not running their long command (placed: {where})"
             b.stop()  # SIGTERM, and it stays down: its containers stop, its socket goes
             with lock:
@@ -244,7 +223,7 @@ def test_an_engine_killed_mid_run_fails_only_its_rollouts_and_retry_errors_rerun
     removed = prune_containers(run_id=run_id, hosts=[a.host, b.host])
     assert len(removed) == 2 and all(c.removed and c.host == b.host for c in removed)
     assert containers_of(b, run_id) == []
-    assert _shared_engine_pid() == shared_pid, "the shared engine was restarted"
+    assert shared_engine_pid() == shared_pid, "the shared engine was restarted"
     assert os.path.exists("/sys/class/net/docker0") == had_bridge, "the shared engine's docker0 bridge was removed"
 
 

@@ -148,6 +148,28 @@ class PrivateDockerd:
             return "(no log)"
 
 
+def host_processes(needle: str) -> list[int]:
+    """Pids of this machine whose command line holds ``needle`` (containers' processes included)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if needle.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def shared_engine_pid() -> int | None:
+    """The shared engine's pid (a test with private engines must leave that one running as it was)."""
+    try:
+        return int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("REACT_EVAL_REQUIRE_SANDBOXES") == "1":
         pytest.fail(f"{reason} (and REACT_EVAL_REQUIRE_SANDBOXES=1)", pytrace=False)

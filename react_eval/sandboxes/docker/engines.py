@@ -18,8 +18,9 @@ from typing import Any, Callable
 import anyio
 import anyio.to_thread
 
-from react_eval.sandboxes.docker.client import api_client, default_host, reaching
+from react_eval.sandboxes.docker.client import api_client, default_host, reaching, unreachable_error
 from react_eval.sandboxes.docker.config import DockerHost
+from react_eval.sandboxes.docker.hijack import unix_socket_path
 from react_eval.sandboxes.docker.prune import RUN_LABEL
 from react_eval.sandboxes.docker.reaper import remove_quietly
 from react_eval.types import SandboxError
@@ -38,6 +39,8 @@ class Engine:
         #: the address, as messages and ``SandboxInfo.extra["docker_host"]`` show it
         self.url = host.url or default_host()
         self.limit = host.max_containers
+        #: the engine's unix socket, where execs are attached without the SDK (None: tcp, ssh)
+        self.socket_path = unix_socket_path(host.url)
         self.limiter = limiter
         self._pool = pool
         self.api: Any = None
@@ -66,6 +69,12 @@ class Engine:
         if self.down is None:
             self.down = str(why)
         self._probe_at = time.monotonic() + PROBE_SECONDS
+
+    def unreachable(self, exc: BaseException) -> SandboxError:
+        """The error of a call that could not reach the engine (which is marked down)."""
+        error = unreachable_error(self.url, exc)
+        self.mark_down(error)
+        return error
 
     def _reaching(self) -> Any:
         return reaching(self.url, on_unreachable=self.mark_down)

@@ -15,6 +15,7 @@ from react_eval.sandboxes.base import ExecResult, SandboxInfo
 from react_eval.sandboxes.docker.client import docker_errors
 from react_eval.sandboxes.docker.control import RUN_BOOT, RUN_DRIVER, TAG_VAR, ControlShell
 from react_eval.sandboxes.docker.files import ArchiveFiles
+from react_eval.sandboxes.docker.hijack import ExecAttachError, attach_exec
 from react_eval.sandboxes.docker.stream import ExecStream, stream_from_docker_socket
 from react_eval.sandboxes.docker.transport import DockerShellTransport
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
@@ -67,6 +68,15 @@ class DockerSandbox(ArchiveFiles):
 
     async def _attach(self, cmd: list[str], *, env: dict[str, str], workdir: str) -> ExecStream:
         api = self.engine.api
+        if self.engine.socket_path is not None and not self.provider.bridge_sockets:
+            try:
+                exec_id, stream, received = await attach_exec(self.engine.socket_path, api.api_version,
+                                                              self.container_id, cmd, env=env, workdir=workdir)
+            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                raise self.engine.unreachable(exc) from exc
+            except ExecAttachError as exc:
+                raise SandboxError(await self._gone_message(f"docker exec failed: {exc.message}")) from exc
+            return ExecStream(stream, exec_id, received)
         errors = docker_errors()
 
         def start() -> tuple[str, Any]:

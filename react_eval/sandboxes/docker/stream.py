@@ -60,10 +60,10 @@ class ExecStream:
     in arrival order.
     """
 
-    def __init__(self, stream: ByteStream, exec_id: str):
+    def __init__(self, stream: ByteStream, exec_id: str, received: bytes = b""):
         self.stream = stream
         self.exec_id = exec_id
-        self._buf = bytearray()
+        self._buf = bytearray(received)  # what was read with the response head, if anything
         self._left = 0  # payload bytes of the current frame not yet returned
         self._eof = False
         self.closed = False
