@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
 
 from react_eval.sandboxes.docker.client import api_client, default_host, reaching, unreachable_error
 from react_eval.sandboxes.docker.config import DockerHost
-from react_eval.sandboxes.docker.hijack import unix_socket_path
+from react_eval.sandboxes.docker.local_api import api_error, request, unix_socket_path
 from react_eval.sandboxes.docker.prune import RUN_LABEL
 from react_eval.sandboxes.docker.reaper import remove_quietly
 from react_eval.types import SandboxError
@@ -75,6 +76,20 @@ class Engine:
         error = unreachable_error(self.url, exc)
         self.mark_down(error)
         return error
+
+    async def http(self, method: str, path: str, *, params: dict[str, str] | None = None, body: bytes = b"",
+                   content_type: str = "application/json") -> bytes:
+        """An engine API call on the event loop (local engines: ``socket_path`` set);
+        errors as the SDK raises them, an unreachable engine as SandboxError."""
+        assert self.socket_path is not None, "a local engine only"
+        target = f"/v{self.api.api_version}{path}" + (f"?{urlencode(params)}" if params else "")
+        try:
+            status, reply = await request(self.socket_path, method, target, body, content_type)
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            raise self.unreachable(exc) from exc
+        if status >= 400:
+            raise api_error(status, reply)
+        return reply
 
     def _reaching(self) -> Any:
         return reaching(self.url, on_unreachable=self.mark_down)

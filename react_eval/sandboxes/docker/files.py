@@ -113,6 +113,7 @@ class ArchiveFiles:
     _call: Callable[..., Awaitable[Any]]
     _check_alive: Callable[[], Awaitable[None]]
     _gone_message: Callable[[str], Awaitable[str]]
+    _put_archive: Callable[[str, bytes], Awaitable[None]]
 
     def resolve(self, path: str) -> str:
         """Absolute in-container path: relative paths are under the workdir;
@@ -331,8 +332,7 @@ class ArchiveFiles:
         parent, base = posixpath.split(self.workdir)
         if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
             try:  # (just started: no liveness check first)
-                await self._call(self.engine.api.put_archive, self.container_id, parent or "/",
-                                 _dir_entry(base, self.owner))
+                await self._put_archive(parent or "/", _dir_entry(base, self.owner))
             except docker_errors().APIError as exc:
                 raise SandboxError(f"cannot give the workdir {self.workdir} to user {user!r}: "
                                    f"{exc.explanation or exc}") from exc

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import orjson
 
 from react_eval.sandboxes.base import SandboxLimits, run_setup
 from react_eval.sandboxes.docker.client import docker_errors, image_error
@@ -161,7 +162,10 @@ class DockerSandboxProvider:
 
             errors = docker_errors()
             try:
-                await engine.call(start)
+                if engine.socket_path is not None:
+                    await self._start_local(engine, kwargs, created)
+                else:
+                    await engine.call(start)
             except errors.ImageNotFound as exc:
                 raise image_error(image, exc) from exc
             except errors.APIError as exc:
@@ -193,10 +197,25 @@ class DockerSandboxProvider:
             raise
         return sandbox
 
+    @staticmethod
+    async def _start_local(engine: Engine, kwargs: dict[str, Any], created: list[str]) -> None:
+        """Create and start the container on the event loop (see :mod:`.local_api`)."""
+        config = engine.api.create_container_config(
+            **{k: v for k, v in kwargs.items() if k not in ("name", "use_config_proxy")})
+        reply = await engine.http("POST", "/containers/create", params={"name": kwargs["name"]},
+                                  body=orjson.dumps(config))
+        created.append(orjson.loads(reply)["Id"])
+        REAPER.add(created[0], engine.host)
+        await engine.http("POST", f"/containers/{created[0]}/start")
+
     async def _remove(self, sandbox: DockerSandbox) -> None:
         errors = docker_errors()
+        engine = sandbox.engine
         try:
-            await sandbox._call(sandbox.engine.api.remove_container, sandbox.container_id, force=True, v=True)
+            if engine.socket_path is not None:
+                await engine.http("DELETE", f"/containers/{sandbox.container_id}", params={"force": "1", "v": "1"})
+            else:
+                await sandbox._call(engine.api.remove_container, sandbox.container_id, force=True, v=True)
         except errors.NotFound:
             pass
         except errors.APIError as exc:

@@ -15,7 +15,7 @@ from react_eval.sandboxes.base import ExecResult, SandboxInfo
 from react_eval.sandboxes.docker.client import docker_errors
 from react_eval.sandboxes.docker.control import RUN_BOOT, RUN_DRIVER, TAG_VAR, ControlShell
 from react_eval.sandboxes.docker.files import ArchiveFiles
-from react_eval.sandboxes.docker.hijack import ExecAttachError, attach_exec
+from react_eval.sandboxes.docker.local_api import attach_exec
 from react_eval.sandboxes.docker.stream import ExecStream, stream_from_docker_socket
 from react_eval.sandboxes.docker.transport import DockerShellTransport
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
@@ -72,10 +72,10 @@ class DockerSandbox(ArchiveFiles):
             try:
                 exec_id, stream, received = await attach_exec(self.engine.socket_path, api.api_version,
                                                               self.container_id, cmd, env=env, workdir=workdir)
+            except docker_errors().APIError as exc:  # (an OSError too: before the next clause)
+                raise SandboxError(await self._gone_message(f"docker exec failed: {exc.explanation or exc}")) from exc
             except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
                 raise self.engine.unreachable(exc) from exc
-            except ExecAttachError as exc:
-                raise SandboxError(await self._gone_message(f"docker exec failed: {exc.message}")) from exc
             return ExecStream(stream, exec_id, received)
         errors = docker_errors()
 
@@ -104,6 +104,14 @@ class DockerSandbox(ArchiveFiles):
             return await self._call(wait)
         except docker_errors().APIError:
             return None
+
+    async def _put_archive(self, where: str, data: bytes) -> None:
+        """Extract the tar ``data`` at ``where`` in the container."""
+        if self.engine.socket_path is not None:
+            await self.engine.http("PUT", f"/containers/{self.container_id}/archive", params={"path": where},
+                                   body=data, content_type="application/x-tar")
+        else:
+            await self._call(self.engine.api.put_archive, self.container_id, where, data)
 
     async def _state(self) -> dict[str, Any] | None:
         """The container's State, or None if it no longer exists."""
