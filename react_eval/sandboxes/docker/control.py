@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from react_eval.sandboxes.docker.stream import ExecStream
 from react_eval.sandboxes.shell import ShellTransportError
 from react_eval.types import SandboxError
-
-if TYPE_CHECKING:
-    from react_eval.sandboxes.docker.sandbox import DockerSandbox
 
 #: environment entry that marks the processes of one sandbox role (shell, run #n)
 TAG_VAR = "REACT_EVAL_SANDBOX"
@@ -83,10 +80,25 @@ exit "$__rc"
 
 
 
+class ExecHost(Protocol):
+    """What the control shell and the shell transport need of their sandbox
+    (:class:`~react_eval.sandboxes.docker.sandbox.DockerSandbox`)."""
+
+    workdir: str
+    _removing: bool
+    _control: "ControlShell"
+
+    async def _attach(self, cmd: list[str], *, env: dict[str, str], workdir: str) -> ExecStream: ...
+
+    async def _gone_message(self, what: str) -> str: ...
+
+    async def _exit_code(self, exec_id: str) -> int | None: ...
+
+
 class ControlShell:
     """A long-lived root bash in the container that kills processes on request."""
 
-    def __init__(self, sandbox: DockerSandbox):
+    def __init__(self, sandbox: ExecHost):
         self.sandbox = sandbox
         self._stream: ExecStream | None = None
         self._lock = anyio.Lock()

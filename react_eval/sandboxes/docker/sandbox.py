@@ -6,13 +6,14 @@ from __future__ import annotations
 import posixpath
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import anyio
 from tenacity import AsyncRetrying, Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_fixed
 
-from react_eval.sandboxes.base import ExecResult, SandboxInfo
+from react_eval.sandboxes.base import ExecResult, SandboxInfo, SandboxLimits
 from react_eval.sandboxes.docker.client import docker_errors
+from react_eval.sandboxes.docker.config import DockerSandboxConfig
 from react_eval.sandboxes.docker.control import RUN_BOOT, RUN_DRIVER, TAG_VAR, ControlShell
 from react_eval.sandboxes.docker.files import ArchiveFiles
 from react_eval.sandboxes.docker.local_api import attach_exec
@@ -23,7 +24,18 @@ from react_eval.types import ErrorKind, RolloutError, SandboxError
 
 if TYPE_CHECKING:
     from react_eval.sandboxes.docker.engines import Engine
-    from react_eval.sandboxes.docker.provider import DockerSandboxProvider
+
+
+class SandboxOwner(Protocol):
+    """What a sandbox needs of its provider (:class:`~react_eval.sandboxes.docker.provider.DockerSandboxProvider`)."""
+
+    config: DockerSandboxConfig
+    limits: SandboxLimits
+    bridge_sockets: bool
+
+    async def _remove(self, sandbox: "DockerSandbox") -> None: ...
+
+    def _forget(self, sandbox: "DockerSandbox") -> None: ...
 
 
 def _running(state: dict[str, Any] | None) -> bool:
@@ -33,7 +45,7 @@ def _running(state: dict[str, Any] | None) -> bool:
 class DockerSandbox(ArchiveFiles):
     """One rollout's container: a persistent shell, archive file transfer."""
 
-    def __init__(self, provider: DockerSandboxProvider, engine: Engine, container_id: str, name: str, *,
+    def __init__(self, provider: SandboxOwner, engine: Engine, container_id: str, name: str, *,
                  image: str, workdir: str | None = None):
         self.provider = provider
         self.engine = engine

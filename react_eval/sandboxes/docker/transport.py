@@ -4,24 +4,21 @@ connection; interrupts go through the sandbox's control shell."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import anyio
 
-from react_eval.sandboxes.docker.control import TAG_VAR
+from react_eval.sandboxes.docker.control import TAG_VAR, ExecHost
 from react_eval.sandboxes.docker.control import boot_ticks as _boot_ticks
 from react_eval.sandboxes.docker.stream import ExecStream
 from react_eval.sandboxes.shell import ShellTransportError
 from react_eval.types import SandboxError
 
-if TYPE_CHECKING:
-    from react_eval.sandboxes.docker.sandbox import DockerSandbox
-
 
 class DockerShellTransport:
     """:class:`ShellTransport` over an exec's hijacked connection."""
 
-    def __init__(self, sandbox: DockerSandbox, tag: str):
+    def __init__(self, sandbox: ExecHost, tag: str):
         self.sandbox = sandbox
         self.tag = tag
         #: the container PID of the current shell (set once it answered)
