@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 
 from tests.reliability.bench import task, task_of, write_tasks
 from tests.reliability.harness import (
-    REPO,
     ByTask,
     assert_complete,
     assert_no_leaks,
     child_processes,
     cli,
+    cli_started,
     config,
     echo_answer,
     echo_steps,
@@ -148,9 +147,7 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
                       sandbox={"type": "docker", "memory": "512m", "docker_host": private_dockerd.host},
                       solver={"tool_timeout": 600})
         cfg = write_yaml(tmp_path / "eval.yaml", data)
-        child = subprocess.Popen([sys.executable, "-m", "tests.reliability.cli", "run", "--config", str(cfg),
-                                  "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        child = cli_started("run", "--config", str(cfg), "--no-progress")
         try:
             rows_done = lambda: out.joinpath("results.jsonl").exists() and \
                 len(out.joinpath("results.jsonl").read_text().splitlines()) >= 2

@@ -25,7 +25,8 @@ import pytest
 from react_eval.sandboxes.docker import DockerSandboxConfig, DockerSandboxProvider, prune_containers
 from react_eval.types import INFRA_ERROR_KINDS, SandboxError
 from tests.reliability.bench import task, task_of, write_tasks
-from tests.reliability.harness import REPO, cli, config, last_output, marked_processes, new_marker, wait_for, write_yaml
+from tests.reliability.harness import (REPO, cli, cli_started, config, last_output, marked_processes, new_marker,
+                                      wait_for, write_yaml)
 from tests.support.private_dockerd import PrivateDockerd, host_processes, shared_engine_pid, start_private_engine
 from tests.support.scripted_server import ScriptedServer, answer, tool_call
 
@@ -174,9 +175,7 @@ def test_an_engine_killed_mid_run_fails_only_its_rollouts_and_retry_errors_rerun
                       sandbox={"type": "docker", "memory": "256m", "cpus": 1, "hosts": [a.host, b.host]},
                       solver={"tool_timeout": 600})
         cfg = write_yaml(tmp_path / "eval.yaml", data)
-        child = subprocess.Popen([sys.executable, "-m", "tests.reliability.cli", "run", "--config", str(cfg),
-                                  "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        child = cli_started("run", "--config", str(cfg), "--no-progress")
         try:
             assert wait_for(lambda: len(host_processes(needle)) == 2, within=180), \
                 f"two rollouts on B are not running their long command (placed: {where})"
