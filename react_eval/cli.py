@@ -469,21 +469,24 @@ def sandbox_prune_images(
 def sandbox_prune(
     run_id: Optional[str] = typer.Option(None, "--run", help="Only containers of this run id (default: every run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
-    docker_host: Optional[str] = typer.Option(None, "--docker-host", help="Engine URL (default: DOCKER_HOST or the local socket)."),
+    docker_host: list[str] = typer.Option([], "--docker-host", help="Engine URL (default: DOCKER_HOST or the local "
+                                           "socket); repeat it for each engine of a multi-host run."),
 ) -> None:
     """Remove containers left by react-eval runs (label react-eval.run), e.g. after a crash."""
     from react_eval.sandboxes.docker import prune_containers
     from react_eval.types import SandboxError
 
     try:
-        found = prune_containers(run_id=run_id, dry_run=dry_run, docker_host=docker_host)
+        found = prune_containers(run_id=run_id, dry_run=dry_run, hosts=docker_host)
     except SandboxError as exc:
         say("error:", exc)
         raise typer.Exit(1) from None
     verb = "would remove" if dry_run else "removed"
     for c in found:
         state = f"error: {c.error}" if c.error else (verb if dry_run or c.removed else "kept")
-        out.print(f"{c.id[:12]}  {c.name}  run={c.run_id}  rollout={c.rollout}  ({c.status})  {state}", highlight=False)
+        where = f"  host={c.host}" if len(docker_host) > 1 else ""
+        out.print(f"{c.id[:12]}  {c.name}  run={c.run_id}  rollout={c.rollout}{where}  ({c.status})  {state}",
+                  highlight=False)
     failed = sum(1 for c in found if c.error)
     summary = "would be removed" if dry_run else "removed"
     console.print(f"{len(found) - failed} container(s) {summary}" + (f", {failed} failed" if failed else ""), highlight=False)
@@ -497,6 +500,9 @@ app.command("slurm")(_slurm)
 
 
 def main() -> None:
+    from react_eval.sandboxes.cleanup import install_signal_handlers
+
+    install_signal_handlers()  # SIGINT/SIGTERM remove the sandboxes left (library code only registers them)
     try:
         app()
     except KeyboardInterrupt:

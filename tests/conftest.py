@@ -87,7 +87,7 @@ def docker_engine() -> str:
     Starts the engine with sandboxes/ensure_docker.sh when ``docker info`` fails,
     then runs sandboxes/build_image.sh (0.1 s when the image is up to date).
     """
-    from react_eval.sandboxes.docker_config import DEFAULT_IMAGE
+    from react_eval.sandboxes.docker.config import DEFAULT_IMAGE
 
     if not _docker_answers():
         ok, out = _script("ensure_docker.sh", 900)

@@ -324,7 +324,7 @@ async def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
     """Create, first command and close of ``k`` Docker sandboxes at once; then, with a
     warm pool at steady state, rollout start (the provider's create) to first result."""
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
     out: dict[str, Any] = {}
     for k in spec["counts"]:
@@ -363,8 +363,8 @@ async def lifecycle(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def warm_start(spec: dict[str, Any]) -> dict[str, Any]:
     """Rollout start (the pool's create) to first tool result, pool at steady state."""
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
-    from react_eval.sandboxes.docker_pool import WarmDockerProvider
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.pool import WarmDockerProvider
 
     size = spec["warm_pool"]
     provider = WarmDockerProvider(DockerSandboxConfig(concurrency=size + 2, warm_pool=size),

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from react_eval.sandboxes.docker import DockerSandboxProvider, prune_containers  # noqa: E402
-from react_eval.sandboxes.docker_config import DockerSandboxConfig  # noqa: E402
+from react_eval.sandboxes.docker.config import DockerSandboxConfig  # noqa: E402
 from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from react_eval.sandboxes.docker import _api_client, _docker_errors, _is_connection_error, unreachable_error
-from react_eval.sandboxes.docker_config import AGENT_USER_LABEL
+from react_eval.sandboxes.docker.client import api_client, docker_errors, reaching
+from react_eval.sandboxes.docker.config import AGENT_USER_LABEL
 
 KIND_LABEL = "react-eval.kind"
 KIND = "harbor-env"
@@ -73,12 +73,8 @@ class ImageBuilder:
     @property
     def api(self) -> Any:
         if self._api is None:
-            try:
-                self._api = _api_client(self.docker_host, timeout=600)
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    raise unreachable_error(self.docker_host, exc) from exc
-                raise
+            with reaching(self.docker_host):
+                self._api = api_client(self.docker_host, timeout=600)
         return self._api
 
     def close(self) -> None:
@@ -89,7 +85,7 @@ class ImageBuilder:
     def _image_id(self, name: str) -> str | None:
         try:
             return str(self.api.inspect_image(name)["Id"])
-        except _docker_errors().ImageNotFound:
+        except docker_errors().ImageNotFound:
             return None
 
     def ensure(self, task_name: str, env_dir: Path, *, timeout: float) -> BuiltImage:
@@ -110,7 +106,7 @@ class ImageBuilder:
         """The WORKDIR of an existing image, None when the image is not on the engine."""
         try:
             info = self.api.inspect_image(image)
-        except _docker_errors().ImageNotFound:
+        except docker_errors().ImageNotFound:
             return None
         return str((info.get("Config") or {}).get("WorkingDir") or "")
 
@@ -133,7 +129,7 @@ class ImageBuilder:
                 if time.monotonic() > deadline:
                     error = f"the build took longer than build_timeout_sec = {timeout:g}s"
                     break
-        except _docker_errors().APIError as exc:
+        except docker_errors().APIError as exc:
             error = str(exc.explanation or exc)
         except Exception as exc:  # e.g. the engine hung up: say so, with the log so far
             error = f"{type(exc).__name__}: {exc}"
@@ -150,7 +146,7 @@ class ImageBuilder:
 
 def find_images(docker_host: str | None = None) -> list[dict[str, Any]]:
     """Every Harbor task image on the engine (tags, id, task, size)."""
-    api = _api_client(docker_host)
+    api = api_client(docker_host)
     try:
         images = api.images(filters={"label": f"{KIND_LABEL}={KIND}"})
     finally:
@@ -164,7 +160,7 @@ def prune_images(docker_host: str | None = None, *, dry_run: bool = False) -> li
     found = find_images(docker_host)
     if dry_run:
         return found
-    api = _api_client(docker_host)
+    api = api_client(docker_host)
     try:
         for image in found:
             try:

@@ -34,6 +34,7 @@ import anyio.lowlevel
 
 from react_eval.engine.executor import FatalRunError, LocalExecutor, OnDone, RunnerFactory, frozen_heap, is_fatal, run_one
 from react_eval.engine.rollout import RolloutSpec
+from react_eval.sandboxes.cleanup import install_signal_handlers
 
 
 class WorkerError(RuntimeError):
@@ -99,6 +100,7 @@ _CLOSE = object()
 
 
 def _worker_main(conn: Connection, payload: bytes, share: tuple[int, int]) -> None:
+    install_signal_handlers()  # the parent's SIGTERM removes this worker's sandboxes
     try:
         anyio.run(_serve, conn, payload, share)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from react_eval.grading.envs import Env
+from react_eval.sandboxes.docker.client import docker_errors
 from react_eval.types import VerifyError
 
 IMAGE_REPO = "react-eval-grader"
@@ -50,11 +51,21 @@ def _context(base: str, env: Env) -> io.BytesIO:
 
 
 async def image_with_env(provider: Any, env: Env) -> str:
-    """The tag of ``provider``'s sandbox image plus ``env`` (built when missing)."""
+    """The tag of ``provider``'s sandbox image plus ``env``, built where missing on
+    each engine the provider places containers on (a Docker provider with several
+    ``hosts`` may put the grading container on any of them)."""
     await provider.connect()
-    api = provider.api
-    base = provider.config.image
-    errors = _docker_errors()
+    engines = getattr(provider, "engines", None)
+    apis = [e.api for e in engines if e.up] if engines else [provider.api]
+    tags = {await _ensure(api, provider.config.image, env) for api in apis}
+    if len(tags) > 1:
+        raise VerifyError(f"the sandbox image {provider.config.image!r} differs between the Docker engines "
+                          f"({', '.join(sorted(tags))}): give every engine the same image")
+    return tags.pop()
+
+
+async def _ensure(api: Any, base: str, env: Env) -> str:
+    errors = docker_errors()
 
     def base_id() -> str:
         return api.inspect_image(base)["Id"].split(":")[-1][:12]
@@ -64,7 +75,7 @@ async def image_with_env(provider: Any, env: Env) -> str:
     except errors.ImageNotFound as exc:
         raise VerifyError(f"the sandbox image {base!r} does not exist (build it: bash sandboxes/build_image.sh)") from exc
     tag = f"{IMAGE_REPO}:{env.path.name}-{base_ident}"
-    lock = _locks.setdefault(tag, anyio.Lock())
+    lock = _locks.setdefault(f"{api.base_url} {tag}", anyio.Lock())
     async with lock:
         def exists() -> bool:
             try:
@@ -88,10 +99,3 @@ async def image_with_env(provider: Any, env: Env) -> str:
 
         await anyio.to_thread.run_sync(build)
     return tag
-
-
-def _docker_errors():
-    import docker.errors
-
-    return docker.errors
-

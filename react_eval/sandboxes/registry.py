@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from react_eval.sandboxes.base import SandboxProvider
-from react_eval.sandboxes.docker_config import DockerSandboxConfig
+from react_eval.sandboxes.docker.config import DockerSandboxConfig
 from react_eval.sandboxes.local import LocalSandboxConfig
 
 SandboxConfig = Annotated[LocalSandboxConfig | DockerSandboxConfig, Field(discriminator="type")]
@@ -17,7 +17,7 @@ def make_provider(config: LocalSandboxConfig | DockerSandboxConfig, *, run_id: s
     """The provider for a config; the docker SDK is imported only when used."""
     if isinstance(config, DockerSandboxConfig):
         if config.warm_pool:
-            from react_eval.sandboxes.docker_pool import WarmDockerProvider
+            from react_eval.sandboxes.docker.pool import WarmDockerProvider
 
             return WarmDockerProvider(config, run_id=run_id)
         from react_eval.sandboxes.docker import DockerSandboxProvider

@@ -108,7 +108,7 @@ async def main(sandbox_kind: str, out: Path, run_id: str) -> None:
     harness = load_harness()
     if sandbox_kind == "docker":
         from react_eval.sandboxes.docker import DockerSandboxProvider
-        from react_eval.sandboxes.docker_config import DockerSandboxConfig
+        from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
         provider: Any = DockerSandboxProvider(DockerSandboxConfig(memory="512m"), run_id=run_id)
     else:

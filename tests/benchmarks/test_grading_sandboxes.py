@@ -32,7 +32,7 @@ def env_with(provider) -> RolloutEnv:
 
 def docker_provider(run_id: str):
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
     return DockerSandboxProvider(DockerSandboxConfig(memory="1g"), run_id=run_id)
 

@@ -42,7 +42,7 @@ async def local(tmp_path):
 @pytest.fixture
 async def docker(docker_engine, sandbox_run_id):
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
     provider = DockerSandboxProvider(DockerSandboxConfig(memory="512m"), run_id=f"{sandbox_run_id}-{uuid.uuid4().hex[:6]}")
     yield provider

@@ -154,6 +154,12 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> 
                           timeout=timeout, cwd=REPO, env={**os.environ, "COLUMNS": "400", **(env or {})})
 
 
+def cli_started(*args: str) -> subprocess.Popen:
+    """The real CLI as :func:`cli` runs it, started and not waited for (a test acts while it runs)."""
+    return subprocess.Popen([sys.executable, "-m", "tests.reliability.cli", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     import yaml
 

@@ -7,20 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.reliability.bench import task, task_of, write_tasks
 from tests.reliability.harness import (
-    REPO,
     ByTask,
     assert_complete,
     assert_no_leaks,
     child_processes,
     cli,
+    cli_started,
     config,
     echo_answer,
     echo_steps,
@@ -34,7 +32,7 @@ from tests.reliability.harness import (
     wait_for,
     write_yaml,
 )
-from tests.support.private_dockerd import private_dockerd  # noqa: F401 - a fixture
+from tests.support.private_dockerd import host_processes, private_dockerd, shared_engine_pid  # noqa: F401 - a fixture
 from tests.support.scripted_server import ScriptedServer, answer, tool_call
 
 pytestmark = pytest.mark.docker
@@ -116,27 +114,6 @@ def test_a_missing_image_is_a_sandbox_error_saying_how_to_get_it(docker_faults):
 # ---------------------------------------------------------------- dockerd restarted mid-run
 
 
-def _host_processes(needle: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if needle.encode() in f.read():
-                        found.append(int(pid))
-            except OSError:
-                pass
-    return found
-
-
-def _shared_engine_pid() -> int | None:
-    """The shared engine's pid (the test must leave that engine running as it was)."""
-    try:
-        return int(Path("/var/run/docker.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors_completes_them(
         docker_engine, private_dockerd, tmp_path, monkeypatch):
     """Two rollouts finish; two are inside a long command when the engine is
@@ -146,7 +123,7 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
     is left. The engine is a private dockerd of this test (its own socket,
     data root, exec root and containerd namespace): the shared engine, and its
     containers, are left as they were."""
-    shared_pid = _shared_engine_pid()
+    shared_pid = shared_engine_pid()
     had_bridge = os.path.exists("/sys/class/net/docker0")
     private_dockerd.load_image(docker_engine)
     monkeypatch.setenv("DOCKER_HOST", private_dockerd.host)  # the CLI runs and the harness's docker checks
@@ -170,14 +147,12 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
                       sandbox={"type": "docker", "memory": "512m", "docker_host": private_dockerd.host},
                       solver={"tool_timeout": 600})
         cfg = write_yaml(tmp_path / "eval.yaml", data)
-        child = subprocess.Popen([sys.executable, "-m", "tests.reliability.cli", "run", "--config", str(cfg),
-                                  "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        child = cli_started("run", "--config", str(cfg), "--no-progress")
         try:
             rows_done = lambda: out.joinpath("results.jsonl").exists() and \
                 len(out.joinpath("results.jsonl").read_text().splitlines()) >= 2
             assert wait_for(rows_done, within=120), "the two early rollouts did not finish"
-            assert wait_for(lambda: len(_host_processes(needle)) == 2, within=60), \
+            assert wait_for(lambda: len(host_processes(needle)) == 2, within=60), \
                 "the two victims' commands are not running"
             private_dockerd.stop()  # SIGTERM: stops every container of this engine (live-restore is off)
             private_dockerd.start()
@@ -213,7 +188,7 @@ def test_dockerd_restarted_mid_run_fails_the_rollouts_in_flight_and_retry_errors
     assert labelled_containers(run_id) == []
     assert_no_leaks(marker, run_id=run_id)
     monkeypatch.delenv("DOCKER_HOST")
-    assert _shared_engine_pid() == shared_pid, "the shared engine was restarted"
+    assert shared_engine_pid() == shared_pid, "the shared engine was restarted"
     # a private dockerd with --bridge=none run in the host's network namespace deletes docker0
     assert os.path.exists("/sys/class/net/docker0") == had_bridge, "the shared engine's docker0 bridge was removed"
 

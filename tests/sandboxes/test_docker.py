@@ -45,7 +45,7 @@ def run_id(docker_engine: str, sandbox_run_id: str) -> Iterator[str]:
 
 def provider_for(run_id: str, **config):
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
     limits = config.pop("limits", None)
     bridge = config.pop("bridge_sockets", False)
@@ -355,8 +355,11 @@ async def test_bridge_network_reaches_the_host(run_id: str):
 SCRIPT = textwrap.dedent(
     """
     import sys, anyio
+    from react_eval.sandboxes.cleanup import install_signal_handlers
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
+
+    install_signal_handlers()  # as the CLI does: library code installs none
 
     async def main():
         p = DockerSandboxProvider(DockerSandboxConfig(), run_id=sys.argv[1])
@@ -512,7 +515,7 @@ async def test_the_agent_is_the_images_unprivileged_user_by_default(run_id: str,
 
 
 async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str, caplog):
-    from react_eval.sandboxes.docker_config import DEFAULT_CAPS
+    from react_eval.sandboxes.docker.config import DEFAULT_CAPS
 
     p = provider_for(run_id, user="root")
     try:
@@ -529,7 +532,7 @@ async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str,
             ["1000", "1000", "1000:1000", "1000:1000"]
     finally:
         await p.aclose()
-    from react_eval.sandboxes.docker_config import DEFAULT_IMAGE
+    from react_eval.sandboxes.docker.config import DEFAULT_IMAGE
 
     api, tag = docker_api(), f"react-eval-test-root-label:{run_id.lower()}"
     dockerfile = f'FROM {DEFAULT_IMAGE}\nLABEL react-eval.agent-user=""\n'.encode()

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from react_eval.sandboxes.docker_config import DockerSandboxConfig
-from react_eval.sandboxes.docker_pool import WARM_LABEL, WarmDockerProvider
+from react_eval.sandboxes.docker.config import DockerSandboxConfig
+from react_eval.sandboxes.docker.pool import WARM_LABEL, WarmDockerProvider
 from react_eval.sandboxes.registry import make_provider
 from react_eval.types import SandboxError, SandboxSpec
 from tests.sandboxes.test_tool_suite import labelled_containers

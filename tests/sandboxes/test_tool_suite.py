@@ -128,7 +128,7 @@ def make_provider(kind: str, request: pytest.FixtureRequest, tmp_path) -> Any:
     if kind == "docker":
         request.getfixturevalue("docker_engine")
         from react_eval.sandboxes.docker import DockerSandboxProvider
-        from react_eval.sandboxes.docker_config import DockerSandboxConfig
+        from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
         return DockerSandboxProvider(
             DockerSandboxConfig(pids_limit=PIDS_LIMIT, memory="1g", concurrency=4),

@@ -167,7 +167,7 @@ def test_root_only_actions_fail_in_docker(docker_red, verdict):
 def test_docker_engine_shows_the_hardened_options(docker_engine, verdict):
     import anyio
     from react_eval.sandboxes.docker import DockerSandboxProvider
-    from react_eval.sandboxes.docker_config import DockerSandboxConfig
+    from react_eval.sandboxes.docker.config import DockerSandboxConfig
 
     async def inspect():
         provider = DockerSandboxProvider(DockerSandboxConfig(), run_id=f"redteam-{secrets.token_hex(4)}")

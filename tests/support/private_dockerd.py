@@ -148,15 +148,37 @@ class PrivateDockerd:
             return "(no log)"
 
 
+def host_processes(needle: str) -> list[int]:
+    """Pids of this machine whose command line holds ``needle`` (containers' processes included)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if needle.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def shared_engine_pid() -> int | None:
+    """The shared engine's pid (a test with private engines must leave that one running as it was)."""
+    try:
+        return int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("REACT_EVAL_REQUIRE_SANDBOXES") == "1":
         pytest.fail(f"{reason} (and REACT_EVAL_REQUIRE_SANDBOXES=1)", pytrace=False)
     pytest.skip(reason)
 
 
-@pytest.fixture
-def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
-    """A started private engine (no images), removed after the test."""
+def start_private_engine(tmp_path_factory) -> PrivateDockerd:
+    """A started private engine (no images); skips (or fails) where one cannot be had.
+    The caller closes it."""
     if os.geteuid() != 0:
         _unavailable("a private dockerd needs root")
     if not (shutil.which("dockerd") or os.path.exists("/usr/sbin/dockerd")) or not shutil.which("docker"):
@@ -168,6 +190,13 @@ def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
     except PrivateDockerdError as exc:
         engine.close()
         _unavailable(f"cannot start a private dockerd: {exc}")
+    return engine
+
+
+@pytest.fixture
+def private_dockerd(tmp_path_factory) -> Iterator[PrivateDockerd]:
+    """A started private engine (no images), removed after the test."""
+    engine = start_private_engine(tmp_path_factory)
     try:
         yield engine
     finally:

@@ -1,0 +1,216 @@
+"""The Docker engines a provider places sandboxes on, and the choice among them.
+
+Each :class:`Engine` is one daemon with its own SDK client, caches and count of
+this run's live containers. :class:`Placement` puts each new sandbox on the
+least-loaded engine that is up and under its ``max_containers`` (waiting for
+room when all are full). An engine that stops answering is marked down on the
+first failed call: the rollouts on it end as ``sandbox_error`` (an
+infrastructure error, re-run by ``--retry-errors``), new sandboxes go to the
+others, and it is tried again every :data:`PROBE_SECONDS` (at once when no
+engine is up), so an engine that comes back takes work again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import anyio
+import anyio.to_thread
+
+from react_eval.sandboxes.docker.client import api_client, default_host, reaching, unreachable_error
+from react_eval.sandboxes.docker.config import DockerHost
+from react_eval.sandboxes.docker.local_api import api_error, request, unix_socket_path
+from react_eval.sandboxes.docker.prune import RUN_LABEL
+from react_eval.sandboxes.docker.reaper import remove_quietly
+from react_eval.types import SandboxError
+
+#: seconds between attempts to reach an engine that went away
+PROBE_SECONDS = 5.0
+#: how long such an attempt may take
+PROBE_TIMEOUT = 5
+
+
+class Engine:
+    """One Docker daemon as the provider uses it."""
+
+    def __init__(self, host: DockerHost, *, limiter: anyio.CapacityLimiter, pool: int):
+        self.host = host
+        #: the address, as messages and ``SandboxInfo.extra["docker_host"]`` show it
+        self.url = host.url or default_host()
+        self.limit = host.max_containers
+        #: the engine's unix socket, where execs are attached without the SDK (None: tcp, ssh)
+        self.socket_path = unix_socket_path(host.url)
+        self.limiter = limiter
+        self._pool = pool
+        self.api: Any = None
+        #: this provider's containers on the engine, counted from placement to removal
+        self.live = 0
+        #: why the engine is not used now (None: it is up)
+        self.down: str | None = None
+        self._probe_at = 0.0
+        self._lock = anyio.Lock()
+        #: image -> the user its containers run as (None = the image's own: root)
+        self.users: dict[str, str | None] = {}
+        #: (image, user) -> the numeric (uid, gid) placed files get
+        self.owners: dict[tuple[str, str], tuple[int, int]] = {}
+
+    @property
+    def up(self) -> bool:
+        return self.api is not None and self.down is None
+
+    def has_room(self) -> bool:
+        return self.limit is None or self.live < self.limit
+
+    def load(self) -> float:
+        return self.live / self.limit if self.limit else float(self.live)
+
+    def mark_down(self, why: SandboxError) -> None:
+        if self.down is None:
+            self.down = str(why)
+        self._probe_at = time.monotonic() + PROBE_SECONDS
+
+    def unreachable(self, exc: BaseException) -> SandboxError:
+        """The error of a call that could not reach the engine (which is marked down)."""
+        error = unreachable_error(self.url, exc)
+        self.mark_down(error)
+        return error
+
+    async def http(self, method: str, path: str, *, params: dict[str, str] | None = None, body: bytes = b"",
+                   content_type: str = "application/json") -> bytes:
+        """An engine API call on the event loop (local engines: ``socket_path`` set);
+        errors as the SDK raises them, an unreachable engine as SandboxError."""
+        assert self.socket_path is not None, "a local engine only"
+        target = f"/v{self.api.api_version}{path}" + (f"?{urlencode(params)}" if params else "")
+        try:
+            status, reply = await request(self.socket_path, method, target, body, content_type)
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            raise self.unreachable(exc) from exc
+        if status >= 400:
+            raise api_error(status, reply)
+        return reply
+
+    def _reaching(self) -> Any:
+        return reaching(self.url, on_unreachable=self.mark_down)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A blocking SDK call in a worker thread; an unreachable engine is a
+        SandboxError (and the engine is marked down)."""
+        with self._reaching():
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
+
+    async def connect(self, run_id: str) -> None:
+        """Reach the engine (raises SandboxError if it does not answer), then remove
+        stopped containers of ``run_id`` that an earlier attempt left on it."""
+        async with self._lock:
+            if self.api is not None:
+                return
+            try:
+                with self._reaching():
+                    self.api = await anyio.to_thread.run_sync(
+                        lambda: api_client(self.host, timeout=120, pool=self._pool), limiter=self.limiter)
+            except SandboxError:
+                raise
+            except Exception as exc:
+                error = SandboxError(f"cannot talk to the Docker daemon at {self.url}: {exc}")
+                self.mark_down(error)
+                raise error from exc
+            self.down = None
+            await anyio.to_thread.run_sync(self._remove_stopped, run_id, limiter=self.limiter)
+
+    def _remove_stopped(self, run_id: str) -> None:
+        """Remove stopped containers of this run id left by an earlier attempt
+        (a daemon restart stops every container, and they cannot be removed
+        while it is down; ``--resume``/``--retry-errors`` reuse the run id).
+        Running ones may belong to a live process and are left alone."""
+        try:
+            stale = self.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}",
+                                                           "status": ["exited", "dead"]})
+        except Exception:  # noqa: BLE001 - best effort: `react-eval sandbox prune` removes them too
+            return
+        for c in stale:
+            remove_quietly(self.host, c["Id"])
+
+    async def probe(self, run_id: str, *, now: bool = False) -> None:
+        """Try a down engine again (when its probe time has come, or ``now``)."""
+        if self.up or (not now and time.monotonic() < self._probe_at):
+            return
+        async with self._lock:
+            if self.up or (not now and time.monotonic() < self._probe_at):
+                return
+            try:
+                with self._reaching():
+                    await anyio.to_thread.run_sync(
+                        lambda: api_client(self.host, timeout=PROBE_TIMEOUT).close(), limiter=self.limiter)
+            except Exception as exc:  # noqa: BLE001 - still down
+                self.mark_down(exc if isinstance(exc, SandboxError) else SandboxError(str(exc)))
+                return
+        if self.api is None:
+            await self.connect(run_id)
+        else:
+            self.down = None
+
+    def close(self) -> None:
+        api, self.api = self.api, None
+        if api is not None:
+            api.close()
+
+
+class Placement:
+    """Chooses the engine of each new sandbox (see the module doc)."""
+
+    def __init__(self, engines: list[Engine], run_id: str):
+        self.engines = engines
+        self.run_id = run_id
+        self._freed: anyio.Event | None = None
+
+    async def connect(self) -> None:
+        """Reach every engine; raises SandboxError only when none answers."""
+        errors: list[SandboxError] = []
+
+        async def one(engine: Engine) -> None:
+            try:
+                await engine.connect(self.run_id)
+            except SandboxError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for engine in self.engines:
+                tg.start_soon(one, engine)
+        if not any(e.up for e in self.engines):
+            raise self._none_up(errors)
+
+    def _none_up(self, errors: list[SandboxError] | None = None) -> SandboxError:
+        if len(self.engines) == 1:
+            return (errors or [SandboxError(self.engines[0].down or "the Docker engine is down")])[0]
+        why = "; ".join(f"{e.url}: {e.down}" for e in self.engines)
+        return SandboxError(f"none of the {len(self.engines)} Docker engines answers ({why})")
+
+    async def acquire(self) -> Engine:
+        """An engine with room for one more container, counted as taken."""
+        while True:
+            for engine in self.engines:
+                await engine.probe(self.run_id)
+            up = [e for e in self.engines if e.up]
+            if not up:
+                for engine in self.engines:
+                    await engine.probe(self.run_id, now=True)
+                up = [e for e in self.engines if e.up]
+                if not up:
+                    raise self._none_up()
+            free = [e for e in up if e.has_room()]
+            if free:
+                engine = min(free, key=lambda e: (e.load(), self.engines.index(e)))
+                engine.live += 1
+                return engine
+            if self._freed is None:
+                self._freed = anyio.Event()
+            with anyio.move_on_after(PROBE_SECONDS):  # a down engine may come back meanwhile
+                await self._freed.wait()
+
+    def release(self, engine: Engine) -> None:
+        engine.live -= 1
+        freed, self._freed = self._freed, None
+        if freed is not None:
+            freed.set()
