@@ -16,7 +16,7 @@ from typing import Any
 
 from react_eval.benchmarks.base import Benchmark
 from react_eval.engine.config import BenchmarkEntry, EvalConfig
-from react_eval.sandboxes.docker_config import DockerSandboxConfig
+from react_eval.sandboxes.docker.config import DockerSandboxConfig
 from react_eval.sandboxes.local import LocalSandboxConfig
 
 #: the sandbox a benchmark that needs one gets when none is configured (announced)

@@ -7,7 +7,7 @@ import pytest
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import validate_config
 from react_eval.engine.defaults import SandboxRequired, nel_differences, resolve_sandbox
-from react_eval.sandboxes.docker_config import DockerSandboxConfig
+from react_eval.sandboxes.docker.config import DockerSandboxConfig
 from tests.nel.helpers import run_config
 from tests.support.scripted_server import answer, tool_call
 
