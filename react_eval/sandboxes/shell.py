@@ -31,6 +31,20 @@ break the framing)::
   starts a fresh shell in the last working directory and says so.
 * ``__re_ret`` restores ``$?`` of the previous call, so ``false`` followed by
   ``echo $?`` in the next call prints 1, as in a terminal.
+
+A timeout stops the whole command, not only its running process. The shell
+itself runs part of every command (builtins, loops, redirections: in
+``sleep 3; echo LATE > FILE`` killing ``sleep`` would let the shell write
+FILE), so the transport first sends the shell :data:`ABORT_SIGNAL`, whose trap
+turns on a DEBUG trap (``extdebug``) that skips every further command up to
+the frame's own ``__re_rc=$?``, and then kills every process the command
+started (children, background jobs, ``nohup`` and ``setsid`` escapes; see the
+transports). The shell keeps its state (cwd, variables, functions) and answers
+the next call. A shell that does not answer within ``interrupt_grace`` (a
+busy builtin loop the DEBUG trap cannot end, a command that replaced the
+abort trap) is killed with everything in it and restarted in its last working
+directory, and the result's ``note`` says so. Background jobs started by
+earlier calls survive a timeout.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -52,6 +67,11 @@ from react_eval.types import SandboxError
 DEFAULT_INTERRUPT_GRACE = 1.0
 #: how long a freshly started shell may take to answer its first command
 DEFAULT_START_TIMEOUT = 20.0
+#: the signal (bash's name) whose trap makes the shell skip the rest of a
+#: timed-out command; a real-time signal, which programs rarely trap
+ABORT_SIGNAL = "RTMIN+3"
+#: its number for ``os.kill`` on this host (bash and Python share the C library's SIGRTMIN)
+ABORT_SIGNUM = signal.SIGRTMIN + 3
 
 
 class ShellTransportError(Exception):
@@ -89,8 +109,9 @@ class ShellTransport(Protocol):
         ...
 
     async def interrupt(self) -> None:
-        """Kill every process the running command started, sparing the shell
-        when possible (then the session keeps its state)."""
+        """Stop the running command: send the shell :data:`ABORT_SIGNAL` (so it
+        skips the rest of the command), then kill every process the command
+        started, sparing the shell when possible (then it keeps its state)."""
         ...
 
     async def exit_status(self) -> int | None:
@@ -277,6 +298,13 @@ class ShellSession:
             b"__re_rc=0",
             b'__re_ret() { return "$1"; }',
             b"trap '" + trap_body + b"' EXIT",
+            # on ABORT_SIGNAL: skip every command (extdebug: a DEBUG trap that
+            # fails skips the command; -T reaches into functions) until the
+            # frame's `__re_rc=$?`, which turns skipping off again
+            b"__re_skip() { [[ $BASH_COMMAND == '__re_rc=$?' ]] || return 1; "
+            b"builtin trap - DEBUG; builtin shopt -u extdebug; builtin set +T; }",
+            b"trap 'builtin shopt -s extdebug; builtin set -T; builtin trap __re_skip DEBUG' "
+            + ABORT_SIGNAL.encode(),
         ]
         if cwd:
             lines.append(b"builtin cd -- " + ansi_c_quote(os.fsencode(cwd)) + b" 2>/dev/null")
