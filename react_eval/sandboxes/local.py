@@ -343,18 +343,29 @@ class LocalSandbox:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            await self.shell.close()
             if self.cgroup is not None:
                 # every process the sandbox started is a member and cannot leave
-                # (under bwrap; unjailed, a root agent could, but is trusted)
-                await anyio.to_thread.run_sync(self.cgroup.remove)
+                # (under bwrap; unjailed, a root agent could, but is trusted):
+                # removing the cgroup kills them all, the shell included, and the
+                # workdir goes in the same worker-thread trip
+                self.shell.closing()
+                await anyio.to_thread.run_sync(self._teardown)
+                await self.shell.close()  # only reaps the dead shell now
             else:
+                await self.shell.close()
                 await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
-            self._fs.close()
-            if not self.config.keep:
-                await anyio.to_thread.run_sync(_remove_tree, self.workdir)
+                await anyio.to_thread.run_sync(self._teardown)
         if self.on_close is not None:
             self.on_close(self)
+
+    def _teardown(self) -> None:
+        """Kill what is left in the cgroup, close the workdir's descriptor and
+        remove the workdir (unless ``keep``); blocking, for a worker thread."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        self._fs.close()
+        if not self.config.keep:
+            _remove_tree(self.workdir)
 
 
 def _cap(setting: object, cgroup: SandboxCgroup | None, controller: str) -> str:
