@@ -43,7 +43,7 @@ from react_eval.sandboxes.bwrap import SANDBOX_PATH, bwrap_argv
 from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
 from react_eval.sandboxes.lifecycle import prepare
 from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
-from react_eval.sandboxes.procs import TAG_VAR, find_processes, kill_processes
+from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
 from react_eval.sandboxes.safe_fs import Beneath
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
 from react_eval.types import SandboxError, SandboxSpec
@@ -134,24 +134,23 @@ class LocalSandbox:
                 "memory": _cap(config.memory, cgroup, "memory"),
             },
         )
+        #: when the sandbox was made, in /proc's clock: none of its processes is older
+        self._born = _boot_ticks()
         self._real_workdir = os.path.realpath(workdir)
         #: every file operation goes through this descriptor of the workdir
         self._fs = Beneath(self._real_workdir)
         self._closed = False
         #: called once closed (the provider uses it to forget the sandbox)
         self.on_close: Callable[[LocalSandbox], None] | None = None
-        self.shell = ShellSession(
-            LocalShellTransport(
-                self._wrap(["bash", "--noprofile", "--norc", "-s"]),
-                cwd=workdir,
-                env=self._env("shell"),
-                tag_entry=f"{TAG_VAR}={token}.shell",
-                members=self._members,
-                wrapped=config.isolation == "bwrap",
-            ),
+        self._transport = LocalShellTransport(
+            self._wrap(["bash", "--noprofile", "--norc", "-s"]),
             cwd=workdir,
-            max_output_bytes=limits.max_output_bytes,
+            env=self._env("shell"),
+            tag_entry=f"{TAG_VAR}={token}.shell",
+            members=self._members,
+            wrapped=config.isolation == "bwrap",
         )
+        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes)
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:
@@ -352,8 +351,13 @@ class LocalSandbox:
                 await anyio.to_thread.run_sync(self._teardown)
                 await self.shell.close()  # only reaps the dead shell now
             else:
+                # the shell's session first (nothing new starts in it), then one
+                # search for what is left: that session, or any of our tags
+                session = self._transport.pid
+                self._transport.owner_kills_strays = True
                 await self.shell.close()
-                await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
+                await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
+                                     since_ticks=self._born)  # older processes cannot be ours
                 await anyio.to_thread.run_sync(self._teardown)
         if self.on_close is not None:
             self.on_close(self)

@@ -70,6 +70,10 @@ class LocalShellTransport:
         #: the jail's pid namespace (under bwrap): everything in it is the sandbox's
         self._pidns: str | None = None
         self._mark: int | None = None
+        self._born: int | None = None
+        #: set by an owner that kills the shell's strays itself after ``close``
+        #: (the sandbox's own close: one search for everything, not two)
+        self.owner_kills_strays = False
 
     @property
     def pid(self) -> int | None:
@@ -77,6 +81,7 @@ class LocalShellTransport:
 
     async def start(self) -> None:
         await self.close()
+        born = _boot_ticks()  # none of this shell's processes is older
         try:
             self._proc = await anyio.open_process(
                 self.argv,
@@ -91,6 +96,7 @@ class LocalShellTransport:
             raise ShellTransportError(f"cannot start {self.argv[0]}: {exc}") from exc
         self._shell_pids = {self._proc.pid}
         self._bash = None if self.wrapped else self._proc.pid
+        self._born = self._mark = born
         self._pidns = None
 
     async def send(self, data: bytes) -> None:
@@ -160,12 +166,14 @@ class LocalShellTransport:
             return
         match = self._match()
         proc, self._proc = self._proc, None
+        match["since_ticks"] = self._born
         with anyio.CancelScope(shield=True):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            await kill_processes(**match)
+            if not self.owner_kills_strays:
+                await kill_processes(**match)
             with anyio.move_on_after(5):
                 await proc.wait()
             await proc.aclose()
