@@ -36,22 +36,16 @@ import time
 from typing import Callable, Literal
 
 import anyio
-from anyio.abc import Process
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from react_eval.sandboxes.base import (
-    ExecResult,
-    FileInfo,
-    FileTooLargeError,
-    SandboxInfo,
-    SandboxLimits,
-    run_setup,
-)
+from react_eval.sandboxes.base import ExecResult, FileInfo, FileTooLargeError, SandboxInfo, SandboxLimits
 from react_eval.sandboxes.bwrap import SANDBOX_PATH, bwrap_argv
 from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
+from react_eval.sandboxes.lifecycle import prepare
+from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
 from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
 from react_eval.sandboxes.safe_fs import Beneath
-from react_eval.sandboxes.shell import CappedBuffer, ShellSession, ShellTransportError
+from react_eval.sandboxes.shell import CappedBuffer, ShellSession
 from react_eval.types import SandboxError, SandboxSpec
 
 __all__ = ["TAG_VAR", "LocalSandbox", "LocalSandboxConfig", "LocalSandboxProvider", "find_processes", "kill_processes"]
@@ -103,131 +97,6 @@ class LocalSandboxConfig(BaseModel):
         return [os.path.normpath(p) for p in value]
 
 
-def _status_code(returncode: int | None) -> int | None:
-    """subprocess' -N (killed by signal N) as the shell's 128+N."""
-    if returncode is None:
-        return None
-    return 128 - returncode if returncode < 0 else returncode
-
-
-# ---- the transport ----------------------------------------------------------
-
-
-class LocalShellTransport:
-    """Bash as a local subprocess in its own session (start_new_session).
-
-    The shell is the session leader, so every process it starts is in its
-    session and can be found; the tag environment entry catches the ones that
-    called setsid. Killing never touches the harness' own process group.
-    ``members`` lists the sandbox cgroup's processes, the only ones searched
-    when given; ``wrapped`` says the shell runs under a wrapper (bwrap) whose
-    helper processes share its session.
-    """
-
-    def __init__(
-        self,
-        argv: list[str],
-        *,
-        cwd: str,
-        env: dict[str, str],
-        tag_entry: str,
-        members: Callable[[], list[int]] | None = None,
-        wrapped: bool = False,
-    ):
-        self.argv = argv
-        self.cwd = cwd
-        self.env = env
-        self.tag = tag_entry.encode()
-        self.members = members
-        self.wrapped = wrapped
-        self._proc: Process | None = None
-        self._shell_pids: set[int] = set()
-        self._mark: int | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    async def start(self) -> None:
-        await self.close()
-        try:
-            self._proc = await anyio.open_process(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=self.env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ShellTransportError(f"cannot start {self.argv[0]}: {exc}") from exc
-        self._shell_pids = {self._proc.pid}
-
-    async def send(self, data: bytes) -> None:
-        if self._proc is None or self._proc.stdin is None:
-            raise ShellTransportError("the shell is not running")
-        try:
-            await self._proc.stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise ShellTransportError(f"the shell's stdin is closed: {exc!r}") from exc
-
-    async def receive(self) -> bytes:
-        if self._proc is None or self._proc.stdout is None:
-            return b""
-        try:
-            return await self._proc.stdout.receive(1 << 16)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return b""
-
-    def shell_ready(self) -> None:
-        # under bwrap the session holds bwrap, its pid-1 helper and bash:
-        # everything alive now is "the shell" and is spared by interrupt();
-        # unwrapped, bash is alone in its session and nothing need be searched
-        if self._proc is None or not self.wrapped:
-            return
-        among = self.members() if self.members is not None else None
-        self._shell_pids = {self._proc.pid, *find_processes(session=self._proc.pid, among=among)}
-
-    def mark_command_start(self) -> None:
-        # /proc start times and this clock are both boot-time ticks rounded
-        # down, so every process the command starts has start >= mark (a job
-        # started in the same 10 ms tick before the command is caught too)
-        self._mark = _boot_ticks()
-
-    async def interrupt(self) -> None:
-        if self._proc is None:
-            return
-        await kill_processes(
-            members=self.members,
-            session=self._proc.pid,
-            env_prefix=self.tag,
-            since_ticks=self._mark,
-            exclude=self._shell_pids,
-        )
-
-    async def exit_status(self) -> int | None:
-        if self._proc is None:
-            return None
-        with anyio.move_on_after(2):
-            await self._proc.wait()
-        return _status_code(self._proc.returncode)
-
-    async def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with anyio.CancelScope(shield=True):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            await kill_processes(members=self.members, session=proc.pid, env_prefix=self.tag)
-            with anyio.move_on_after(5):
-                await proc.wait()
-            await proc.aclose()
-
-
 # ---- the sandbox ---------------------------------------------------------------
 
 
@@ -265,24 +134,23 @@ class LocalSandbox:
                 "memory": _cap(config.memory, cgroup, "memory"),
             },
         )
+        #: when the sandbox was made, in /proc's clock: none of its processes is older
+        self._born = _boot_ticks()
         self._real_workdir = os.path.realpath(workdir)
         #: every file operation goes through this descriptor of the workdir
         self._fs = Beneath(self._real_workdir)
         self._closed = False
         #: called once closed (the provider uses it to forget the sandbox)
         self.on_close: Callable[[LocalSandbox], None] | None = None
-        self.shell = ShellSession(
-            LocalShellTransport(
-                self._wrap(["bash", "--noprofile", "--norc", "-s"]),
-                cwd=workdir,
-                env=self._env("shell"),
-                tag_entry=f"{TAG_VAR}={token}.shell",
-                members=self._members,
-                wrapped=config.isolation == "bwrap",
-            ),
+        self._transport = LocalShellTransport(
+            self._wrap(["bash", "--noprofile", "--norc", "-s"]),
             cwd=workdir,
-            max_output_bytes=limits.max_output_bytes,
+            env=self._env("shell"),
+            tag_entry=f"{TAG_VAR}={token}.shell",
+            members=self._members,
+            wrapped=config.isolation == "bwrap",
         )
+        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes)
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:
@@ -320,6 +188,19 @@ class LocalSandbox:
         return env
 
     # ---- commands ----
+
+    async def place(self, spec: SandboxSpec) -> None:
+        """Copy the task's repository and files into the workdir (before its setup command)."""
+        if spec.repo_dir:
+            repo = spec.repo_dir
+            await anyio.to_thread.run_sync(
+                lambda: shutil.copytree(repo, self.workdir, symlinks=True, dirs_exist_ok=True)
+            )
+        for rel, content in spec.files.items():
+            try:
+                await self.write_file(rel, content.encode("utf-8"))
+            except PermissionError as exc:
+                raise SandboxError(f"cannot place file {rel!r}: {exc}") from exc
 
     async def start(self) -> None:
         await self.shell.start()
@@ -388,7 +269,7 @@ class LocalSandbox:
                 await proc.aclose()
         return ExecResult(
             output=out.text(),
-            exit_code=None if timed_out else _status_code(proc.returncode),
+            exit_code=None if timed_out else status_code(proc.returncode),
             timed_out=timed_out,
             dropped_chars=out.dropped,
             latency_ms=(time.perf_counter() - started) * 1000,
@@ -461,18 +342,34 @@ class LocalSandbox:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            await self.shell.close()
             if self.cgroup is not None:
                 # every process the sandbox started is a member and cannot leave
-                # (under bwrap; unjailed, a root agent could, but is trusted)
-                await anyio.to_thread.run_sync(self.cgroup.remove)
+                # (under bwrap; unjailed, a root agent could, but is trusted):
+                # removing the cgroup kills them all, the shell included, and the
+                # workdir goes in the same worker-thread trip
+                self.shell.closing()
+                await anyio.to_thread.run_sync(self._teardown)
+                await self.shell.close()  # only reaps the dead shell now
             else:
-                await kill_processes(env_prefix=f"{TAG_VAR}={self.token}.".encode())
-            self._fs.close()
-            if not self.config.keep:
-                await anyio.to_thread.run_sync(_remove_tree, self.workdir)
+                # the shell's session first (nothing new starts in it), then one
+                # search for what is left: that session, or any of our tags
+                session = self._transport.pid
+                self._transport.owner_kills_strays = True
+                await self.shell.close()
+                await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
+                                     since_ticks=self._born)  # older processes cannot be ours
+                await anyio.to_thread.run_sync(self._teardown)
         if self.on_close is not None:
             self.on_close(self)
+
+    def _teardown(self) -> None:
+        """Kill what is left in the cgroup, close the workdir's descriptor and
+        remove the workdir (unless ``keep``); blocking, for a worker thread."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        self._fs.close()
+        if not self.config.keep:
+            _remove_tree(self.workdir)
 
 
 def _cap(setting: object, cgroup: SandboxCgroup | None, controller: str) -> str:
@@ -542,27 +439,7 @@ class LocalSandboxProvider:
         sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
-        try:
-            if spec.repo_dir:
-                if not os.path.isdir(spec.repo_dir):
-                    raise SandboxError(f"repo_dir {spec.repo_dir!r} is not a directory")
-                await anyio.to_thread.run_sync(
-                    lambda: shutil.copytree(spec.repo_dir, workdir, symlinks=True, dirs_exist_ok=True)
-                )
-            for rel, content in spec.files.items():
-                try:
-                    await sandbox.write_file(rel, content.encode("utf-8"))
-                except PermissionError as exc:
-                    raise SandboxError(f"cannot place file {rel!r}: {exc}") from exc
-            await sandbox.start()
-            if spec.setup:
-                await run_setup(sandbox, spec.setup, self.setup_timeout)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await sandbox.close()
-            if isinstance(exc, OSError):
-                raise SandboxError(f"cannot prepare the sandbox workdir {workdir}: {exc}") from exc
-            raise
+        await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
         return sandbox
 
     async def aclose(self) -> None:

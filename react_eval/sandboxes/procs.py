@@ -48,13 +48,84 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
         return None
 
 
-def _has_env_entry(pid: int, prefix: bytes) -> bool:
+def _environ(pid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            data = f.read()
+            return f.read().split(b"\0")
     except OSError:
-        return False
-    return any(entry.startswith(prefix) for entry in data.split(b"\0"))
+        return None
+
+
+def _has_env_entry(pid: int, prefix: bytes) -> bool:
+    entries = _environ(pid)
+    return entries is not None and any(entry.startswith(prefix) for entry in entries)
+
+
+def _untagged(pid: int) -> bool:
+    """True when the process carries no sandbox tag at all: every process the
+    harness starts has one, so inside a sandbox's own cgroup a process without
+    it cleared its environment to escape (``env -i setsid ...``)."""
+    entries = _environ(pid)
+    tag = TAG_VAR.encode() + b"="
+    return entries is not None and not any(entry.startswith(tag) for entry in entries)
+
+
+def pid_namespace(pid: int) -> str | None:
+    """The pid namespace of a process (``pid:[inode]``), or None if gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children, their children, ...), through
+    ``/proc/<pid>/task/<pid>/children`` (single-threaded parents, as bwrap and
+    bash are), or a scan of parent pids where the kernel lacks that file."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children", "rb") as f:
+                kids = [int(n) for n in f.read().split()]
+        except FileNotFoundError:
+            if os.path.exists(f"/proc/{parent}"):
+                return _descendants_by_scan(pid)
+            kids = []
+        except (OSError, ValueError):
+            kids = []
+        found += kids
+        todo += kids
+    return found
+
+
+def _descendants_by_scan(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    data = f.read()
+                ppid = int(data[data.rfind(b")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def command_name(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip().decode(errors="replace")
+    except OSError:
+        return None
 
 
 def find_processes(
@@ -64,10 +135,14 @@ def find_processes(
     since_ticks: int | None = None,
     exclude: frozenset[int] | set[int] = frozenset(),
     among: Iterable[int] | None = None,
+    pidns: str | None = None,
+    untagged: bool = False,
 ) -> list[int]:
-    """Live processes in ``session`` or carrying an env entry starting with
-    ``env_prefix``, started at or after ``since_ticks``; only those of
-    ``among`` when given, else every process on the host."""
+    """Live processes started at or after ``since_ticks`` that are in
+    ``session``, carry an env entry starting with ``env_prefix``, live in pid
+    namespace ``pidns`` (see :func:`pid_namespace`), or (``untagged``) carry
+    no sandbox tag at all; only those of ``among`` when given, else every
+    process on the host."""
     me = os.getpid()
     found = []
     candidates = among if among is not None else (int(n) for n in os.listdir("/proc") if n.isdigit())
@@ -79,8 +154,11 @@ def find_processes(
             continue
         if since_ticks is not None and st[2] < since_ticks:
             continue
-        if (session is not None and st[1] == session) or (
-            env_prefix is not None and _has_env_entry(pid, env_prefix)
+        if (
+            (session is not None and st[1] == session)
+            or (pidns is not None and pid_namespace(pid) == pidns)
+            or (env_prefix is not None and _has_env_entry(pid, env_prefix))
+            or (untagged and _untagged(pid))
         ):
             found.append(pid)
     return found

@@ -31,6 +31,20 @@ break the framing)::
   starts a fresh shell in the last working directory and says so.
 * ``__re_ret`` restores ``$?`` of the previous call, so ``false`` followed by
   ``echo $?`` in the next call prints 1, as in a terminal.
+
+A timeout stops the whole command, not only its running process. The shell
+itself runs part of every command (builtins, loops, redirections: in
+``sleep 3; echo LATE > FILE`` killing ``sleep`` would let the shell write
+FILE), so the transport first sends the shell :data:`ABORT_SIGNAL`, whose trap
+turns on a DEBUG trap (``extdebug``) that skips every further command up to
+the frame's own ``__re_rc=$?``, and then kills every process the command
+started (children, background jobs, ``nohup`` and ``setsid`` escapes; see the
+transports). The shell keeps its state (cwd, variables, functions) and answers
+the next call. A shell that does not answer within ``interrupt_grace`` (a
+busy builtin loop the DEBUG trap cannot end, a command that replaced the
+abort trap) is killed with everything in it and restarted in its last working
+directory, and the result's ``note`` says so. Background jobs started by
+earlier calls survive a timeout.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -45,13 +60,29 @@ from typing import Protocol, runtime_checkable
 import anyio
 
 from react_eval.sandboxes.base import ExecResult
+from react_eval.sandboxes.shell_text import CappedBuffer, ansi_c_quote, decode_output, needs_syntax_check
 from react_eval.types import SandboxError
+
+# the text helpers were born here; importers keep finding them here
+__all__ = [
+    "ABORT_SIGNAL", "ABORT_SIGNUM", "CappedBuffer", "ShellSession", "ShellTransport", "ShellTransportError",
+    "ansi_c_quote", "decode_output", "needs_syntax_check",
+]
 
 #: how long to wait for the shell to answer after the running command's
 #: processes were killed, before giving up and restarting the shell
 DEFAULT_INTERRUPT_GRACE = 1.0
 #: how long a freshly started shell may take to answer its first command
 DEFAULT_START_TIMEOUT = 20.0
+#: the signal (bash's name) whose trap makes the shell skip the rest of a
+#: timed-out command; a real-time signal, which programs rarely trap
+ABORT_SIGNAL = "RTMIN+3"
+#: its number for ``os.kill`` on this host (bash and Python share the C library's SIGRTMIN)
+ABORT_SIGNUM = signal.SIGRTMIN + 3
+
+
+#: what a marker holds between its tags: sequence (or ``x``), status, cwd
+_MARKER_BODY = re.compile(rb":(x|\d+):(-?\d+):(.*)", re.S)
 
 
 class ShellTransportError(Exception):
@@ -89,8 +120,9 @@ class ShellTransport(Protocol):
         ...
 
     async def interrupt(self) -> None:
-        """Kill every process the running command started, sparing the shell
-        when possible (then the session keeps its state)."""
+        """Stop the running command: send the shell :data:`ABORT_SIGNAL` (so it
+        skips the rest of the command), then kill every process the command
+        started, sparing the shell when possible (then it keeps its state)."""
         ...
 
     async def exit_status(self) -> int | None:
@@ -100,82 +132,6 @@ class ShellTransport(Protocol):
     async def close(self) -> None:
         """Kill the shell and everything it started; release the stream."""
         ...
-
-
-def decode_output(data: bytes) -> str:
-    """Bytes from a program as text that is always valid JSON-safe Unicode.
-
-    Invalid UTF-8 becomes U+FFFD and NUL bytes become the two characters
-    ``\\0`` (many consumers of trajectories choke on a raw NUL).
-    """
-    text = data.decode("utf-8", errors="replace")
-    if "\x00" in text:
-        text = text.replace("\x00", "\\0")
-    return text
-
-
-class CappedBuffer:
-    """Keeps the head and tail of a byte stream of any length in bounded memory."""
-
-    def __init__(self, limit: int):
-        limit = max(int(limit), 2)
-        self.head_limit = limit // 2
-        self.tail_limit = limit - self.head_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def add(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
-            return
-        room = self.head_limit - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-            if not data:
-                return
-        if len(data) >= self.tail_limit:
-            self.dropped += len(self.tail) + len(data) - self.tail_limit
-            self.tail = bytearray(data[len(data) - self.tail_limit :])
-            return
-        self.tail += data
-        excess = len(self.tail) - self.tail_limit
-        if excess > 0:
-            self.dropped += excess
-            del self.tail[:excess]
-
-    def text(self) -> str:
-        if not self.dropped:
-            return decode_output(bytes(self.head + self.tail))
-        return (
-            decode_output(bytes(self.head))
-            + f"\n[... {self.dropped} bytes of output omitted ...]\n"
-            + decode_output(bytes(self.tail))
-        )
-
-
-def ansi_c_quote(data: bytes) -> bytes:
-    """``$'...'`` form of ``data`` that survives being one line of shell input."""
-    data = data.replace(b"\x00", b"")  # bash strings cannot hold NUL anyway
-    return b"$'" + _UNSAFE.sub(lambda m: b"\\x%02x" % m[0][0], data) + b"'"
-
-
-_UNSAFE = re.compile(rb"[^\x20-\x26\x28-\x5b\x5d-\x7e]")  # all but printable ASCII minus ' and \
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9_./,:=+@%^~#*?\[\]$ \t\n-]*")
-_RESERVED = frozenset(
-    "! case coproc do done elif else esac fi for function if in select then time until while { } [[ ]]".split()
-)
-
-
-def needs_syntax_check(command: str) -> bool:
-    """False only for commands that cannot be a syntax error: words of plain
-    characters (no quotes, brackets, operators or backslashes) that are not
-    reserved words, e.g. ``ls -la src``, ``git status``, ``python -m pytest -q``."""
-    if not _PLAIN.fullmatch(command) or "$[" in command:  # $[ is old arithmetic syntax
-        return True
-    return any(word in _RESERVED for word in command.split())
 
 
 def _display(path: str | None) -> str:
@@ -224,9 +180,6 @@ class ShellSession:
         end = b"\x1e" + self._nonce_b + self._nonce_a
         self._start_tag = start
         self._end_tag = end
-        self._marker_re = re.compile(
-            re.escape(start) + rb":(x|\d+):(-?\d+):(.*?)" + re.escape(end), re.S
-        )
         self._pending = bytearray()
         self._seq = 0
         self._started = False
@@ -277,6 +230,13 @@ class ShellSession:
             b"__re_rc=0",
             b'__re_ret() { return "$1"; }',
             b"trap '" + trap_body + b"' EXIT",
+            # on ABORT_SIGNAL: skip every command (extdebug: a DEBUG trap that
+            # fails skips the command; -T reaches into functions) until the
+            # frame's `__re_rc=$?`, which turns skipping off again
+            b"__re_skip() { [[ $BASH_COMMAND == '__re_rc=$?' ]] || return 1; "
+            b"builtin trap - DEBUG; builtin shopt -u extdebug; builtin set +T; }",
+            b"trap 'builtin shopt -s extdebug; builtin set -T; builtin trap __re_skip DEBUG' "
+            + ABORT_SIGNAL.encode(),
         ]
         if cwd:
             lines.append(b"builtin cd -- " + ansi_c_quote(os.fsencode(cwd)) + b" 2>/dev/null")
@@ -303,15 +263,18 @@ class ShellSession:
             if i:
                 out.add(memoryview(buf)[:i])
                 del buf[:i]
-            m = self._marker_re.match(buf)
+            # the body between this session's start and end tags (a regex
+            # per session would cost a compile per sandbox: ~1 ms of CPU)
+            end = buf.find(self._end_tag, len(self._start_tag))
+            m = _MARKER_BODY.fullmatch(buf, len(self._start_tag), end) if end >= 0 else None
             if m is None:
-                if buf.find(self._end_tag) < 0 and len(buf) < 65536:
+                if end < 0 and len(buf) < 65536:
                     return None  # the marker is still arriving
                 out.add(memoryview(buf)[:1])  # not a real marker: treat as output
                 del buf[:1]
                 continue
             token, rc, cwd = m.group(1), int(m.group(2)), m.group(3)
-            del buf[: m.end()]
+            del buf[: end + len(self._end_tag)]
             if token == b"x":
                 return _Marker(True, rc, os.fsdecode(bytes(cwd)))
             if int(token) != seq:
@@ -345,7 +308,6 @@ class ShellSession:
         self._broken = None
         try:
             await self.transport.start()
-            await self.transport.send(self._init_script(cwd))
         except ShellTransportError as exc:
             raise SandboxError(f"could not start the sandbox shell: {exc}") from exc
         self._seq += 1
@@ -353,8 +315,8 @@ class ShellSession:
         out = CappedBuffer(65536)
         marker = None
         with anyio.move_on_after(self.start_timeout):
-            try:
-                await self.transport.send(self._frame('builtin echo "$$"', seq))
+            try:  # one write: the set-up and the first command
+                await self.transport.send(self._init_script(cwd) + self._frame('builtin echo "$$"', seq))
             except ShellTransportError:
                 pass  # the shell died at once: its output below says why
             marker = await self._read_marker(seq, out)
@@ -379,6 +341,12 @@ class ShellSession:
             if self.cwd == self._initial_cwd:
                 raise
             await self._start_locked(self._initial_cwd)
+
+    def closing(self) -> None:
+        """From now on calls raise SandboxError, and a running call that loses
+        its shell reports the sandbox closed rather than restarting it (for an
+        owner about to kill the shell its own way before ``close``)."""
+        self._closed = True
 
     async def close(self) -> None:
         """Kill the shell and all its processes; later calls raise SandboxError.

@@ -119,6 +119,11 @@ ROWS: list[Row] = [
         (f"{H}test_unbounded_output_is_capped_in_the_observation_and_in_the_files",)),
     Row("Hostile agent", "sleep 10000", "killed at tool_timeout; no such process left on the host; the shell keeps its state",
         (f"{H}test_sleep_past_the_tool_timeout_is_killed_on_the_host",)),
+    Row("Hostile agent", "`sleep 8; echo LATE > late.txt` past tool_timeout, beside `&`, `setsid`, "
+        "`env -i setsid` and a child tree",
+        "the rest of the command never runs (no late.txt); every process it started is killed; "
+        "the shell keeps its cwd and variables",
+        (f"{H}test_a_timed_out_command_is_stopped_whole_and_the_shell_keeps_its_state",)),
     Row("Hostile agent", "rm -rf / inside Docker",
         "only the container is damaged; its shell still answers; the host and the image are intact",
         (f"{H}test_rm_rf_root_inside_docker_leaves_the_host_and_the_image_intact",)),

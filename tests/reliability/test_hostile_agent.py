@@ -166,6 +166,16 @@ def hostile_tasks(kind: str, canary: Path, etc_name: str, needle: str, port: int
         "sleep": scripted(
             [bash(f"sleep {needle}"), bash("echo after-sleep")],
             lambda o: expect("timed out" in o[0] and o[1] == "after-sleep\n", "sleep was not cut off", o)),
+        # a timed-out command is stopped whole: the rest of it never runs, nor
+        # anything it started (jobs, setsid, a cleared environment, a tree)
+        "late": scripted(
+            [bash("mkdir -p sub && cd sub && export KEPT=yes && echo ready"),
+             bash(f"sleep 7{needle} & setsid sleep 8{needle} & env -i setsid sh -c 'exec sleep 9{needle}' & "
+                  f"bash -c 'sleep 6{needle}; echo TREE > tree.txt' & "
+                  f"sleep {TOOL_TIMEOUT + 2:g}; echo LATE > late.txt"),
+             bash('sleep 3; ls -A; echo "kept=$KEPT in=${PWD##*/}"')],
+            lambda o: expect("timed out" in o[1] and o[2] == "kept=yes in=sub\n",
+                             "the rest of a timed-out command ran, or the shell lost its state", o)),
         "egress": scripted(
             [tool_call("file_write", {"path": "probe.py", "content": probe}),
              bash(f"python3 probe.py {port} {' '.join(addresses)}")],
@@ -318,6 +328,14 @@ def test_sleep_past_the_tool_timeout_is_killed_on_the_host(request, kind):
     assert host_processes(h.sleep_needle) == []
     first = observations(h.run.trajectory("sleep"))[0]
     assert first["extra"]["error_kind"] == "timeout"
+
+
+@BOTH
+def test_a_timed_out_command_is_stopped_whole_and_the_shell_keeps_its_state(request, kind):
+    h = hostile(request, kind)
+    h.assert_contained("late")
+    assert host_processes(h.sleep_needle) == []
+    assert observations(h.run.trajectory("late"))[1]["extra"]["error_kind"] == "timeout"
 
 
 def test_rm_rf_root_inside_docker_leaves_the_host_and_the_image_intact(docker_hostile):

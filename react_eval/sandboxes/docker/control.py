@@ -11,7 +11,7 @@ from typing import Protocol
 import anyio
 
 from react_eval.sandboxes.docker.stream import ExecStream
-from react_eval.sandboxes.shell import ShellTransportError
+from react_eval.sandboxes.shell import ABORT_SIGNAL, ShellTransportError
 from react_eval.types import SandboxError
 
 #: environment entry that marks the processes of one sandbox role (shell, run #n)
@@ -36,7 +36,7 @@ def _local_boot_id() -> str:
 # only (no fork), so it still works when a fork bomb holds every free PID.
 KILL_FN = r"""
 __re_kill() {
-    local want="REACT_EVAL_SANDBOX=$1" sid=$2 mark=$3 round p d st e killed=0
+    local want="REACT_EVAL_SANDBOX=$1" sid=$2 mark=$3 round p d st e t killed=0
     local -a f env hit
     local -A skip=([1]=1 [$$]=1)
     shift 3
@@ -52,7 +52,14 @@ __re_kill() {
             (( ${f[19]:-0} >= mark )) || continue
             if [[ $sid != 0 && ${f[3]} == "$sid" ]]; then hit+=("$p"); continue; fi
             { mapfile -d '' -t env < "$d/environ"; } 2>/dev/null || continue
-            for e in "${env[@]}"; do [[ $e == "$want"* ]] && { hit+=("$p"); break; }; done
+            # tagged with $1 or, when a command's start is given, with no tag at all
+            # (started since then and cleared its environment to escape)
+            t=none
+            for e in "${env[@]}"; do
+                [[ $e == "$want"* ]] && { t=want; break; }
+                [[ $e == REACT_EVAL_SANDBOX=* ]] && t=other
+            done
+            [[ $t == want || ( $t == none && $mark != 0 ) ]] && hit+=("$p")
         done
         (( ${#hit[@]} )) || break
         kill -9 "${hit[@]}" 2>/dev/null
@@ -145,9 +152,10 @@ class ControlShell:
             self._pending += chunk
 
     async def kill(self, tag: str, *, sid: int | None = None, mark: int | None = None,
-                   exclude: tuple[int, ...] = (), timeout: float = 30.0) -> None:
-        """SIGKILL the container's processes tagged ``tag`` (entry prefix) or in
-        session ``sid`` that started at or after host tick ``mark``."""
+                   exclude: tuple[int, ...] = (), timeout: float = 30.0, abort: int | None = None) -> None:
+        """SIGKILL the container's processes tagged ``tag`` (entry prefix), in
+        session ``sid`` or untagged that started at or after host tick ``mark``;
+        first send ABORT_SIGNAL to the shell ``abort`` (see shell.py)."""
         container_mark = 0 if mark is None else max(mark + self.tick_offset, 0)
         async with self._lock:
             for attempt in (1, 2):
@@ -159,8 +167,9 @@ class ControlShell:
                         self._seq += 1
                         args = " ".join(str(p) for p in exclude)
                         done = f"__re_done {self._seq} ".encode()
+                        first = f"builtin kill -s {ABORT_SIGNAL} {abort} 2>/dev/null; " if abort else ""
                         await self._stream.send(
-                            f"__re_kill {tag} {sid or 0} {container_mark} {args}; "
+                            f"{first}__re_kill {tag} {sid or 0} {container_mark} {args}; "
                             f'builtin echo "__re_done {self._seq} $?"\n'.encode()
                         )
                         await self._line(done)

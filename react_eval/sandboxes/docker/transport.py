@@ -57,7 +57,7 @@ class DockerShellTransport:
     async def interrupt(self) -> None:
         pid = self.shell_pid
         await self.sandbox._control.kill(
-            self.tag, sid=pid, mark=self._mark, exclude=(pid,) if pid else ()
+            self.tag, sid=pid, mark=self._mark, exclude=(pid,) if pid else (), abort=pid
         )
 
     async def exit_status(self) -> int | None:
