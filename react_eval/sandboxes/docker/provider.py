@@ -14,7 +14,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from react_eval.sandboxes.base import SandboxLimits, run_setup
+from react_eval.sandboxes.base import SandboxLimits
 from react_eval.sandboxes.docker.client import docker_errors, image_error
 from react_eval.sandboxes.docker.config import AGENT_USER_LABEL, DEFAULT_CAPS, DockerSandboxConfig
 from react_eval.sandboxes.docker.engines import Engine, Placement
@@ -22,6 +22,7 @@ from react_eval.sandboxes.docker.files import is_root
 from react_eval.sandboxes.docker.prune import ROLLOUT_LABEL, RUN_LABEL
 from react_eval.sandboxes.docker.reaper import REAPER, remove_quietly
 from react_eval.sandboxes.docker.sandbox import DockerSandbox
+from react_eval.sandboxes.lifecycle import closed_on_failure, prepare
 from react_eval.types import SandboxError, SandboxSpec
 
 #: PID 1 of every container (see the package doc); "$0" names it in `ps`
@@ -145,7 +146,6 @@ class DockerSandboxProvider:
         except BaseException:
             self._slots.release()
             raise
-        sandbox: DockerSandbox | None = None
         created: list[str] = []
         try:
             if self.config.user or image in engine.users:  # known: no worker thread needed
@@ -172,29 +172,22 @@ class DockerSandboxProvider:
                 raise SandboxError(f"cannot start a container from {image!r}: {exc.explanation or exc}") from exc
             sandbox = DockerSandbox(self, engine, created[0], name, image=image, workdir=spec.workdir)
             self._open.add(sandbox)
-            await sandbox._control.start()
-            await sandbox._take_ownership(user)
-            sandbox.info.extra["user"] = user or "root"
-            await sandbox.place(spec)
-            await sandbox.start()
-            if spec.setup:
-                await run_setup(sandbox, spec.setup, self.setup_timeout)
-        except BaseException as exc:
+        except BaseException as exc:  # the container never became a sandbox: undo by hand
             with anyio.CancelScope(shield=True):
-                if sandbox is not None:
-                    try:
-                        await sandbox.close()  # releases the slot and the engine
-                    except Exception:
-                        pass  # the reason the creation failed matters more
-                else:
-                    if created:
-                        await anyio.to_thread.run_sync(remove_quietly, engine.host, created[0])
-                        REAPER.discard(created[0])
-                    self.placement.release(engine)
-                    self._slots.release()
+                if created:
+                    await anyio.to_thread.run_sync(remove_quietly, engine.host, created[0])
+                    REAPER.discard(created[0])
+                self.placement.release(engine)
+                self._slots.release()
             if isinstance(exc, OSError):
                 raise SandboxError(f"cannot prepare the sandbox container: {exc}") from exc
             raise
+        # from here on, closing the sandbox releases the slot, the engine and the container
+        async with closed_on_failure(sandbox, "the sandbox container"):
+            await sandbox._control.start()
+            await sandbox._take_ownership(user)
+            sandbox.info.extra["user"] = user or "root"
+        await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what="the sandbox container")
         return sandbox
 
     @staticmethod
