@@ -13,7 +13,7 @@ from react_eval.loop import LoopConfig, ReActLoop
 from react_eval.metrics import DISTRIBUTION_FIELDS, distributions
 from react_eval.model.config import ModelConfig
 from react_eval.model.response import ModelResponse
-from react_eval.model.sdk import ChatCompletionsModel
+from react_eval.model.factory import build_model
 from react_eval.tools.base import CompositeBackend
 from react_eval.trajectories import TrajectoryRecorder
 from react_eval.types import Task, ToolResult, ToolSpec, Usage
@@ -81,7 +81,7 @@ class Log:
 @pytest.mark.anyio
 async def test_the_outcome_row_and_trajectory_agree_because_they_observe_the_same_events(scripted_server):
     srv = scripted_server([tool_call("echo", {"text": "a"}), tool_call("nope", {}), answer("done")])
-    model = ChatCompletionsModel(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01))
+    model = build_model(ModelConfig(base_url=srv.base_url, model="scripted", retry_initial_wait=0.01, client="openai"))
     tools = await CompositeBackend({"e": EchoBackend()}).start()
     defs = [s.to_openai() for s in await tools.list_tools()]
     recorder = TrajectoryRecorder(session_id="u", agent_version="t", model_name="scripted", tool_definitions=defs)
