@@ -307,6 +307,7 @@ def validate(
 ) -> None:
     """Check a benchmark: the reference (oracle) solution must score 1.0, and an empty answer and a tampering policy 0.0, on every task."""
     from react_eval.engine.progress import Progress
+    from react_eval.engine.run import describe_error
     from react_eval.engine.validate import validate_benchmark, validation_config
 
     try:
@@ -321,6 +322,7 @@ def validate(
         for assignment in override:
             apply_override(data, assignment)
         cfg = validate_config(data, source="command line")
+        _check_benchmarks(cfg)
     except ConfigError as exc:
         say("error:", exc)
         raise typer.Exit(2) from None
@@ -332,7 +334,7 @@ def validate(
         report = anyio.run(lambda: validate_benchmark(cfg, Path(output_dir or cfg.output.dir),
                                                       progress=Progress(enabled=not no_progress)))
     except Exception as exc:  # noqa: BLE001 - e.g. a benchmark that cannot load its tasks
-        say("validate failed:", f"{type(exc).__name__}: {exc}")
+        say("validate failed:", describe_error(exc))
         raise typer.Exit(1) from None
     n = len(report.tasks)
     table = Table(title=f"{report.benchmark}: reference-policy check ({report.out_dir})", show_header=True)

@@ -1,0 +1,40 @@
+"""What a user met trying main from outside (plain install, README commands), each through the real CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_cli_honest import cli
+
+
+def test_validate_with_a_misspelled_benchmark_is_a_bad_command_line(tmp_path):
+    proc = cli("validate", "--bench", "humanevl", "-o", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr  # as `run` does: README's 2 for an unknown name
+    assert "unknown benchmark 'humanevl'; did you mean 'humaneval'?" in proc.stderr
+    assert "UnknownBenchmark" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command, args, expected", [
+    ("run", ["--bench", "swe-local", "--model", "oracle"], "swe-local failed: swe-local needs a dataset"),
+    ("run", ["--bench", "swe-local", "--model", "oracle", "--dataset", "nope.jsonl"],
+     "swe-local failed: swe-local dataset "),
+    ("validate", ["--bench", "swe-local", "--dataset", "nope.jsonl"], "validate failed: swe-local dataset "),
+    ("run", ["--bench", "swebench", "--model", "oracle"], "swebench failed: swebench needs a dataset"),
+    ("run", ["--bench", "gym://127.0.0.1:9", "--model", "oracle"], "failed: gym://127.0.0.1:9 needs a dataset"),
+])
+def test_a_missing_dataset_is_said_in_words_not_a_class_name(tmp_path, command, args, expected):
+    proc = cli(command, *args, "-o", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert expected in proc.stderr
+    assert "ValueError" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_swe_local_file_is_listed_without_a_class_name(tmp_path):
+    (tmp_path / "tasks.jsonl").write_text('{"instance_id": "x"}\nnot json\n')
+    proc = cli("run", "--bench", "swe-local", "--dataset", str(tmp_path / "tasks.jsonl"), "--model", "oracle",
+               "--sandbox", "local", "-o", str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 1, proc.stderr
+    assert "swe-local failed: " + str(tmp_path / "tasks.jsonl") + ": " in proc.stderr
+    assert ":2: not a JSON object" in proc.stderr
+    assert "DatasetError" not in proc.stderr and "Traceback" not in proc.stderr
