@@ -38,3 +38,15 @@ def test_a_bad_swe_local_file_is_listed_without_a_class_name(tmp_path):
     assert "swe-local failed: " + str(tmp_path / "tasks.jsonl") + ": " in proc.stderr
     assert ":2: not a JSON object" in proc.stderr
     assert "DatasetError" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("bench", ["swe-mini", "swe-local"])
+def test_the_simple_solver_on_a_patch_graded_benchmark_is_refused_before_any_rollout(tmp_path, bench):
+    """It used to run every rollout and end each as a sandbox_error (exit 4: 'SWE tasks need a sandbox')."""
+    extra = ["--dataset", "nope.jsonl"] if bench == "swe-local" else []
+    proc = cli("run", "--bench", bench, *extra, "--solver", "simple", "--model", "m",
+               "--model-url", "http://127.0.0.1:9/v1", "-o", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert f"{bench}: solver.type: simple makes one model call with no sandbox" in proc.stderr
+    assert "sandbox_error" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "out").rglob("results.jsonl"))

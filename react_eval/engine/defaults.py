@@ -33,20 +33,27 @@ class SandboxRequired(ValueError):
 
 
 class ResponseModeConflict(ValueError):
-    """``response_mode: last_message`` on a benchmark that grades only a sandbox artifact."""
+    """``response_mode: last_message`` (or the simple solver) on a benchmark that grades only a sandbox artifact."""
 
 
 def check_response_mode(entry: BenchmarkEntry, benchmark: Benchmark) -> None:
-    """An explicit ``response_mode`` is honoured; refuse the one combination that
-    would leave nothing to grade, rather than grading something else silently."""
+    """An explicit ``response_mode`` is honoured; refuse the combinations that would
+    leave nothing to grade (the last message, or the simple solver's one reply, on a
+    benchmark that grades a sandbox's patch), rather than failing every rollout."""
     solver = entry.solver
-    if "response_mode" not in solver.model_fields_set or solver.response_mode != "last_message":
-        return
     if benchmark.verification != "sandbox_artifact":
         return
     scoring = entry.scoring
     if scoring is not None and scoring.metrics and not scoring.include_defaults:
         return  # the listed metrics grade the last message
+    if solver.type == "simple":
+        raise ResponseModeConflict(
+            f"{entry.name}: solver.type: simple makes one model call with no sandbox, but this benchmark "
+            "grades the patch an agent leaves in its sandbox (sandbox_artifact): use solver.type: "
+            "tool_calling (drop --solver simple), or grade the reply with scoring: "
+            "{include_defaults: false, metrics: [...]}")
+    if "response_mode" not in solver.model_fields_set or solver.response_mode != "last_message":
+        return
     raise ResponseModeConflict(
         f"{entry.name}: response_mode: last_message, but this benchmark grades the sandbox's patch "
         "(sandbox_artifact) and nothing would grade the last message: drop response_mode (or set "
