@@ -50,3 +50,12 @@ def test_the_simple_solver_on_a_patch_graded_benchmark_is_refused_before_any_rol
     assert f"{bench}: solver.type: simple makes one model call with no sandbox" in proc.stderr
     assert "sandbox_error" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
     assert not list((tmp_path / "out").rglob("results.jsonl"))
+
+
+def test_a_whole_config_check_is_one_line_without_pydantic_wording(tmp_path):
+    proc = cli("run", "--bench", "humaneval", "--model", "m", "--model-url", "http://127.0.0.1:9/v1",
+               "--protocol", "completions", "-o", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert ("command line: benchmarks.0.solver.service: 'model' uses protocol: completions, which carries no "
+            "tools; use solver.type: simple") in proc.stderr
+    assert "Value error" not in proc.stderr and "(top level)" not in proc.stderr
