@@ -407,6 +407,12 @@ def report(
 
     try:
         targets = [run_dir] if bench else bench_dirs(run_dir)
+        # a run whose benchmark lists variants: <run>/<bench>/<variant>/, with the group's plan in <bench>/
+        groups = [run_dir] if (run_dir / "variants.plan.json").is_file() else [] if bench or not run_dir.is_dir() \
+            else sorted(child for child in run_dir.iterdir() if (child / "variants.plan.json").is_file())
+        for group in groups:
+            if group != run_dir:
+                targets += bench_dirs(group)
         if not targets:
             raise RunLoadError(f"{run_dir}: no results.jsonl here or in a subdirectory")
         if out_dir is not None and len(targets) > 1:
@@ -414,8 +420,9 @@ def report(
         for target in targets:
             md_path, html_path = write_report(target, bench=bench, out_dir=out_dir)
             typer.echo(f"wrote {md_path} and {html_path}")
-        if bench is None and out_dir is None and (run_dir / "variants.plan.json").is_file():
-            _print_variants(run_dir)  # a run with variants: their comparison too
+        if bench is None and out_dir is None:
+            for group in groups:
+                _print_variants(group)  # a run with variants: their comparison too
     except RunLoadError as exc:
         say("error:", exc)
         raise typer.Exit(2) from None

@@ -59,3 +59,20 @@ def test_a_whole_config_check_is_one_line_without_pydantic_wording(tmp_path):
     assert ("command line: benchmarks.0.solver.service: 'model' uses protocol: completions, which carries no "
             "tools; use solver.type: simple") in proc.stderr
     assert "Value error" not in proc.stderr and "(top level)" not in proc.stderr
+
+
+def test_report_on_a_run_directory_with_variants_writes_each_variant_and_the_table(tmp_path):
+    """README: `react-eval report DIR` writes each variant's report and the table; on the run's own
+    output directory (<out>/smoke/<variant>/) it used to find no results.jsonl and exit 2."""
+    from tests.test_cli_honest import REPO
+
+    out = tmp_path / "out"
+    proc = cli("run", "--config", str(REPO / "docs" / "examples" / "variants-smoke.yaml"), "-o", str(out),
+               "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for variant in ("terse", "careful"):
+        assert (out / "smoke" / variant / "report.html").is_file()
+        assert f"wrote {out / 'smoke' / variant / 'report.md'}" in proc.stdout
+    assert "variants of smoke, ranked (baseline terse)" in proc.stdout
