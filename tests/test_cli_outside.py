@@ -76,3 +76,15 @@ def test_report_on_a_run_directory_with_variants_writes_each_variant_and_the_tab
         assert (out / "smoke" / variant / "report.html").is_file()
         assert f"wrote {out / 'smoke' / variant / 'report.md'}" in proc.stdout
     assert "variants of smoke, ranked (baseline terse)" in proc.stdout
+
+
+def test_a_self_judge_in_a_file_is_one_line_naming_the_field_not_line_1(tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text("services:\n  model: {type: api, url: http://127.0.0.1:9/v1, model: m}\n"
+                      "benchmarks:\n  - name: humaneval\n    solver: {type: simple, service: model}\n"
+                      "    scoring:\n      metrics:\n        - {type: judge, service: model}\n")
+    proc = cli("run", "--config", str(config), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert (f"{config}: benchmarks.0.scoring.metrics.0.service: the judge 'model' is the solver's own model"
+            in proc.stderr)
+    assert "Value error" not in proc.stderr and f"{config}:1:" not in proc.stderr

@@ -259,7 +259,7 @@ def validate_config(data: Any, *, source: str = "config", root: yaml.Node | None
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "local", "docker", "scorer", "judge"}))
             field = ".".join(str(p) for p in loc)
-            line = _line_of(root, loc) if root is not None else None
+            line = _line_of(root, loc) if root is not None and loc else None  # not line 1 for a whole-config check
             where = f"{source}:{line}: " if line else f"{source}: "
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
