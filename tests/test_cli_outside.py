@@ -88,3 +88,16 @@ def test_a_self_judge_in_a_file_is_one_line_naming_the_field_not_line_1(tmp_path
     assert (f"{config}: benchmarks.0.scoring.metrics.0.service: the judge 'model' is the solver's own model"
             in proc.stderr)
     assert "Value error" not in proc.stderr and f"{config}:1:" not in proc.stderr
+
+
+def test_validate_progress_names_the_policy_each_pass_rate_belongs_to(tmp_path):
+    """Three passes of progress lines ended with 'pass 0% of 6 scored' and no word of which policy it was."""
+    proc = cli("validate", "--bench", "smoke", "--sandbox", "local", "-o", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("[smoke] policy ")]
+    assert [lines[i] for i in starts] == ["[smoke] policy 'oracle' (must score 1.0 on every task)",
+                                          "[smoke] policy 'empty' (must score 0 on every task)",
+                                          "[smoke] policy 'tampering' (must score 0 on every task)"]
+    for start, end in zip(starts, starts[1:] + [len(lines)]):  # each label heads its own pass
+        assert "[smoke] 6 rollouts" in lines[start + 1:end]
