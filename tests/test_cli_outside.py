@@ -101,3 +101,5 @@ def test_validate_progress_names_the_policy_each_pass_rate_belongs_to(tmp_path):
                                           "[smoke] policy 'tampering' (must score 0 on every task)"]
     for start, end in zip(starts, starts[1:] + [len(lines)]):  # each label heads its own pass
         assert "[smoke] 6 rollouts" in lines[start + 1:end]
+    # the notes said once for the validation, not once per policy
+    assert sum("react-eval: smoke: sandbox tools on" in line for line in lines) == 1

@@ -112,7 +112,18 @@ def nel_differences(config: EvalConfig, entry: BenchmarkEntry, benchmark: Benchm
     return lines
 
 
+#: the notes said in this run (validate runs one benchmark three times: said once, not thrice)
+_announced: set[str] = set()
+
+
 def announce(lines: list[str]) -> None:
-    """Print the notes once, before the first rollout."""
-    if lines:
-        print("react-eval: " + "\nreact-eval: ".join(dict.fromkeys(lines)), file=sys.stderr)
+    """Print the notes not yet said in this run, before the first rollout."""
+    new = [line for line in dict.fromkeys(lines) if line not in _announced]
+    _announced.update(new)
+    if new:
+        print("react-eval: " + "\nreact-eval: ".join(new), file=sys.stderr)
+
+
+def new_announcements() -> None:
+    """A new run (or validation) starts: its notes are said again."""
+    _announced.clear()

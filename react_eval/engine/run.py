@@ -25,6 +25,7 @@ from react_eval.engine.defaults import (
     SandboxRequired,
     announce,
     check_response_mode,
+    new_announcements,
     nel_differences,
     resolve_sandbox,
     wants_sandbox_tools,
@@ -431,6 +432,7 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
     """Run every benchmark in sequence; one crashing does not stop the others."""
     root = Path(output_dir or config.output.dir)
     run_id = new_run_id()
+    new_announcements()
     announce(config._nel_notes)
     runs = []
     used: dict[str, int] = {}

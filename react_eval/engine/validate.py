@@ -17,6 +17,7 @@ from typing import Any
 
 from react_eval.benchmarks.oracle import EMPTY_URL, ORACLE_URL, TAMPER_URL
 from react_eval.engine.config import BenchmarkEntry, EvalConfig
+from react_eval.engine.defaults import new_announcements
 from react_eval.engine.progress import Progress
 from react_eval.engine.results import read_jsonl
 from react_eval.engine.run import bench_dir_name, new_run_id, run_benchmark
@@ -139,6 +140,7 @@ async def validate_benchmark(config: EvalConfig, out_root: Path, *, progress: Pr
     """Run the oracle, the empty and the tampering policy over ``config.benchmarks[0]``."""
     entry: BenchmarkEntry = config.benchmarks[0]
     run_id = new_run_id()
+    new_announcements()
     out_dir = Path(out_root) / f"validate-{run_id}" / bench_dir_name(entry.name)
     checks: dict[str, TaskCheck] = {}
     for policy in POLICIES:
