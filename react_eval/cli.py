@@ -307,6 +307,7 @@ def validate(
 ) -> None:
     """Check a benchmark: the reference (oracle) solution must score 1.0, and an empty answer and a tampering policy 0.0, on every task."""
     from react_eval.engine.progress import Progress
+    from react_eval.engine.run import describe_error
     from react_eval.engine.validate import validate_benchmark, validation_config
 
     try:
@@ -321,6 +322,7 @@ def validate(
         for assignment in override:
             apply_override(data, assignment)
         cfg = validate_config(data, source="command line")
+        _check_benchmarks(cfg)
     except ConfigError as exc:
         say("error:", exc)
         raise typer.Exit(2) from None
@@ -332,7 +334,7 @@ def validate(
         report = anyio.run(lambda: validate_benchmark(cfg, Path(output_dir or cfg.output.dir),
                                                       progress=Progress(enabled=not no_progress)))
     except Exception as exc:  # noqa: BLE001 - e.g. a benchmark that cannot load its tasks
-        say("validate failed:", f"{type(exc).__name__}: {exc}")
+        say("validate failed:", describe_error(exc))
         raise typer.Exit(1) from None
     n = len(report.tasks)
     table = Table(title=f"{report.benchmark}: reference-policy check ({report.out_dir})", show_header=True)
@@ -405,6 +407,12 @@ def report(
 
     try:
         targets = [run_dir] if bench else bench_dirs(run_dir)
+        # a run whose benchmark lists variants: <run>/<bench>/<variant>/, with the group's plan in <bench>/
+        groups = [run_dir] if (run_dir / "variants.plan.json").is_file() else [] if bench or not run_dir.is_dir() \
+            else sorted(child for child in run_dir.iterdir() if (child / "variants.plan.json").is_file())
+        for group in groups:
+            if group != run_dir:
+                targets += bench_dirs(group)
         if not targets:
             raise RunLoadError(f"{run_dir}: no results.jsonl here or in a subdirectory")
         if out_dir is not None and len(targets) > 1:
@@ -412,8 +420,9 @@ def report(
         for target in targets:
             md_path, html_path = write_report(target, bench=bench, out_dir=out_dir)
             typer.echo(f"wrote {md_path} and {html_path}")
-        if bench is None and out_dir is None and (run_dir / "variants.plan.json").is_file():
-            _print_variants(run_dir)  # a run with variants: their comparison too
+        if bench is None and out_dir is None:
+            for group in groups:
+                _print_variants(group)  # a run with variants: their comparison too
     except RunLoadError as exc:
         say("error:", exc)
         raise typer.Exit(2) from None

@@ -93,6 +93,11 @@ class CheckSlots:
         self._slots.release()
 
 
+class DatasetMissing(ValueError):
+    """A benchmark that reads its tasks from a file got none, or a path that is not a file
+    (the message says which option to pass)."""
+
+
 class PreflightError(ValueError):
     """The selected tasks cannot be run or graded as configured; raised before
     any rollout, with a message saying what to do."""

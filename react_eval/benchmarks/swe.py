@@ -193,7 +193,8 @@ class SweBenchmark(Benchmark):
         inst = self.instance(task.id)
         capture = self._captures.pop(id(env), None)
         patch = answer.artifact
-        details: dict[str, Any] = {"instance_id": inst.instance_id, "patch": patch}
+        # the commit graded against, as resolved (swe-local: the full SHA of a short SHA, tag or branch)
+        details: dict[str, Any] = {"instance_id": inst.instance_id, "base_commit": inst.base_commit, "patch": patch}
         if capture is not None and capture.all_binary:
             details["patch_all_binary"] = True
         if patch is None:

@@ -50,6 +50,7 @@ from typing import Any
 
 import anyio
 
+from react_eval.benchmarks.base import DatasetMissing
 from react_eval.benchmarks.patches import BASE_REF, setup_command
 from react_eval.benchmarks.swe import PYTEST_ENV, SweBenchmark
 from react_eval.benchmarks.swe_rows import DatasetError, SweInstance, parse_instances
@@ -168,11 +169,11 @@ class SweLocalBenchmark(SweBenchmark):
 
     def instances(self) -> list[SweInstance]:
         if not self.dataset:
-            raise ValueError("swe-local needs a dataset: pass --dataset FILE.jsonl (SWE-bench rows with repo_path "
+            raise DatasetMissing("swe-local needs a dataset: pass --dataset FILE.jsonl (SWE-bench rows with repo_path "
                              "and base_commit)")
         path = Path(self.dataset).expanduser()
         if not path.is_file():
-            raise ValueError(f"swe-local dataset {path} is not a file")
+            raise DatasetMissing(f"swe-local dataset {path} is not a file")
         return load_local_instances(path)
 
     def base_ref(self, inst: SweInstance) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 
 import anyio
 
-from react_eval.benchmarks.base import PreflightError, Verification
+from react_eval.benchmarks.base import DatasetMissing, PreflightError, Verification
 from react_eval.benchmarks.grading_log import MAX_LOG_BYTES, run_logged
 from react_eval.benchmarks.patches import apply_patch, setup_command, write_scratch
 from react_eval.benchmarks.swe import SweBenchmark, SweInstance, load_instances
@@ -157,10 +157,10 @@ class SWEbenchBenchmark(SweBenchmark):
 
     def instances(self) -> list[SweInstance]:
         if not self.dataset:
-            raise ValueError("swebench needs a dataset: pass --dataset FILE.jsonl (SWE-bench rows, official field names)")
+            raise DatasetMissing("swebench needs a dataset: pass --dataset FILE.jsonl (SWE-bench rows, official field names)")
         path = Path(self.dataset).expanduser()
         if not path.is_file():
-            raise ValueError(f"swebench dataset {path} is not a file")
+            raise DatasetMissing(f"swebench dataset {path} is not a file")
         return load_instances(path.read_bytes(), source=str(path))
 
     def harness(self) -> Harness:

@@ -258,13 +258,15 @@ def validate_config(data: Any, *, source: str = "config", root: yaml.Node | None
         lines = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "local", "docker", "scorer", "judge"}))
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(root, loc) if root is not None else None
+            field = ".".join(str(p) for p in loc)
+            line = _line_of(root, loc) if root is not None and loc else None  # not line 1 for a whole-config check
             where = f"{source}:{line}: " if line else f"{source}: "
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
-            lines.append(f"{where}{field}: {msg}")
+            elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+                msg = str(err["ctx"]["error"])  # our own message, without pydantic's "Value error, "
+            lines.append(f"{where}{field}: {msg}" if field else f"{where}{msg}")  # a whole-config check names its fields
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 

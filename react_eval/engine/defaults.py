@@ -33,20 +33,27 @@ class SandboxRequired(ValueError):
 
 
 class ResponseModeConflict(ValueError):
-    """``response_mode: last_message`` on a benchmark that grades only a sandbox artifact."""
+    """``response_mode: last_message`` (or the simple solver) on a benchmark that grades only a sandbox artifact."""
 
 
 def check_response_mode(entry: BenchmarkEntry, benchmark: Benchmark) -> None:
-    """An explicit ``response_mode`` is honoured; refuse the one combination that
-    would leave nothing to grade, rather than grading something else silently."""
+    """An explicit ``response_mode`` is honoured; refuse the combinations that would
+    leave nothing to grade (the last message, or the simple solver's one reply, on a
+    benchmark that grades a sandbox's patch), rather than failing every rollout."""
     solver = entry.solver
-    if "response_mode" not in solver.model_fields_set or solver.response_mode != "last_message":
-        return
     if benchmark.verification != "sandbox_artifact":
         return
     scoring = entry.scoring
     if scoring is not None and scoring.metrics and not scoring.include_defaults:
         return  # the listed metrics grade the last message
+    if solver.type == "simple":
+        raise ResponseModeConflict(
+            f"{entry.name}: solver.type: simple makes one model call with no sandbox, but this benchmark "
+            "grades the patch an agent leaves in its sandbox (sandbox_artifact): use solver.type: "
+            "tool_calling (drop --solver simple), or grade the reply with scoring: "
+            "{include_defaults: false, metrics: [...]}")
+    if "response_mode" not in solver.model_fields_set or solver.response_mode != "last_message":
+        return
     raise ResponseModeConflict(
         f"{entry.name}: response_mode: last_message, but this benchmark grades the sandbox's patch "
         "(sandbox_artifact) and nothing would grade the last message: drop response_mode (or set "
@@ -105,7 +112,18 @@ def nel_differences(config: EvalConfig, entry: BenchmarkEntry, benchmark: Benchm
     return lines
 
 
+#: the notes said in this run (validate runs one benchmark three times: said once, not thrice)
+_announced: set[str] = set()
+
+
 def announce(lines: list[str]) -> None:
-    """Print the notes once, before the first rollout."""
-    if lines:
-        print("react-eval: " + "\nreact-eval: ".join(dict.fromkeys(lines)), file=sys.stderr)
+    """Print the notes not yet said in this run, before the first rollout."""
+    new = [line for line in dict.fromkeys(lines) if line not in _announced]
+    _announced.update(new)
+    if new:
+        print("react-eval: " + "\nreact-eval: ".join(new), file=sys.stderr)
+
+
+def new_announcements() -> None:
+    """A new run (or validation) starts: its notes are said again."""
+    _announced.clear()

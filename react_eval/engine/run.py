@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 
 from react_eval import __version__
-from react_eval.benchmarks.base import Benchmark
+from react_eval.benchmarks.base import Benchmark, DatasetMissing, PreflightError
 from react_eval.benchmarks.qa import QADatasetError
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
+from react_eval.benchmarks.swe_rows import DatasetError
 from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
 from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
 from react_eval.engine.defaults import (
@@ -24,6 +25,7 @@ from react_eval.engine.defaults import (
     SandboxRequired,
     announce,
     check_response_mode,
+    new_announcements,
     nel_differences,
     resolve_sandbox,
     wants_sandbox_tools,
@@ -414,9 +416,15 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
     tmp.replace(out_dir / "eval.json")
 
 
-_CLEAR_ERRORS = (QADatasetError, ResponseModeConflict, SandboxRequired, EmptySelection, OutputLocked,
-                 ResumeRefused, UnknownBenchmark, BenchmarkOptionError, MissingExtra, RayMissing,
-                 RayStartError, NodeLostError)
+_CLEAR_ERRORS = (QADatasetError, DatasetMissing, DatasetError, PreflightError, ResponseModeConflict,
+                 SandboxRequired, EmptySelection, OutputLocked, ResumeRefused, UnknownBenchmark,
+                 BenchmarkOptionError, MissingExtra, RayMissing, RayStartError, NodeLostError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a benchmark that could not run: errors worded for the user as they are,
+    anything else with its class name (a bug's kind is worth seeing)."""
+    return str(exc) if isinstance(exc, _CLEAR_ERRORS) else f"{type(exc).__name__}: {exc}"
 
 
 async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progress: Progress | None = None,
@@ -424,6 +432,7 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
     """Run every benchmark in sequence; one crashing does not stop the others."""
     root = Path(output_dir or config.output.dir)
     run_id = new_run_id()
+    new_announcements()
     announce(config._nel_notes)
     runs = []
     used: dict[str, int] = {}
@@ -437,10 +446,8 @@ async def run_eval(config: EvalConfig, *, output_dir: Path | None = None, progre
                                           progress=progress, options=options)
             except FatalRunError:
                 raise
-            except _CLEAR_ERRORS as exc:  # worded for the user already
-                run = BenchmarkRun(entry.name, one.out_dir, error=str(exc))
             except Exception as exc:
-                run = BenchmarkRun(entry.name, one.out_dir, error=f"{type(exc).__name__}: {exc}")
+                run = BenchmarkRun(entry.name, one.out_dir, error=describe_error(exc))
             run.variant = one.name or None
             runs.append(run)
     return runs

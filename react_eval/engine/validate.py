@@ -17,6 +17,7 @@ from typing import Any
 
 from react_eval.benchmarks.oracle import EMPTY_URL, ORACLE_URL, TAMPER_URL
 from react_eval.engine.config import BenchmarkEntry, EvalConfig
+from react_eval.engine.defaults import new_announcements
 from react_eval.engine.progress import Progress
 from react_eval.engine.results import read_jsonl
 from react_eval.engine.run import bench_dir_name, new_run_id, run_benchmark
@@ -139,9 +140,14 @@ async def validate_benchmark(config: EvalConfig, out_root: Path, *, progress: Pr
     """Run the oracle, the empty and the tampering policy over ``config.benchmarks[0]``."""
     entry: BenchmarkEntry = config.benchmarks[0]
     run_id = new_run_id()
+    new_announcements()
     out_dir = Path(out_root) / f"validate-{run_id}" / bench_dir_name(entry.name)
     checks: dict[str, TaskCheck] = {}
     for policy in POLICIES:
+        if progress is not None and progress.enabled:  # else its pass rate reads as a result (0% is right for two)
+            expected = "1.0" if policy == "oracle" else "0"
+            print(f"[{entry.name}] policy {policy!r} (must score {expected} on every task)", file=progress.stream,
+                  flush=True)
         policy_entry = entry.model_copy(update={"solver": entry.solver.model_copy(update={"service": policy}),
                                                 "repeats": 1})
         run = await run_benchmark(config, policy_entry, out_dir / policy, run_id=f"{run_id}-{policy}",

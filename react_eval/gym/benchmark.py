@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
+from react_eval.benchmarks.base import Answer, Benchmark, DatasetMissing, RolloutEnv, Verification
 from react_eval.gym.aggregate import aggregate_metrics
 from react_eval.gym.responses_format import ResponsesFormatError, build_response, responses_input_to_messages, responses_tools_to_chat
 from react_eval.gym.session import GymEndpoint, GymSession
@@ -186,7 +186,7 @@ class GymBenchmark(Benchmark):
         self.url = server_url(address)
         dataset = options.get("dataset")
         if not dataset:
-            raise ValueError(
+            raise DatasetMissing(
                 f"gym://{address} needs a dataset: pass --dataset FILE.jsonl "
                 "(or set benchmarks.N.options.dataset in the config)"
             )

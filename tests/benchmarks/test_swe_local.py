@@ -164,6 +164,8 @@ def test_run_in_worker_processes_exports_predictions(dataset, tmp_path):
     rows = load_results(tmp_path / "out" / "swe-local" / "results.jsonl")
     assert sorted((r.task_id, r.reward) for r in rows) == [(task, 1.0) for task in TASKS]
     assert {r.task_id: r.verification["apply_method"] for r in rows} == dict.fromkeys(TASKS, "git_apply")
+    # README: results carry the full SHA (one row named its base by a short SHA)
+    assert {r.task_id: r.verification["base_commit"] for r in rows} == dataset["bases"]
     predicted = {p["instance_id"]: p["model_patch"] for p in map(json.loads, preds.read_text().splitlines())}
     assert set(predicted) == set(TASKS) and "move_to_end" in predicted["caching__lrukit-9"]
 
