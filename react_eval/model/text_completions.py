@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from react_eval.jsonsafe import as_count, clean_text
-from react_eval.model.completion import as_text
+from react_eval.model.completion import ChatCompletions, as_text
 from react_eval.model.errors import ModelError, UnusableReplyError
-from react_eval.model.config import ModelConfig
 from react_eval.model.response import ModelResponse, split_reasoning
 
 
@@ -62,17 +61,13 @@ def parse_text_completion(data: Any, latency_ms: float, attempts: int) -> ModelR
     )
 
 
-class TextCompletions:
-    """``POST /completions`` with a text prompt (the :class:`~react_eval.model.client.WireFormat`)."""
+class TextCompletions(ChatCompletions):
+    """``POST /completions`` with a text prompt (the :class:`~react_eval.model.client.WireFormat`);
+    the sampling settings are merged as the chat format merges them."""
 
     path = "/completions"
     check = staticmethod(first_choice)
     parse = staticmethod(parse_text_completion)
-
-    def __init__(self, config: ModelConfig):
-        kwargs = config.generation.request_kwargs()
-        self._extra_body: dict[str, Any] = kwargs.pop("extra_body", {})
-        self._fields = {"model": config.model, **kwargs}
 
     def request(self, messages: list[dict[str, Any]],
                 tools: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
