@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     "LoopConfig": "react_eval.loop",
     "ModelConfig": "react_eval.model.config",
     # protocols and base classes of the pluggable parts
-    "Model": "react_eval.model.chat",
+    "Model": "react_eval.model.protocol",
     "ModelResponse": "react_eval.model.response",
     "Sandbox": "react_eval.sandboxes.base",
     "SandboxProvider": "react_eval.sandboxes.base",
@@ -89,7 +89,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from react_eval.engine.config import ConfigError, EvalConfig, SolverConfig, load_config
     from react_eval.engine.run import BenchmarkRun
     from react_eval.loop import LoopConfig, LoopOutcome, ReActLoop
-    from react_eval.model.chat import Model
+    from react_eval.model.protocol import Model
     from react_eval.model.config import ModelConfig
     from react_eval.model.response import ModelResponse
     from react_eval.plugins import Plugin, PluginError, Registry, UnknownPlugin, registry

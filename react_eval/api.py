@@ -18,7 +18,7 @@ from react_eval.engine.config import ConfigError, EvalConfig, apply_override, lo
 from react_eval.engine.progress import Progress
 from react_eval.engine.results import read_jsonl
 from react_eval.engine.run import BenchmarkRun, RunOptions, run_eval
-from react_eval.model.chat import Model
+from react_eval.model.protocol import Model
 
 ConfigLike = EvalConfig | Mapping[str, Any] | str | Path
 

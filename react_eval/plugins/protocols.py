@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from react_eval.benchmarks.base import Answer, RolloutEnv, Verification
     from react_eval.loop import LoopOutcome
-    from react_eval.model.chat import Model
+    from react_eval.model.protocol import Model
     from react_eval.tools.base import CompositeBackend
     from react_eval.trajectories import TrajectoryRecorder
     from react_eval.types import Task
