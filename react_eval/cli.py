@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from react_eval import __version__
-from react_eval.cli_config import build_config, sandbox_flag
-from react_eval.engine.config import ConfigError, EvalConfig, apply_override, validate_config
+from react_eval.version import __version__
+from react_eval import cli_options as opt
+from react_eval.cli_config import Endpoint, RunFlags, Selection, build_config, validation_data
+from react_eval.engine.config import ConfigError, EvalConfig
 from react_eval.engine.failures import COMPLETED, INFRA_KINDS, over_limit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Evaluate agentic tool-calling harnesses.")
@@ -54,49 +55,31 @@ def _check_benchmarks(cfg: EvalConfig) -> None:
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (NeMo-Evaluator-style layout)."),
-    bench: Optional[str] = typer.Option(None, "--bench", "-b", help="Benchmark name (see `react-eval list`)."),
-    model_url: Optional[str] = typer.Option(
-        None, "--model-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (a full endpoint URL "
-        "such as .../v1/chat/completions or .../v1/responses is accepted too)."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Model id served by the endpoint. 'oracle' needs no endpoint: the built-in "
-        "reference policy replays each task's reference solution (a first run without a model: "
-        "--bench smoke --model oracle)."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Environment variable holding the API key (must be set)."),
-    protocol: Optional[str] = typer.Option(
-        None, "--protocol", help="chat_completions (default), responses, or completions (with --solver simple)."),
-    solver: Optional[str] = typer.Option(
-        None, "--solver", help="tool_calling (default: the ReAct loop) or simple (one model call, no tools)."),
-    sandbox: Optional[str] = typer.Option(
-        None, "--sandbox", help="docker, bwrap or local (the host itself, trusted code only). A benchmark that "
-        "needs a sandbox and has none gets bwrap, announced (never the bare host)."),
-    max_infra_failures: Optional[str] = typer.Option(
-        None, "--max-infra-failures", help="Infrastructure failures a benchmark may have before the run exits 4: "
-        "a count (3) or a fraction (0.1, 10%). Default: exit 4 only when every rollout failed for infrastructure "
-        "reasons."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", "-n", help="Rollouts per task."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Rollouts at once."),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Harness processes sharing --max-concurrent (default 1); for hundreds of rollouts "
-        "in flight against a fast model, about one per CPU core."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Run the rollouts as actors on a Ray cluster's nodes (executor: {type: ray}): "
-        "'auto' for the cluster this machine belongs to, host:port of its head, ray://host:10001, or 'local' to "
-        "start a private one here. Needs the ray extra."),
-    max_problems: Optional[int] = typer.Option(None, "--max-problems", help="Only the first N tasks."),
-    problem_range: Optional[str] = typer.Option(None, "--problem-range", help="Tasks a:b (slice)."),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="Model calls per rollout."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where results go (default ./eval_results)."),
-    override: list[str] = typer.Option([], "-O", help="Override a config value: dot.path=value."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of a benchmark that takes one: gym://host:port, swebench, swe-local, gsm8k, qa, mcq (sets options.dataset)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar or progress lines."),
-    resume: bool = typer.Option(False, "--resume", help="Continue a run in --output-dir: skip finished (task, repeat) pairs."),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="Re-run only the infrastructure-failed rollouts of an existing run."),
-    force: bool = typer.Option(False, "--force", help="Resume even though the harness config changed."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i of N (0-based, e.g. 0/4); join with `react-eval merge`."),
-    export_predictions: Optional[Path] = typer.Option(
-        None, "--export-predictions", help="Also write SWE-bench predictions JSONL (instance_id, model_name_or_path, model_patch)."),
+    config: opt.Config = None,
+    bench: opt.Bench = None,
+    model_url: opt.ModelUrl = None,
+    model: opt.Model = None,
+    api_key_env: opt.ApiKeyEnv = None,
+    protocol: opt.Protocol = None,
+    solver: opt.Solver = None,
+    sandbox: opt.Sandbox = None,
+    max_infra_failures: opt.MaxInfraFailures = None,
+    repeats: opt.Repeats = None,
+    max_concurrent: opt.MaxConcurrent = None,
+    workers: opt.Workers = None,
+    ray_address: opt.RayAddress = None,
+    max_problems: opt.MaxProblems = None,
+    problem_range: opt.ProblemRange = None,
+    max_turns: opt.MaxTurns = None,
+    output_dir: opt.OutputDir = None,
+    override: opt.Override = None,
+    dataset: opt.Dataset = None,
+    no_progress: opt.NoProgress = False,
+    resume: opt.Resume = False,
+    retry_errors: opt.RetryErrors = False,
+    force: opt.Force = False,
+    shard: opt.Shard = None,
+    export_predictions: opt.ExportPredictions = None,
 ) -> None:
     """Run benchmarks through the ReAct loop and score them.
 
@@ -108,18 +91,10 @@ def run(
     from react_eval.engine.run import run_eval
 
     try:
-        cfg = build_config(
-            config=config, overrides=override, bench=bench, model_url=model_url, model=model,
-            api_key_env=api_key_env, protocol=protocol, sandbox=sandbox, repeats=repeats,
-            max_concurrent=max_concurrent, max_problems=max_problems, problem_range=problem_range,
-            max_turns=max_turns, output_dir=output_dir, dataset=dataset, workers=workers,
-            max_infra_failures=max_infra_failures, solver=solver,
-        )
-        if ray_address is not None:
-            from react_eval.engine.ray_executor import RayExecutorConfig
-
-            address = None if ray_address == "local" else ray_address
-            cfg.executor = (cfg.executor or RayExecutorConfig()).model_copy(update={"address": address})
+        sel = Selection(bench, sandbox, dataset, max_concurrent, max_problems, problem_range, output_dir,
+                        override or [], ray_address)
+        endpoint = Endpoint(model_url, model, api_key_env, protocol.value if protocol else None)
+        cfg = build_config(config, sel, endpoint, RunFlags(repeats, workers, max_turns, max_infra_failures, solver))
         _check_benchmarks(cfg)
     except ConfigError as exc:
         say("error:", exc)
@@ -269,6 +244,24 @@ def list_benchmarks() -> None:
     out.print(Text("Also: harbor:PATH (Harbor task directories, --sandbox docker) and gym://HOST:PORT --dataset FILE."))
 
 
+@app.command("plugins")
+def list_plugins() -> None:
+    """Show every registered benchmark, sandbox, tool source, solver and grader, and where each comes from."""
+    from react_eval.plugins import KINDS, registry
+
+    table = Table(show_header=True)
+    for col in ("kind", "name", "from", "target"):
+        table.add_column(col)
+    for kind in KINDS:
+        for name, plugin in sorted(registry.plugins(kind).items()):
+            target = plugin.target if isinstance(plugin.target, str) else (
+                f"{getattr(plugin.target, '__module__', '?')}:{getattr(plugin.target, '__qualname__', plugin.target)}")
+            table.add_row(kind, name, plugin.origin, Text(target))
+    out.print(table)
+    out.print(Text("Add one with an entry point (group react_eval.<kind>s) or a class path in YAML "
+                   "(class: pkg.module.Name); see docs/ARCHITECTURE.md."))
+
+
 def _offline_size(name: str, factory: Any, bundled: bool) -> str:
     """The task count when it can be had from local files only, else where the data comes from."""
     var = getattr(factory, "env_var", None)  # e.g. HUMANEVAL_OVERRIDE_PATH: a local copy of downloaded data
@@ -291,37 +284,25 @@ def _offline_size(name: str, factory: Any, bundled: bool) -> str:
 
 @app.command()
 def validate(
-    bench: str = typer.Option(..., "--bench", "-b", help="Benchmark to check (see `react-eval list`)."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="local (default), bwrap or docker."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset file of benchmarks that need one (sets options.dataset)."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Rollouts at once."),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Run the rollouts as actors on a Ray cluster's nodes (executor: {type: ray}): "
-        "'auto' for the cluster this machine belongs to, host:port of its head, ray://host:10001, or 'local' to "
-        "start a private one here. Needs the ray extra."),
-    max_problems: Optional[int] = typer.Option(None, "--max-problems", help="Only the first N tasks."),
-    problem_range: Optional[str] = typer.Option(None, "--problem-range", help="Tasks a:b (slice)."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Where results go (default ./eval_results)."),
-    override: list[str] = typer.Option([], "-O", help="Override a config value: dot.path=value."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar or progress lines."),
+    bench: opt.Bench = None,
+    sandbox: opt.Sandbox = None,
+    dataset: opt.Dataset = None,
+    max_concurrent: opt.MaxConcurrent = None,
+    ray_address: opt.RayAddress = None,
+    max_problems: opt.MaxProblems = None,
+    problem_range: opt.ProblemRange = None,
+    output_dir: opt.OutputDir = None,
+    override: opt.Override = None,
+    no_progress: opt.NoProgress = False,
 ) -> None:
     """Check a benchmark: the reference (oracle) solution must score 1.0, and an empty answer and a tampering policy 0.0, on every task."""
     from react_eval.engine.progress import Progress
     from react_eval.engine.run import describe_error
-    from react_eval.engine.validate import validate_benchmark, validation_config
+    from react_eval.engine.validate import validate_benchmark
 
     try:
-        data = validation_config(bench, sandbox=sandbox_flag(sandbox) if sandbox else None)
-        entry = data["benchmarks"][0]
-        for key, value in (("max_concurrent", max_concurrent), ("max_problems", max_problems),
-                           ("problem_range", problem_range)):
-            if value is not None:
-                entry[key] = value
-        if dataset is not None:
-            entry.setdefault("options", {})["dataset"] = str(dataset.expanduser().resolve())
-        for assignment in override:
-            apply_override(data, assignment)
-        cfg = validate_config(data, source="command line")
+        cfg = validation_data(Selection(bench, sandbox, dataset, max_concurrent, max_problems, problem_range,
+                                        output_dir, override or [], ray_address))
         _check_benchmarks(cfg)
     except ConfigError as exc:
         say("error:", exc)
@@ -370,7 +351,7 @@ def compare(
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Compare only the tasks both runs have."),
     max_drop: Optional[str] = typer.Option(None, "--max-drop", help="Largest tolerated drop in pass rate, e.g. 0.02 or 2%."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the drop exceeds --max-drop (for CI gates)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, markdown or json."),
+    fmt: opt.Format = opt.FormatChoice("text"),  # type: ignore[valid-type]
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and permutation draws."),
 ) -> None:
@@ -378,9 +359,6 @@ def compare(
     from react_eval.analysis.compare import CompareError, compare_runs, format_comparison, parse_fraction
     from react_eval.analysis.runs import RunLoadError, load_run
 
-    if fmt not in ("text", "markdown", "md", "json"):
-        say("error:", f"--format must be text, markdown or json, got {fmt!r}")
-        raise typer.Exit(2)
     try:
         drop = parse_fraction(max_drop) if max_drop is not None else None
         result = compare_runs(load_run(base, bench), load_run(cand, bench), allow_partial=allow_partial,
@@ -388,7 +366,7 @@ def compare(
     except (CompareError, RunLoadError, ValueError) as exc:
         say("error:", exc)
         raise typer.Exit(2) from None
-    sys.stdout.write(format_comparison(result, fmt))
+    sys.stdout.write(format_comparison(result, fmt.value))
     if result.regression:
         say("regression:", f"pass rate dropped by {-result.delta:.2%}, more than --max-drop {result.max_drop:.2%}")
         if strict:

@@ -87,8 +87,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2, help="measurements per cell (the best is printed)")
     args = parser.parse_args()
-    registry.available()
-    registry._BENCHMARKS[NodeBenchmark.name] = NodeBenchmark
+    registry.register(NodeBenchmark.name, NodeBenchmark)
     server, port = start_server()
     cluster = LocalRayCluster()
     results: dict[tuple[str, int], dict] = {}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
-import importlib.util
 import inspect
+import warnings
 from typing import Any, Callable
 
 from react_eval.benchmarks.base import Benchmark
+from react_eval.plugins import MissingExtra, PluginError, needs_module, registry
+
+__all__ = ["BUNDLED", "BenchmarkOptionError", "MissingExtra", "UnknownBenchmark", "available", "check_options",
+           "factory_for", "get_benchmark", "needs_module", "register", "register_scheme", "unregister"]
 
 Factory = Callable[..., Benchmark]
 
@@ -21,38 +23,18 @@ class BenchmarkOptionError(ValueError):
     """Options a benchmark does not take (e.g. ``--dataset`` for ``smoke``)."""
 
 
-class MissingExtra(ImportError):
-    """A benchmark needs an optional dependency that is not installed."""
-
-
-def needs_module(module: str, extra: str, factory: Factory) -> Factory:
-    """``factory``, refusing with the pip command of ``extra`` while ``module`` is missing."""
-
-    def make(*args: Any, **options: Any) -> Benchmark:
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtra(f"{getattr(factory, 'name', factory.__name__)} needs the optional package "
-                               f"{module!r}: pip install 'react-eval[{extra}]'")
-        return factory(*args, **options)
-
-    functools.update_wrapper(make, factory, assigned=("__module__", "__name__", "__qualname__", "__doc__"),
-                             updated=())
-    make.__signature__ = inspect.signature(factory)  # type: ignore[attr-defined]
-    for attr in ("name", "description", "verification", "env_var"):
-        if hasattr(factory, attr):
-            setattr(make, attr, getattr(factory, attr))
-    make.extra = extra  # type: ignore[attr-defined]
-    make.missing = lambda: importlib.util.find_spec(module) is None  # type: ignore[attr-defined]
-    return make
-
-
 #: benchmarks whose tasks are on this machine once installed (``react-eval list`` counts them offline)
 BUNDLED = frozenset({"smoke", "swe-mini", "humaneval"})
-_BENCHMARKS: dict[str, Factory] = {}
 _SCHEMES: dict[str, Factory] = {}
 
 
-def register(name: str, factory: Factory) -> None:
-    _BENCHMARKS[name] = factory
+def register(name: str, factory: Factory | str) -> None:
+    """Add a benchmark (a class, a factory or its dotted path); every other one stays."""
+    registry.register("benchmark", name, factory)
+
+
+def unregister(name: str) -> None:
+    registry.unregister("benchmark", name)
 
 
 def register_scheme(scheme: str, factory: Factory) -> None:
@@ -74,40 +56,24 @@ def _harbor(path: str, **options: Any) -> Benchmark:
     return HarborBenchmark(path, **options)
 
 
-def _ensure_builtins() -> None:
-    if "gym" not in _SCHEMES:
-        register_scheme("gym", _gym)
-    if _BENCHMARKS:
-        return
-    from react_eval.benchmarks.smoke import SmokeBenchmark
-    from react_eval.benchmarks.swe import SweMiniBenchmark
-    from react_eval.benchmarks.swe_local import SweLocalBenchmark
-    from react_eval.benchmarks.swebench_dataset import SWEbenchBenchmark
-
-    register("smoke", SmokeBenchmark)
-    register("swe-mini", SweMiniBenchmark)
-    register("swe-local", SweLocalBenchmark)
-    register("swebench", SWEbenchBenchmark)
-    from react_eval.benchmarks.evalplus_bench import HumanEvalPlus, MbppPlus
-    from react_eval.benchmarks.humaneval import HumanEvalBenchmark
-
-    register("humaneval", HumanEvalBenchmark)
-    from react_eval.benchmarks.qa import GSM8KBenchmark, MCQBenchmark, QABenchmark
-
-    for qa in (QABenchmark, GSM8KBenchmark, MCQBenchmark):  # --dataset FILE: react-eval ships none
-        register(qa.name, qa)
-    register("humaneval+", needs_module("evalplus", "evalplus", HumanEvalPlus))
-    register("mbpp+", needs_module("evalplus", "evalplus", MbppPlus))
+register_scheme("gym", _gym)
 
 
 def available() -> dict[str, Factory]:
-    _ensure_builtins()
-    return dict(_BENCHMARKS)
+    """Every registered benchmark (built-ins, entry points, register()) by name, loaded."""
+    found = {}
+    for name, plugin in registry.plugins("benchmark").items():
+        if plugin.origin == "class path":
+            continue
+        try:
+            found[name] = plugin.load()
+        except PluginError as exc:  # a broken plugin must not hide the others
+            warnings.warn(f"benchmark {name!r} ({plugin.origin}) cannot be loaded: {exc}", stacklevel=2)
+    return found
 
 
 def factory_for(name: str) -> tuple[Factory, tuple[Any, ...]]:
     """The factory of ``name`` and its leading arguments, or :class:`UnknownBenchmark`."""
-    _ensure_builtins()
     if name.startswith("harbor:"):  # harbor:PATH (harbor://PATH also works)
         return _harbor, (name[len("harbor:"):].removeprefix("//"),)
     if "://" in name:
@@ -116,12 +82,10 @@ def factory_for(name: str) -> tuple[Factory, tuple[Any, ...]]:
             raise UnknownBenchmark(f"unknown benchmark scheme {scheme + '://'!r}; known: "
                                    f"{', '.join(s + '://' for s in sorted(_SCHEMES)) or 'none'}")
         return _SCHEMES[scheme], (rest,)
-    if name not in _BENCHMARKS:
-        close = difflib.get_close_matches(name, list(_BENCHMARKS), n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UnknownBenchmark(f"unknown benchmark {name!r}; {hint}known: {', '.join(sorted(_BENCHMARKS))} "
-                               "(see `react-eval list`)")
-    return _BENCHMARKS[name], ()
+    try:
+        return registry.load("benchmark", name), ()
+    except PluginError as exc:
+        raise UnknownBenchmark(f"{exc}; see `react-eval list`") from None
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:

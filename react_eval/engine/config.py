@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from react_eval.engine.failures import parse_infra_limit
-from react_eval.engine.ray_executor import RayExecutorConfig
 from react_eval.engine.variants import Variant, check_variants
 from react_eval.envsubst import UnsetVariable, substitute
 from react_eval.loop import LoopConfig
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.nel_compat import NelConfigError, translate
+from react_eval.plugins.configs import ExecutorConfig, GraderConfig, SandboxConfig, SandboxRef, ToolSourceConfig, plugin_config
 from react_eval.scoring.config import ScoringConfig, check_scoring
-from react_eval.sandboxes.registry import SandboxConfig
 
 
 class ConfigError(ValueError):
@@ -49,10 +48,14 @@ Service = Annotated[ApiService | GymService, Field(discriminator="type")]
 
 
 class SolverConfig(LoopConfig):
-    """``solver:`` of a benchmark: which services and tools the ReAct loop uses."""
+    """``solver:`` of a benchmark: which services and tools the loop uses.
 
-    #: ``simple``: one model call, no tools (NEL's question-answer solver)
-    type: Literal["tool_calling", "simple"] = "tool_calling"
+    The config of the built-in ``tool_calling`` solver (the ReAct loop), and the
+    base every solver plugin's config subclasses (the engine reads these fields)."""
+
+    #: the solver plugin: ``tool_calling`` (the ReAct loop), ``simple`` (one model
+    #: call, no tools: NEL's question-answer solver), a registered name, or a class path
+    type: str = "tool_calling"
     service: str
     resource_service: str | None = None
     #: offer bash/file tools in a sandbox; None = the benchmark's default (on, but
@@ -72,13 +75,25 @@ class SolverConfig(LoopConfig):
         return self
 
 
+if TYPE_CHECKING:
+    SolverField = SolverConfig
+else:
+    #: ``benchmarks.<i>.solver``: a registered solver's config (``type:`` defaults to ``tool_calling``)
+    SolverField = plugin_config("solver", default="tool_calling", base=SolverConfig)
+
+
 class BenchmarkEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: a registered benchmark (see ``react-eval list``), a scheme (gym://, harbor:) or a class path
     name: str
-    solver: SolverConfig
+    solver: SolverField
     #: a named sandbox from ``sandboxes:`` or an inline sandbox config
-    sandbox: str | SandboxConfig | None = None
+    sandbox: SandboxRef | None = None
+    #: tool sources besides the solver's resource_service and sandbox tools (``{type: NAME, ...}``)
+    tool_sources: list[ToolSourceConfig] = Field(default_factory=list)
+    #: grade with this grader instead of the benchmark's own verifier
+    grader: GraderConfig | None = None
     repeats: int = Field(default=1, ge=1)
     max_problems: int | None = Field(default=None, ge=1)
     #: ``a:b`` selects tasks a..b-1 (Python slice semantics) before max_problems
@@ -124,7 +139,7 @@ class EvalConfig(BaseModel):
     max_infra_failures: int | float | str | None = None
     #: where the rollouts run: None = this machine (``workers`` processes per
     #: benchmark); ``{type: ray, address: ...}`` = a Ray cluster's nodes
-    executor: RayExecutorConfig | None = None
+    executor: ExecutorConfig | None = None
     #: the directory of the YAML file this came from (for provenance), if any
     _source_dir: Path | None = PrivateAttr(default=None)
     #: what was mapped from NeMo Evaluator's fields (printed once when a run starts)
@@ -152,15 +167,26 @@ class EvalConfig(BaseModel):
             rs = bench.solver.resource_service
             if rs is not None and not isinstance(self.services.get(rs), GymService):
                 raise ValueError(f"{where}.resource_service: {rs!r} must name a type: gym service")
+            for j, source in enumerate(bench.tool_sources):
+                named = getattr(source, "service", None) if getattr(source, "type", None) == "gym" else None
+                if named is not None and not isinstance(self.services.get(named), GymService):
+                    raise ValueError(f"benchmarks.{i}.tool_sources.{j}.service: {named!r} must name a type: gym service")
             if isinstance(bench.sandbox, str) and bench.sandbox not in self.sandboxes:
                 raise ValueError(f"benchmarks.{i}.sandbox: no sandbox named {bench.sandbox!r} in sandboxes")
             check_variants(self, bench, f"benchmarks.{i}")
         return self
 
-    def sandbox_for(self, bench: BenchmarkEntry) -> SandboxConfig | None:
+    def sandbox_for(self, bench: BenchmarkEntry) -> BaseModel | None:
         if isinstance(bench.sandbox, str):
             return self.sandboxes[bench.sandbox]
         return bench.sandbox
+
+    def model_service(self, bench: BenchmarkEntry) -> ApiService:
+        """The solver's model service (checked to be ``type: api`` when the config was validated)."""
+        service = self.services[bench.solver.service]
+        if not isinstance(service, ApiService):
+            raise ConfigError(f"service {bench.solver.service!r} must be a type: api service")
+        return service
 
     def redacted(self) -> dict[str, Any]:
         """The resolved config as data, with every secret shown as ``***``."""
@@ -257,7 +283,7 @@ def validate_config(data: Any, *, source: str = "config", root: yaml.Node | None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "local", "docker", "scorer", "judge"}))
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"api", "gym", "scorer", "judge"}))
             field = ".".join(str(p) for p in loc)
             line = _line_of(root, loc) if root is not None and loc else None  # not line 1 for a whole-config check
             where = f"{source}:{line}: " if line else f"{source}: "
@@ -289,7 +315,7 @@ def read_config_data(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None
     return expand_env(data), root
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> EvalConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> EvalConfig:
     """Read, expand, override and validate a YAML config file."""
     data, root = read_config_data(path)
     for assignment in overrides:

@@ -17,14 +17,15 @@ from typing import Any
 
 import orjson
 
-from react_eval import __version__
+from react_eval.version import __version__
 from react_eval.benchmarks.base import Answer, Benchmark, RolloutEnv, Verification
-from react_eval.loop import DEFAULT_SYSTEM_PROMPT, LoopConfig, LoopOutcome, ReActLoop, render_template
+from react_eval.loop import DEFAULT_SYSTEM_PROMPT, LoopConfig, LoopOutcome, render_template
 from react_eval.model.protocol import Model
+from react_eval.plugins import registry
+from react_eval.plugins.protocols import Grader, SolverFactory
 from react_eval.engine.results import RolloutResult
 from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
-from react_eval.solvers.simple import SimpleSolver
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
 from react_eval.trajectories import Trajectory, TrajectoryRecorder
 from react_eval.types import ErrorKind, RolloutError, SandboxError, Task, VerifyError
@@ -109,10 +110,16 @@ class RolloutRunner:
         sandbox_provider: SandboxProvider | None,
         tool_sources: list[ToolSource],
         pass_threshold: float = 1.0,
+        solver: SolverFactory | None = None,
+        grader: Grader | None = None,
     ):
         self.benchmark = benchmark
         self.model = model
         self.loop_config = loop_config
+        #: the loop class (the registry's ``solver.type``; default the ReAct loop, ``tool_calling``)
+        self.solver: SolverFactory = solver or registry.load("solver", getattr(loop_config, "type", None) or "tool_calling")
+        #: grades the answers (default: the benchmark's own verifier)
+        self.grader: Grader = grader or benchmark
         self.sandbox_provider = sandbox_provider
         self.tool_sources = tool_sources
         self.pass_threshold = pass_threshold
@@ -173,8 +180,7 @@ class RolloutRunner:
             tool_defs = [] if self.simple else task.tools or [s.to_openai() for s in await tools.list_tools()]
             system_prompt = self.system_prompt(task)
             attempt.recorder = self._recorder(spec, system_prompt, tool_defs)
-            solver = SimpleSolver if self.simple else ReActLoop
-            outcome = await solver(self.model, tools, self._loop_config(task), attempt.recorder).run(
+            outcome = await self.solver(self.model, tools, self._loop_config(task), attempt.recorder).run(
                 task, system_prompt, tool_defs)
             attempt.outcome = outcome
             attempt.trajectory = trajectory_bytes(outcome.trajectory)
@@ -295,7 +301,7 @@ class RolloutRunner:
                 error_kind=outcome.error_kind.value if outcome.error_kind else None,
                 model_name=self.model.config.model,
             )
-            return await self.benchmark.verify(task, answer, env)
+            return await self.grader.verify(task, answer, env)
         except RolloutError:
             raise
         except Exception as exc:

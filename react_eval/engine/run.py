@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
-from react_eval import __version__
+from react_eval.version import __version__
 from react_eval.benchmarks.base import Benchmark, DatasetMissing, PreflightError
 from react_eval.benchmarks.qa import QADatasetError
 from react_eval.benchmarks.oracle import is_reference_service, reference_model
 from react_eval.benchmarks.swe_rows import DatasetError
 from react_eval.benchmarks.registry import BenchmarkOptionError, MissingExtra, UnknownBenchmark, get_benchmark
-from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, GymService, parse_range
+from react_eval.engine.config import ApiService, BenchmarkEntry, EvalConfig, parse_range
 from react_eval.engine.defaults import (
     ResponseModeConflict,
     SandboxRequired,
@@ -49,11 +49,12 @@ from react_eval.jsonsafe import clean_json
 from react_eval.metrics import summarize
 from react_eval.model.factory import build_model
 from react_eval.model.protocol import Model
+from react_eval.engine.tool_sources import GymToolsConfig, SandboxToolsConfig
+from react_eval.plugins import Plugin, registry
 from react_eval.sandboxes.local import LocalSandboxConfig
 from react_eval.sandboxes.registry import SandboxConfig, make_provider
 from react_eval.scoring.scored import with_scoring
 from react_eval.tools.base import ToolSource
-from react_eval.tools.sandbox_source import SandboxToolSource
 
 
 @dataclass
@@ -99,22 +100,39 @@ def bench_dir_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def tool_source_configs(entry: BenchmarkEntry, has_sandbox: bool, benchmark: Benchmark | None = None) -> list[Any]:
+    """The configured tool sources of an entry: the solver's resource_service, the
+    entry's ``tool_sources:``, then the sandbox tools when wanted and possible."""
+    configs: list[Any] = []
+    if entry.solver.resource_service:
+        configs.append(GymToolsConfig(service=entry.solver.resource_service))
+    configs += entry.tool_sources
+    if wants_sandbox_tools(entry, benchmark) and has_sandbox and not any(
+            isinstance(c, SandboxToolsConfig) for c in configs):
+        configs.append(SandboxToolsConfig())
+    return configs
+
+
 def tool_sources(config: EvalConfig, entry: BenchmarkEntry, has_sandbox: bool,
                  benchmark: Benchmark | None = None) -> list[ToolSource]:
-    sources: list[ToolSource] = []
-    if entry.solver.type == "simple":
-        return sources
-    if entry.solver.resource_service:
-        service = config.services[entry.solver.resource_service]
-        assert isinstance(service, GymService)
-        from react_eval.gym.source import GymToolSource
-
-        sources.append(GymToolSource(service))
-    if benchmark is not None:  # e.g. a gym:// benchmark's own server; a configured source of the same label wins
-        sources += [s for s in benchmark.tool_sources() if s.label not in {x.label for x in sources}]
-    if wants_sandbox_tools(entry, benchmark) and has_sandbox:
-        sources.append(SandboxToolSource())
+    """Every tool source of an entry's rollouts, each built by its registered plugin;
+    a benchmark's own (e.g. a gym:// server) come after the configured ones, whose label wins."""
+    if entry.solver.type == "simple":  # one model call, no tools
+        return []
+    sources: list[ToolSource] = [registry.build("tool_source", c, services=config.services)
+                                 for c in tool_source_configs(entry, has_sandbox, benchmark)]
+    if benchmark is not None:
+        own = [s for s in benchmark.tool_sources() if s.label not in {x.label for x in sources}]
+        sandbox_at = next((i for i, s in enumerate(sources) if s.label == "sandbox"), len(sources))
+        sources[sandbox_at:sandbox_at] = own
     return sources
+
+
+def plugins_of(config: EvalConfig, entry: BenchmarkEntry) -> list[Plugin]:
+    """The registered plugins an entry's configs name (solver, sandbox, tool sources, grader)."""
+    named: list[tuple[str, Any]] = [("solver", entry.solver), ("sandbox", config.sandbox_for(entry)),
+                                    ("grader", entry.grader), *(("tool_source", c) for c in entry.tool_sources)]
+    return [registry.get(kind, registry.name_of(kind, c)) for kind, c in named if c is not None]
 
 
 @dataclass
@@ -134,16 +152,24 @@ class EntryRunners:
     #: the entry's sandbox as resolved at start (engine/defaults.py: e.g. the announced
     #: default); None = the configured one, if any
     sandbox: SandboxConfig | None = None
+    #: the plugins the entry's configs name, resolved where the run started
+    plugins: list[Plugin] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plugins = self.plugins or plugins_of(self.config, self.entry)
 
     def __getstate__(self) -> dict[str, Any]:
         if self.model is not None:
             raise TypeError("a model object given to run_benchmark cannot be sent to another process")
         return self.__dict__
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        registry.adopt(self.plugins)  # a worker process knows the class paths the parent resolved
+
     async def open(self, share: tuple[int, int] = (0, 1)) -> RolloutRunner:
         config, entry = self.config, self.entry
-        service = config.services[entry.solver.service]
-        assert isinstance(service, ApiService)
+        service = config.model_service(entry)
         count = share[1]
         sandbox_cfg = self.sandbox or config.sandbox_for(entry)
         if entry.solver.generation is not None:  # the solver's sampling settings over the service's
@@ -168,6 +194,8 @@ class EntryRunners:
                 benchmark=self.benchmark,
                 model=model,
                 loop_config=entry.solver,
+                solver=registry.load("solver", registry.name_of("solver", entry.solver)),
+                grader=registry.build("grader", entry.grader, benchmark=self.benchmark) if entry.grader else None,
                 sandbox_provider=provider,
                 tool_sources=tool_sources(config, entry, provider is not None, self.benchmark),
             )
@@ -277,8 +305,7 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
                          model: Model | None, executor: Executor | None, progress: Progress | None,
                          options: RunOptions | None) -> BenchmarkRun:
     options = options or RunOptions()
-    service = config.services[entry.solver.service]
-    assert isinstance(service, ApiService)
+    service = config.model_service(entry)
     benchmark = with_scoring(get_benchmark(entry.name, **entry.options), entry, config)
     check_response_mode(entry, benchmark)
     sandbox, note = resolve_sandbox(config, entry, benchmark)
@@ -326,7 +353,7 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
 
     bench_run = BenchmarkRun(entry.name, out_dir)
     if executor is None and config.executor is not None and model is None:
-        executor = config.executor.build(entry.max_concurrent)  # e.g. a Ray cluster's nodes
+        executor = registry.build("executor", config.executor, max_concurrent=entry.max_concurrent)  # e.g. Ray
     if executor is None:  # a model object handed in stays in this process
         executor = (ProcessExecutor(entry.max_concurrent, entry.workers) if entry.workers > 1 and model is None
                     else LocalExecutor(entry.max_concurrent))
@@ -407,7 +434,7 @@ def _write_eval_json(out_dir: Path, config: EvalConfig, entry: BenchmarkEntry, r
         "python": sys.version.split()[0],
         "started_at": started,
         "finished_at": datetime.now(timezone.utc).isoformat(),
-        "model": config.services[entry.solver.service].model,  # type: ignore[union-attr]
+        "model": config.model_service(entry).model,
         "config": config.redacted(),
         "metrics": summary,
     }

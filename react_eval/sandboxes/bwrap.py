@@ -69,10 +69,10 @@ def etc_secrets() -> tuple[str, ...]:
 def harness_paths() -> tuple[str, ...]:
     """Where the harness' own package lives (with its answer keys), and its
     virtualenv when it has one: masked if they fall under a bound directory."""
-    import react_eval
     import sys
 
-    paths = {os.path.realpath(os.path.dirname(react_eval.__file__))}
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # react_eval/, this file's grandparent
+    paths = {os.path.realpath(package)}
     if sys.prefix != sys.base_prefix:
         paths.add(os.path.realpath(sys.prefix))
     return tuple(sorted(paths))

@@ -73,8 +73,9 @@ def answer_by_task(req):
 def pid_benchmark(monkeypatch):
     from react_eval.benchmarks import registry
 
-    registry.available()  # the built-ins first, so they are not skipped for being non-empty
-    monkeypatch.setitem(registry._BENCHMARKS, PidBenchmark.name, PidBenchmark)
+    registry.register(PidBenchmark.name, PidBenchmark)  # beside the built-ins, which stay
+    yield
+    registry.unregister(PidBenchmark.name)
 
 
 async def run(config, out: Path, **kwargs):

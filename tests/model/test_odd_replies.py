@@ -148,14 +148,13 @@ class Replies:
 def served():
     from react_eval.benchmarks import registry
 
-    registry.available()
     registry.register(ReplyBench.name, ReplyBench)
     replies = Replies()
     try:
         with ScriptedServer(replies, strict=False) as srv:
             yield srv, replies
     finally:
-        registry._BENCHMARKS.pop(ReplyBench.name, None)
+        registry.unregister(ReplyBench.name)
 
 
 def run_replies(srv: ScriptedServer, replies: Replies, batch: list[Any], client: str) -> None:

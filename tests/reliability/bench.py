@@ -71,5 +71,4 @@ def register() -> None:
     """Make ``reliability`` a benchmark name of this process (after the built-ins)."""
     from react_eval.benchmarks import registry
 
-    registry.available()  # the built-ins first: the registry fills itself only while empty
     registry.register(NAME, ScriptedTasks)
