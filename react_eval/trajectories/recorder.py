@@ -37,7 +37,6 @@ from pydantic_core import to_jsonable_python
 
 from react_eval.trajectories.atif import (
     ATIF_SCHEMA_VERSION,
-    Agent,
     ContentPart,
     FinalMetrics,
     Step,
@@ -65,6 +64,8 @@ def _utc_now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     """ISO 8601 in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is timezone.utc:  # the default clock's: nothing to convert
+        return moment.isoformat()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     else:
@@ -102,12 +103,12 @@ class TrajectoryRecorder:
         :data:`MAX_STORED_ARGUMENT_CHARS`); see :func:`_tool_call`."""
         self.session_id = session_id
         self.max_argument_chars = max_argument_chars or MAX_STORED_ARGUMENT_CHARS
-        self._agent = Agent.model_construct(
-            name=agent_name,
-            version=agent_version,
-            model_name=model_name,
-            tool_definitions=list(tool_definitions) if tool_definitions is not None else None,
-        )
+        # Agent's fields in its order, None ones left out: the form its dump takes
+        self._agent: dict[str, Any] = {"name": agent_name, "version": agent_version}
+        if model_name is not None:
+            self._agent["model_name"] = model_name
+        if tool_definitions is not None:
+            self._agent["tool_definitions"] = list(tool_definitions)
         self._system_prompt = system_prompt
         self._extra: dict[str, Any] = dict(extra or {})
         self._root_events: list[dict[str, Any]] = []
@@ -299,7 +300,7 @@ class TrajectoryRecorder:
         data = {
             "schema_version": ATIF_SCHEMA_VERSION,
             "session_id": self.session_id,
-            "agent": self._agent.model_dump(mode="json", exclude_none=True, fallback=str),
+            "agent": to_jsonable_python(self._agent, fallback=str),
             "steps": to_jsonable_python(steps, fallback=str),
             "notes": notes,
             "final_metrics": self._final_metrics(steps, error_kind),

@@ -190,7 +190,7 @@ def test_written_document_is_exactly_the_models_dump(case):
         traj = _text_only_rollout().finish(error_kind=ErrorKind.model_error, extra={"reward": 1.0, "x": None})
         assert getattr(traj, "_document", None) is not None  # the fast path was taken
     elif case == "no_steps":
-        traj = _recorder().finish(error_kind="timeout")
+        traj = _recorder(model_name=None, tool_definitions=None).finish(error_kind="timeout")
         assert getattr(traj, "_document", None) is not None
     else:
         traj = _full_rollout()
