@@ -382,8 +382,18 @@ class Trajectory(Strict):
 
     # -- serialization ------------------------------------------------------
 
+    #: the document this object was validated from, already in :meth:`to_json_dict`'s form,
+    #: set only by a producer that builds exactly that form (the recorder): the rollout's hot
+    #: path then dumps plain data once instead of walking the models again. A slot, not a
+    #: field or private attribute: equality, copies and pickles ignore it (and fall back to
+    #: the models' own dump), and validating costs nothing more.
+    __slots__ = ("_document",)
+
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, fields that are None left out."""
+        document = getattr(self, "_document", None)
+        if document is not None:
+            return document
         return self.model_dump(mode="json", exclude_none=True)
 
     def to_json_bytes(self, *, indent: bool = False) -> bytes:

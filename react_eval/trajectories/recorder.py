@@ -37,8 +37,8 @@ from pydantic_core import to_jsonable_python
 
 from react_eval.trajectories.atif import (
     ATIF_SCHEMA_VERSION,
-    Agent,
     ContentPart,
+    FinalMetrics,
     Step,
     Trajectory,
 )
@@ -64,6 +64,8 @@ def _utc_now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     """ISO 8601 in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is timezone.utc:  # the default clock's: nothing to convert
+        return moment.isoformat()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     else:
@@ -101,12 +103,12 @@ class TrajectoryRecorder:
         :data:`MAX_STORED_ARGUMENT_CHARS`); see :func:`_tool_call`."""
         self.session_id = session_id
         self.max_argument_chars = max_argument_chars or MAX_STORED_ARGUMENT_CHARS
-        self._agent = Agent.model_construct(
-            name=agent_name,
-            version=agent_version,
-            model_name=model_name,
-            tool_definitions=list(tool_definitions) if tool_definitions is not None else None,
-        )
+        # Agent's fields in its order, None ones left out: the form its dump takes
+        self._agent: dict[str, Any] = {"name": agent_name, "version": agent_version}
+        if model_name is not None:
+            self._agent["model_name"] = model_name
+        if tool_definitions is not None:
+            self._agent["tool_definitions"] = list(tool_definitions)
         self._system_prompt = system_prompt
         self._extra: dict[str, Any] = dict(extra or {})
         self._root_events: list[dict[str, Any]] = []
@@ -220,10 +222,15 @@ class TrajectoryRecorder:
         result_extra["latency_ms"] = result.latency_ms
         result_extra["truncated"] = result.truncated
 
-        entry = {"source_call_id": call_id, "content": result.content, "extra": result_extra}
+        entry: dict[str, Any] = {"source_call_id": call_id}
+        if result.content is not None:
+            entry["content"] = result.content
+        entry["extra"] = result_extra
         observation = step.get("observation")
         if observation is None:
             step["observation"] = {"results": [entry]}
+            # in the model's field order, so that finish() can hand the data to the writer as is
+            self._steps[step_id - 1] = {key: step[key] for key in _STEP_FIELDS if key in step}
         else:
             observation["results"].append(entry)
 
@@ -293,13 +300,19 @@ class TrajectoryRecorder:
         data = {
             "schema_version": ATIF_SCHEMA_VERSION,
             "session_id": self.session_id,
-            "agent": self._agent.model_dump(mode="json", exclude_none=True, fallback=str),
+            "agent": to_jsonable_python(self._agent, fallback=str),
             "steps": to_jsonable_python(steps, fallback=str),
             "notes": notes,
             "final_metrics": self._final_metrics(steps, error_kind),
             "extra": to_jsonable_python(root_extra, fallback=str),
         }
-        return Trajectory.model_validate(data)
+        trajectory = Trajectory.model_validate(data)
+        # the validated data, in the form model_dump(mode="json", exclude_none=True) gives
+        # (tests/trajectories prove the two equal), so writing it needs no second walk
+        document = _document(data)
+        if document is not None:
+            trajectory._document = document
+        return trajectory
 
     def _final_metrics(self, steps: list[dict[str, Any]], error_kind: str | None) -> dict[str, Any]:
         totals: dict[str, int | None] = {"prompt": None, "completion": None, "cached": None}
@@ -360,6 +373,35 @@ class TrajectoryRecorder:
                 "tool_errors_by_kind": dict(errors_by_kind),
             },
         }
+
+
+_ROOT_FIELDS = tuple(Trajectory.model_fields)
+_STEP_FIELDS = tuple(Step.model_fields)
+_FINAL_FIELDS = tuple(FinalMetrics.model_fields)
+
+
+def _ordered(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``data``'s fields in the model's order, None left out (free-form values untouched)."""
+    return {key: data[key] for key in fields if data.get(key) is not None}
+
+
+def _document(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Validated recorder data as ``Trajectory.to_json_dict`` would dump it, or None.
+
+    The recorder builds every step, tool call, result and metrics dict with the
+    model's fields in the model's order and no None field (:meth:`TrajectoryRecorder.observe`
+    puts a step's observation in its place), and validation refused any other
+    key; free-form ``extra`` and ``arguments`` keep their Nones, as pydantic's
+    ``exclude_none`` does. So only the root and the final metrics need ordering.
+    Content-part messages (whose parts carry None fields) are left to the models.
+    """
+    for step in data["steps"]:
+        if type(step["message"]) is not str:
+            return None
+    root = _ordered(data, _ROOT_FIELDS)
+    if "final_metrics" in root:
+        root["final_metrics"] = _ordered(root["final_metrics"], _FINAL_FIELDS)
+    return root
 
 
 def _tool_call(call: ModelToolCall, cap: int = 0) -> dict[str, Any]:

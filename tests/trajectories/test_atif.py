@@ -162,6 +162,46 @@ def test_harbor_reads_our_output_back_identically(harbor_models):
     assert theirs.to_json_dict() == data
 
 
+def _text_only_rollout() -> TrajectoryRecorder:
+    """Every recorder feature but content parts: the shapes the fast dump handles itself."""
+    rec = _recorder(extra={"task_id": "t-1", "where": Path("/tmp/x"), "nothing": None, "kind": ErrorKind.timeout})
+    rec.event("sandbox_ready", image="python:3.11-slim", missing=None)
+    rec.system("be brief", extra={"origin": "harness"})
+    rec.user("fix the bug", extra={"empty": None})
+    s1 = _agent(rec, [_call("c1", command="ls", flag=None), _bad_call("c2")], reasoning="look around")
+    rec.event("tool_started", name="bash")  # the step's extra before its observation
+    rec.observe(s1, "c1", ToolResult(content="a.py\n", exit_code=0, latency_ms=5.0, extra={"n": None}))
+    rec.observe(s1, "c2", ToolResult.error("arguments are not valid JSON", "invalid_json"))
+    rec.event("context_drop", dropped_steps=[3])
+    rec.max_argument_chars = 400  # the next call's arguments are stored cut
+    s2 = _agent(rec, [_call("c3", command="x" * 600)], reasoning_tokens=None, cached_tokens=None,
+                extra={"attempts": 2})
+    rec.observe(s2, "c3", ToolResult(content="", is_error=True, exit_code=1, error_kind="nonzero_exit"))
+    _agent(rec, [], message="done", prompt_tokens=None, completion_tokens=None, cached_tokens=None,
+           reasoning_tokens=None, latency_ms=None, finish_reason=None)
+    return rec
+
+
+@pytest.mark.parametrize("case", ["text_only", "no_steps", "content_parts"])
+def test_written_document_is_exactly_the_models_dump(case):
+    """finish() hands the validated data to the writer instead of dumping the models again;
+    the bytes written must be the models' own dump, key order and all, and valid for Harbor."""
+    if case == "text_only":
+        traj = _text_only_rollout().finish(error_kind=ErrorKind.model_error, extra={"reward": 1.0, "x": None})
+        assert getattr(traj, "_document", None) is not None  # the fast path was taken
+    elif case == "no_steps":
+        traj = _recorder(model_name=None, tool_definitions=None).finish(error_kind="timeout")
+        assert getattr(traj, "_document", None) is not None
+    else:
+        traj = _full_rollout()
+        assert getattr(traj, "_document", None) is None  # content parts: dumped by the models
+    dumped = traj.model_dump(mode="json", exclude_none=True)
+    assert orjson.dumps(traj.to_json_dict()) == orjson.dumps(dumped)
+    assert traj.to_json_bytes(indent=True) == orjson.dumps(dumped, option=orjson.OPT_INDENT_2)
+    assert validate_with_harbor(traj.to_json_bytes()) == []
+    assert Trajectory.from_json(traj.to_json_bytes()) == traj
+
+
 def test_recorded_layout():
     traj = _full_rollout()
     system, user, a1, a2, notice, final = traj.steps
