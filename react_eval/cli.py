@@ -434,6 +434,23 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="Manage sandboxes (Docker c
 app.add_typer(sandbox_app, name="sandbox")
 
 
+@sandbox_app.command("build-image")
+def sandbox_build_image(
+    force: bool = typer.Option(False, "--force", help="Rebuild the sandbox image even when it is up to date."),
+    rebuild_base: bool = typer.Option(False, "--rebuild-base", help="Also redo the debootstrap of the Debian base."),
+) -> None:
+    """Build react-eval-sandbox:latest offline (debootstrap + docker import, then the packaged Dockerfile).
+    IMAGE or REACT_EVAL_SANDBOX_IMAGE names another tag; BASE=<image> builds on a registry image instead."""
+    from react_eval.sandboxes.image import ImageBuildRefused, build_image
+
+    try:
+        code = build_image(["--force"] * force + ["--rebuild-base"] * rebuild_base)
+    except ImageBuildRefused as exc:
+        say("error:", exc)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
 @sandbox_app.command("prune-images")
 def sandbox_prune_images(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the images; remove nothing."),
