@@ -162,3 +162,38 @@ def test_view_serve_on_a_run_with_variants_serves_each_viewer(variants_run):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def without_ray(*args: str, cwd) -> "subprocess.CompletedProcess[str]":
+    """The real CLI in an install without the ray extra (ray hidden from the import system)."""
+    import subprocess
+    import sys
+
+    from tests.test_cli_honest import REPO
+
+    code = ("import sys\nsys.modules['ray'] = None  # as in a plain install: no ray extra\n"
+            "from react_eval.cli import main\nsys.argv = ['react-eval', *sys.argv[1:]]\nmain()\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_ray_address_without_the_ray_extra_is_a_config_error_before_anything_runs(tmp_path, command):
+    """It used to print the start notes, then fail in the executor with exit 1."""
+    model = ["--model", "oracle"] if command == "run" else []
+    proc = without_ray(command, "--bench", "smoke", *model, "--ray-address", "local", "-o", str(tmp_path / "out"),
+                       "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert ("error: --ray-address local: executor type ray needs Ray, which is not installed: "
+            "pip install 'react-eval[ray]'") in " ".join(proc.stderr.split())
+    assert "note:" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_executor_type_ray_in_a_config_without_the_extra_is_a_config_error(tmp_path):
+    (tmp_path / "eval.yaml").write_text("services:\n  model: {type: api, model: oracle}\nexecutor: {type: ray}\n"
+                                        "benchmarks:\n  - {name: smoke, solver: {service: model}}\n")
+    proc = without_ray("run", "--config", "eval.yaml", "-o", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'react-eval[ray]'" in proc.stderr and "note:" not in proc.stderr
+    assert not (tmp_path / "out").exists()
