@@ -381,16 +381,11 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html (inline SVG charts)."""
     from react_eval.analysis.report import write_report
-    from react_eval.analysis.runs import RunLoadError, bench_dirs
+    from react_eval.analysis.runs import RunLoadError, bench_dirs_with_variants
 
     try:
-        targets = [run_dir] if bench else bench_dirs(run_dir)
         # a run whose benchmark lists variants: <run>/<bench>/<variant>/, with the group's plan in <bench>/
-        groups = [run_dir] if (run_dir / "variants.plan.json").is_file() else [] if bench or not run_dir.is_dir() \
-            else sorted(child for child in run_dir.iterdir() if (child / "variants.plan.json").is_file())
-        for group in groups:
-            if group != run_dir:
-                targets += bench_dirs(group)
+        targets, groups = ([run_dir], []) if bench else bench_dirs_with_variants(run_dir)
         if not targets:
             raise RunLoadError(f"{run_dir}: no results.jsonl here or in a subdirectory")
         if out_dir is not None and len(targets) > 1:
@@ -408,7 +403,8 @@ def report(
 
 @app.command()
 def view(
-    run_dir: Path = typer.Argument(..., help="A benchmark directory (or a run directory with one benchmark)."),
+    run_dir: Path = typer.Argument(..., help="A benchmark directory, a run directory with one benchmark, or a run "
+                                   "with variants (one viewer per variant)."),
     other_run_dir: Optional[Path] = typer.Argument(None, help="A second run: the same task is shown side by side."),
     bench: Optional[str] = typer.Option(None, "--bench", "-b", help="Benchmark to pick when a run holds several."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write (default: RUN_DIR/viewer)."),
@@ -416,22 +412,56 @@ def view(
     port: int = typer.Option(8765, "--port", help="Port for --serve (0: any free port)."),
 ) -> None:
     """Write a static HTML trajectory viewer (opens from disk) and optionally serve it."""
-    from react_eval.analysis.runs import RunLoadError
+    from react_eval.analysis.runs import RunLoadError, bench_dirs_with_variants
     from react_eval.analysis.viewer import serve as serve_dir, write_viewer
 
-    dirs = [run_dir] + ([other_run_dir] if other_run_dir is not None else [])
     try:
-        index = write_viewer(dirs, out_dir, bench=bench)
+        # a run with variants (<run>/<bench>/<variant>/): one viewer per variant, in each variant's directory
+        targets, groups = ([], []) if bench or other_run_dir is not None else bench_dirs_with_variants(run_dir)
+        if not groups:
+            dirs = [run_dir] + ([other_run_dir] if other_run_dir is not None else [])
+            indexes = [write_viewer(dirs, out_dir, bench=bench)]
+        elif out_dir is not None and len(targets) > 1:
+            raise RunLoadError(f"{run_dir} holds {len(targets)} runs (variants each write their own viewer): "
+                               "pass one variant's directory with --out, or two to see them side by side")
+        else:
+            indexes = [write_viewer([target], out_dir) for target in targets]
     except RunLoadError as exc:
         say("error:", exc)
         raise typer.Exit(2) from None
-    typer.echo(f"wrote {index}")
+    for index in indexes:
+        typer.echo(f"wrote {index}")
     if serve:
-        serve_dir(index.parent, port=port, ready=lambda url: typer.echo(f"serving {url} (Ctrl-C to stop)"))
+        root = Path(os.path.commonpath([index.parent for index in indexes]))
+
+        def ready(url: str) -> None:
+            base = url.removesuffix("index.html")
+            for index in indexes:
+                typer.echo(f"serving {base}{index.relative_to(root).as_posix()}")
+            typer.echo("(Ctrl-C to stop)")
+
+        serve_dir(root, port=port, ready=ready)
 
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Manage sandboxes (Docker containers of react-eval runs).")
 app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("build-image")
+def sandbox_build_image(
+    force: bool = typer.Option(False, "--force", help="Rebuild the sandbox image even when it is up to date."),
+    rebuild_base: bool = typer.Option(False, "--rebuild-base", help="Also redo the debootstrap of the Debian base."),
+) -> None:
+    """Build react-eval-sandbox:latest offline (debootstrap + docker import, then the packaged Dockerfile).
+    IMAGE or REACT_EVAL_SANDBOX_IMAGE names another tag; BASE=<image> builds on a registry image instead."""
+    from react_eval.sandboxes.image import ImageBuildRefused, build_image
+
+    try:
+        code = build_image(["--force"] * force + ["--rebuild-base"] * rebuild_base)
+    except ImageBuildRefused as exc:
+        say("error:", exc)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @sandbox_app.command("prune-images")

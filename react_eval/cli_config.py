@@ -161,10 +161,15 @@ def with_ray(cfg: EvalConfig, address: str | None) -> EvalConfig:
     """``--ray-address``: the run's executor is a Ray cluster (the config's ray settings kept)."""
     if address is None:
         return cfg
+    from pydantic import ValidationError
+
     from react_eval.engine.ray_executor import RayExecutorConfig
 
-    executor = cfg.executor if isinstance(cfg.executor, RayExecutorConfig) else RayExecutorConfig()
-    cfg.executor = executor.model_copy(update={"address": None if address == "local" else address})
+    settings = cfg.executor.model_dump() if isinstance(cfg.executor, RayExecutorConfig) else {}
+    try:  # validated: without the ray extra this is a config error, before anything runs
+        cfg.executor = RayExecutorConfig.model_validate({**settings, "address": None if address == "local" else address})
+    except ValidationError as exc:
+        raise ConfigError(f"--ray-address {address}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     return cfg
 
 

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import orjson
 
 from react_eval.engine.results import read_jsonl
+from react_eval.engine.variants import PLAN
 from react_eval.metrics import INFRA_KINDS
 
 RESULTS = "results.jsonl"
@@ -33,6 +34,28 @@ def bench_dirs(path: Path) -> list[Path]:
     if not path.is_dir():
         raise RunLoadError(f"{path}: no such directory")
     return sorted(child for child in path.iterdir() if (child / RESULTS).is_file())
+
+
+def variant_groups(path: Path) -> list[Path]:
+    """The benchmark runs with variants at ``path`` (``<out>/<bench>/`` holding the plan, one directory per
+    variant beneath): ``path`` itself, or its children."""
+    path = Path(path)
+    if (path / PLAN).is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(child for child in path.iterdir() if (child / PLAN).is_file())
+
+
+def bench_dirs_with_variants(path: Path) -> tuple[list[Path], list[Path]]:
+    """Every benchmark directory under a run's output directory, each variant's included, and the variant
+    groups found: what ``report`` and ``view`` act on when no single benchmark is named."""
+    path = Path(path)
+    groups = variant_groups(path)
+    found = [] if groups == [path] else bench_dirs(path)
+    for group in groups:
+        found += bench_dirs(group)
+    return found, groups
 
 
 def resolve_bench_dir(path: Path, bench: str | None = None) -> Path:

@@ -22,6 +22,7 @@ imported only when this executor runs.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import pickle
 import time
@@ -29,7 +30,7 @@ from collections import Counter
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from react_eval.engine.executor import FatalRunError, OnDone, RunnerFactory, is_fatal, run_one
 from react_eval.engine.rollout import RolloutRecord, RolloutSpec, harness_failure_record
@@ -39,6 +40,9 @@ Key = tuple[str, int]
 
 class RayMissing(ImportError):
     """Ray is not installed: it comes with the ``ray`` extra."""
+
+
+RAY_MISSING = "executor type ray needs Ray, which is not installed: pip install 'react-eval[ray]'"
 
 
 class NodeLostError(RuntimeError):
@@ -70,6 +74,13 @@ class RayExecutorConfig(BaseModel):
     #: seconds for every actor to build its runner before the run fails
     start_timeout: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="after")
+    def _ray_installed(self) -> "RayExecutorConfig":
+        """Ray is an optional extra: a config that needs it fails at validation, before anything runs."""
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(RAY_MISSING)
+        return self
+
     def build(self, max_concurrent: int) -> "RayExecutor":
         return RayExecutor(self, max_concurrent)
 
@@ -78,7 +89,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RayMissing("executor type ray needs Ray: pip install 'react-eval[ray]'") from exc
+        raise RayMissing(RAY_MISSING) from exc
     return ray
 
 

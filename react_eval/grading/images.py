@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from react_eval.grading.envs import Env
-from react_eval.sandboxes.docker.client import docker_errors
+from react_eval.sandboxes.docker.client import BUILD_HINT, docker_errors
 from react_eval.types import VerifyError
 
 IMAGE_REPO = "react-eval-grader"
@@ -73,7 +73,7 @@ async def _ensure(api: Any, base: str, env: Env) -> str:
     try:
         base_ident = await anyio.to_thread.run_sync(base_id)
     except errors.ImageNotFound as exc:
-        raise VerifyError(f"the sandbox image {base!r} does not exist (build it: bash sandboxes/build_image.sh)") from exc
+        raise VerifyError(f"the sandbox image {base!r} does not exist (build it: {BUILD_HINT})") from exc
     tag = f"{IMAGE_REPO}:{env.path.name}-{base_ident}"
     lock = _locks.setdefault(f"{api.base_url} {tag}", anyio.Lock())
     async with lock:

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 _ENDPOINTS = (("/chat/completions", "chat_completions"), ("/responses", "responses"), ("/completions", "completions"))
 _VERSION_RE = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?$")
 
+#: ``model: oracle`` is the built-in reference policy (benchmarks/oracle.py), served in-process from this URL,
+#: whether a service comes from flags, a YAML config, a SLURM shard or a Ray worker
+ORACLE_MODEL = "oracle"
+ORACLE_URL = "oracle://reference"
+
 
 def split_endpoint(url: str) -> tuple[str, str | None]:
     """``(base URL, protocol)`` of a URL that may name the endpoint itself
@@ -117,6 +122,12 @@ class ModelConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if data.get("model") == ORACLE_MODEL and not str(data.get("base_url") or "").startswith("oracle://"):
+            # the reference policy calls no endpoint: a url beside it (YAML used to require one) is not called
+            for key in ("url", "base_url", "endpoint"):
+                data.pop(key, None)
+            data["base_url"] = ORACLE_URL
+            return data
         if isinstance(data.get("url"), str) and "base_url" not in data:
             data.update(nel_url(data.pop("url"), data.get("protocol")))
             return data

@@ -80,4 +80,9 @@ async def test_empty_policy_and_factory():
     assert answer.content == f"ANSWER: {task.metadata['answer']}"
     with pytest.raises(ValueError):
         reference_model(ModelConfig(base_url="oracle://nope", model="x"), bench)
-    assert not is_reference_service(ModelConfig(base_url="http://127.0.0.1:8000/v1", model="oracle"))
+    assert not is_reference_service(ModelConfig(base_url="http://127.0.0.1:8000/v1", model="m"))
+    # model: oracle is the reference policy in every path (flags, YAML, shards): a url beside it is not called
+    for spelling in ({"base_url": "http://127.0.0.1:8000/v1"}, {"url": "http://127.0.0.1:8000/v1/chat/completions"},
+                     {}):
+        service = ModelConfig.model_validate({"model": "oracle", **spelling})
+        assert service.base_url == ORACLE_URL and service.endpoint is None and is_reference_service(service)

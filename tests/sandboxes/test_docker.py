@@ -122,11 +122,11 @@ async def test_missing_image_says_how_to_build_it(run_id: str):
     with pytest.raises(SandboxError) as info:
         await p.create(None, labels={})
     assert "react-eval-missing-image:never" in str(info.value) and "not found" in str(info.value)
-    assert "bash sandboxes/build_image.sh" in str(info.value)
+    assert "react-eval sandbox build-image" in str(info.value)
     await p.aclose()
     with pytest.raises(SandboxError) as info:  # the per-task image is used, with the same message
         await provider_for(run_id).create(SandboxSpec(image="react-eval-missing-image:never"), labels={})
-    assert "build_image.sh" in str(info.value)
+    assert "react-eval sandbox build-image" in str(info.value)
 
 
 async def test_unreachable_daemon_is_an_infrastructure_error(tmp_path):

@@ -189,12 +189,15 @@ def test_the_cli_flag_runs_a_builtin_benchmark_on_the_cluster(ray_cluster, tmp_p
 
 def test_without_ray_the_error_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from react_eval.engine.config import validate_config\n"  # a config naming ray loads without it
-            "cfg = validate_config({'services': {'m': {'type': 'api', 'base_url': 'http://127.0.0.1:9/v1', "
+            "from react_eval.engine.config import ConfigError, validate_config\n"  # refused at load, before a run
+            "try:\n    validate_config({'services': {'m': {'type': 'api', 'base_url': 'http://127.0.0.1:9/v1', "
             "'model': 'x'}}, 'executor': {'type': 'ray'}, 'benchmarks': [{'name': 'smoke', "
             "'solver': {'service': 'm'}}]})\n"
+            "except ConfigError as exc:\n    print(exc)\n"
             "from react_eval.engine.ray_executor import import_ray\n"
             "import_ray()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "RayMissing: executor type ray needs Ray: pip install 'react-eval[ray]'" in proc.stderr
+    assert "executor: executor type ray needs Ray, which is not installed: pip install 'react-eval[ray]'" in proc.stdout
+    assert "RayMissing: executor type ray needs Ray, which is not installed: pip install 'react-eval[ray]'" \
+        in proc.stderr

@@ -36,11 +36,11 @@ def slurm_cluster():
         assert cluster.stop() == [], "a SLURM daemon had to be killed"
 
 
-def write_config(tmp_path: Path, repeats: int = 2) -> Path:
+def write_config(tmp_path: Path, repeats: int = 2, service: str = f"base_url: '{ORACLE_URL}', ") -> Path:
     path = tmp_path / "eval.yaml"
     path.write_text(
         "services:\n"
-        f"  model: {{type: api, base_url: '{ORACLE_URL}', model: oracle}}\n"
+        f"  model: {{type: api, {service}model: oracle}}\n"
         "benchmarks:\n"
         f"  - {{name: smoke, repeats: {repeats}, max_concurrent: 4, solver: {{service: model}}}}\n")
     return path
@@ -104,6 +104,37 @@ def test_a_different_shard_count_over_existing_shards_is_refused(tmp_path):
     (out / "shards" / "0").mkdir(parents=True)
     proc = subprocess.run([*CLI, "slurm", str(config), "--shards", "3", "-o", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2 and "holds shards of a 2-way split; re-submit with --shards 2" in proc.stderr
+
+
+def run_array_by_hand(out: Path, shards: int) -> list[subprocess.CompletedProcess]:
+    """Each array task's steps, as SLURM runs them (bash with SLURM_ARRAY_TASK_ID set), then the merge job's."""
+    steps = [subprocess.run(["bash", str(out / "slurm" / "array.sbatch")], capture_output=True, text=True,
+                            env={**os.environ, "SLURM_ARRAY_TASK_ID": str(i)}, timeout=300) for i in range(shards)]
+    steps.append(subprocess.run(["bash", str(out / "slurm" / "merge.sbatch")], capture_output=True, text=True,
+                                timeout=300))
+    return steps
+
+
+@pytest.mark.parametrize("service", ["", "url: 'http://127.0.0.1:9/v1', ", "base_url: 'http://127.0.0.1:9/v1', "])
+def test_model_oracle_is_the_reference_policy_in_every_shard_as_in_a_plain_run(tmp_path, service):
+    """A service with model: oracle plus a url (YAML used to require one) called the url in the shards, so each
+    array task ended in connection errors, where `run --model oracle` used the built-in reference policy."""
+    config, out = write_config(tmp_path, repeats=1, service=service), tmp_path / "run"
+    proc = subprocess.run([*CLI, "slurm", str(config), "--shards", "2", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    *shard_steps, merge = run_array_by_hand(out, 2)
+    for step in shard_steps:
+        assert step.returncode == 0, step.stderr
+        assert "model_error" not in step.stdout + step.stderr and "127.0.0.1:9" not in step.stdout + step.stderr
+        assert "model 'oracle' is the built-in reference policy" in " ".join(step.stderr.split())
+        assert "a url beside it is not called" in " ".join(step.stderr.split())
+    assert merge.returncode == 0, merge.stderr
+    rows = check_merged(out, repeats=1)  # every rollout scored 1.0 by the reference policy
+    assert {r["error_kind"] for r in rows} == {None}
+    plain = subprocess.run([*CLI, "run", "--config", str(config), "-o", str(tmp_path / "plain"), "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    assert {r["reward"] for r in rows_of(tmp_path / "plain" / "smoke" / "results.jsonl")} == {1.0}
 
 
 def test_the_written_scripts_run_by_hand_with_the_array_index(tmp_path):

@@ -14,9 +14,10 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from react_eval.sandboxes.docker.config import DEFAULT_IMAGE, DockerHost
+from react_eval.sandboxes.image import BUILD_COMMAND
 from react_eval.types import SandboxError
 
-BUILD_HINT = "bash sandboxes/build_image.sh"
+BUILD_HINT = BUILD_COMMAND
 START_HINT = "`bash sandboxes/ensure_docker.sh` (or `sudo systemctl start docker`)"
 
 
