@@ -17,9 +17,9 @@ holds code that ends the checker's process with status 0 before any test can
 fail. Every task must score 0 under it.
 
 They are selected by a service whose ``base_url`` is ``oracle://reference``,
-``oracle://empty`` or ``oracle://tampering``; a service with ``model: oracle`` gets
-the first whatever else it says (model/config.py), so flags, YAML, SLURM shards and
-Ray workers agree; ``react-eval validate`` runs all three.
+``oracle://empty`` or ``oracle://tampering``; a service with ``model: oracle`` and no
+url gets the first (model/config.py; with a url it is refused as ambiguous), so flags,
+YAML, SLURM shards and Ray workers agree; ``react-eval validate`` runs all three.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ TAMPER_URL = "oracle://tampering"
 ORACLE_NOTICE = (
     "model 'oracle' is the built-in reference policy: it replays each task's reference "
     "solution through the real tools and grader. It is not a language model; its score "
-    "validates the benchmark, not a model (a service with model: oracle is always this policy; a url "
-    "beside it is not called)."
+    "validates the benchmark, not a model."
 )
 
 

@@ -123,9 +123,14 @@ class ModelConfig(BaseModel):
             return data
         data = dict(data)
         if data.get("model") == ORACLE_MODEL and not str(data.get("base_url") or "").startswith("oracle://"):
-            # the reference policy calls no endpoint: a url beside it (YAML used to require one) is not called
-            for key in ("url", "base_url", "endpoint"):
-                data.pop(key, None)
+            # the reference policy calls no endpoint, so it needs no url; a url beside it is ambiguous (a
+            # served model named "oracle", or the policy?) and a wrong guess either way misreports the score
+            given = [key for key in ("url", "base_url", "endpoint") if data.get(key)]
+            if given:
+                raise ValueError(
+                    f"model: oracle names the built-in reference policy, which calls no endpoint, but this service "
+                    f"also sets {given[0]}: drop {given[0]} to run the reference policy (a served model cannot be "
+                    "named 'oracle' here)")
             data["base_url"] = ORACLE_URL
             return data
         if isinstance(data.get("url"), str) and "base_url" not in data:
