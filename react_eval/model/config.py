@@ -122,7 +122,8 @@ class ModelConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        if data.get("model") == ORACLE_MODEL and not str(data.get("base_url") or "").startswith("oracle://"):
+        urls = [str(data.get(key) or "") for key in ("url", "base_url", "endpoint")]
+        if data.get("model") == ORACLE_MODEL and not any(url.startswith("oracle://") for url in urls):
             # the reference policy calls no endpoint, so it needs no url; a url beside it is ambiguous (a
             # served model named "oracle", or the policy?) and a wrong guess either way misreports the score
             given = [key for key in ("url", "base_url", "endpoint") if data.get(key)]

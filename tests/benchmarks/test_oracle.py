@@ -83,8 +83,9 @@ async def test_empty_policy_and_factory():
     assert not is_reference_service(ModelConfig(base_url="http://127.0.0.1:8000/v1", model="m"))
     # model: oracle is the reference policy in every path (flags, YAML, shards) and needs no url; with a url
     # it is ambiguous (a served model named "oracle"?) and refused, never silently one or the other
-    service = ModelConfig.model_validate({"model": "oracle"})
-    assert service.base_url == ORACLE_URL and service.endpoint is None and is_reference_service(service)
+    for spelling in ({}, {"url": ORACLE_URL}, {"base_url": ORACLE_URL}):
+        service = ModelConfig.model_validate({"model": "oracle", **spelling})
+        assert service.base_url == ORACLE_URL and service.endpoint is None and is_reference_service(service)
     for spelling in ({"base_url": "http://127.0.0.1:8000/v1"}, {"url": "http://127.0.0.1:8000/v1/chat/completions"}):
         with pytest.raises(ValueError, match="drop (base_url|url) to run the reference policy"):
             ModelConfig.model_validate({"model": "oracle", **spelling})
