@@ -85,21 +85,25 @@ def test_rollouts_spread_over_two_nodes_and_are_written_once(ray_cluster, script
 
 
 def run_killing(ray_cluster, node, srv, after_requests: int, config, out: Path, executor) -> NodeLostError | None:
-    """Run, killing ``node`` once the model has had ``after_requests`` requests;
-    returns the NodeLostError the run ended with, if any."""
+    """Run, killing ``node`` once the model has had ``after_requests`` requests and ``node`` has written a
+    rollout (so its actor is up and, with work left, has the next rollouts in flight: on a loaded machine
+    the worker's actor can start after the head has taken the first requests); returns the
+    NodeLostError the run ended with, if any."""
     async def killer():
-        while len(srv.requests) < after_requests:
+        while len(srv.requests) < after_requests or node.node_id not in executor.placements.values():
             await anyio.sleep(0.02)
         await anyio.to_thread.run_sync(ray_cluster.remove_node, node)
 
     async def main():
+        raised = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(killer)
             try:
                 await run_with(config, out, executor)
             except NodeLostError as exc:
-                return exc
-        return None
+                raised = exc
+            tg.cancel_scope.cancel()  # a run that ended before the kill: the asserts say so
+        return raised
 
     return anyio.run(main)
 
@@ -125,19 +129,19 @@ def test_with_no_retries_the_lost_rollouts_are_named_and_resume_runs_only_them(r
                                                                                tmp_path):
     worker = ray_cluster.add_node()
     srv = scripted_server(answer_by_task, latency=0.25)
-    config = validate_config(node_config(srv, address=ray_cluster.address, n=16, max_retries=0))
+    config = validate_config(node_config(srv, address=ray_cluster.address, n=32, max_retries=0))
     executor = config.executor.build(config.benchmarks[0].max_concurrent)
 
     raised = run_killing(ray_cluster, worker, srv, 6, config, tmp_path, executor)
     assert raised is not None
     assert re.search(r"rollout\(s\) have no row \(q\d+#0.*max_retries \(0\) used up.*--resume", str(raised))
     first = load_results(tmp_path / "results.jsonl")
-    assert 0 < len(first) < 16 and len({r.task_id for r in first}) == len(first)
+    assert 0 < len(first) < 32 and len({r.task_id for r in first}) == len(first)
     before = len(srv.requests)
     executor = config.executor.build(config.benchmarks[0].max_concurrent)
     anyio.run(lambda: run_with(config, tmp_path, executor, RunOptions(resume=True)))
-    check_exactly_once(tmp_path, 16, 1)
-    assert len(srv.requests) - before == 16 - len(first)  # only the missing rollouts ran again
+    check_exactly_once(tmp_path, 32, 1)
+    assert len(srv.requests) - before == 32 - len(first)  # only the missing rollouts ran again
     assert set(executor.placements.values()) == {ray_cluster.cluster.head_node.node_id}
 
 
