@@ -22,7 +22,6 @@ Failures map onto the failure taxonomy:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -204,37 +203,34 @@ class GymSession:
         return (await self.catalog()).specs()
 
     async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-        """``POST /{path}`` of the tool, on this session's cookie."""
+        """``POST /{path}`` of the tool, on this session's cookie (latency is measured by
+        :func:`react_eval.tools.base.dispatch`, the one place that times tool calls)."""
         route = (await self.catalog()).route(name)
         if route is None:
             return ToolResult.error(f"Error: the Gym server offers no tool named {name!r}", "unknown_tool")
         path, query, body = route.request(arguments)
         limit = min(timeout, self.endpoint.request_timeout)
-        started = time.perf_counter()
         try:
             resp = await self._send("POST", path, body=body, has_body=route.body != "none",
                                     params=query, timeout=limit)
         except Unreachable as exc:
             raise ToolInfraError(f"Gym resources server unreachable during tool {name!r}: {exc}") from exc
         except TimeoutError:
-            return ToolResult.error(f"Error: {name} did not finish within {limit:g}s and was abandoned.", "timeout",
-                                    latency_ms=(time.perf_counter() - started) * 1000)
+            return ToolResult.error(f"Error: {name} did not finish within {limit:g}s and was abandoned.", "timeout")
         except ResponseTooLarge as exc:
             return ToolResult.error(f"Error: {name} answered too much and its reply was dropped: {exc}.",
-                                    "tool_error", latency_ms=(time.perf_counter() - started) * 1000,
-                                    extra={"status": exc.status, "path": path})
+                                    "tool_error", extra={"status": exc.status, "path": path})
         except aiohttp.ClientError as exc:
             raise self._infra(f"connection lost during tool {name!r} (POST {path})", exc) from exc
-        latency = (time.perf_counter() - started) * 1000
         extra = {"status": resp.status, "path": path}
         if 200 <= resp.status < 300:
-            return ToolResult(content=resp.text, latency_ms=latency, extra=extra)
+            return ToolResult(content=resp.text, extra=extra)
         message = f"Error: {name} failed: HTTP {resp.status} from POST {path}: {server_message(resp)}"
         if resp.status >= 500:
-            return ToolResult.error(message, "http_5xx", latency_ms=latency, extra=extra)
+            return ToolResult.error(message, "http_5xx", extra=extra)
         if resp.status >= 400:
-            return ToolResult.error(message, "http_4xx", latency_ms=latency, extra=extra)
-        return ToolResult.error(message, "tool_error", latency_ms=latency, extra=extra)
+            return ToolResult.error(message, "http_4xx", extra=extra)
+        return ToolResult.error(message, "tool_error", extra=extra)
 
     async def verify(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /verify``; the server's JSON answer, or :class:`VerifyError`."""
