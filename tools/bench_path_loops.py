@@ -38,8 +38,10 @@ ECHO_TOOL = {"type": "function", "function": {
     "name": "echo", "description": "Echo the text back.",
     "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
 #: tools the scripted model calls on each path, in turn
-PATH_TOOLS = {"inprocess": ["echo"], "gym": ["echo"], "local": ["bash"], "docker": ["bash"],
+PATH_TOOLS = {"inprocess": ["echo"], "gym": ["echo"], "local": ["bash"], "bwrap": ["bash"], "docker": ["bash"],
               "gym+local": ["echo", "bash"]}
+#: the scripted model's path prefix that answers at once (tools/bench_server.py): warm-up runs
+NO_LATENCY = "/nolatency"
 
 
 cpu_s, rss_kb = bench_harness._cpu, bench_harness._rss_kb
@@ -84,21 +86,10 @@ def _sample_rss(at: float | None, into: list[int]) -> asyncio.Future | None:
     return asyncio.ensure_future(sample())
 
 
-# ------------------------------------------------------------------ react-eval
-
-
-async def engine(spec: dict[str, Any]) -> dict[str, Any]:
-    from react_eval.benchmarks.registry import available, register
-    from react_eval.engine.config import validate_config
-    from react_eval.engine.executor import LocalExecutor
-    from react_eval.engine.results import read_jsonl
-    from react_eval.engine.run import run_benchmark
-
-    available()
-    register(SandboxBench.name, SandboxBench)
-    register(bench_harness.HarnessBenchmark.name, bench_harness.HarnessBenchmark)
-    path, conc, n, turns = spec["path"], spec["concurrency"], spec["rollouts"], spec["turns"]
-    work = Path(tempfile.mkdtemp(prefix="bench-paths-"))
+def _engine_config(validate_config: Any, spec: dict[str, Any], n: int, work: Path, model_prefix: str) -> Any:
+    """react-eval's run config for ``spec``'s path with ``n`` rollouts, files under ``work``."""
+    path, conc, turns = spec["path"], spec["concurrency"], spec["turns"]
+    work.mkdir(parents=True, exist_ok=True)
     solver: dict[str, Any] = {"service": "model", "max_turns": turns + 1, "tool_timeout": 600}
     entry: dict[str, Any] = {"max_concurrent": conc, "solver": solver}
     if path == "inprocess":
@@ -113,21 +104,48 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
             entry["sandbox"] = {"type": "local", "root": str(work)}
     else:
         entry.update(name=SandboxBench.name, options={"n": n})
-        entry["sandbox"] = ({"type": "local", "root": str(work)} if path == "local" else
-                            {"type": "docker", "concurrency": conc, "warm_pool": spec.get("warm_pool", 0)})
-        if path == "docker" and not spec.get("warm_pool"):
-            del entry["sandbox"]["warm_pool"]
-    service = {"type": "api", "base_url": f"http://127.0.0.1:{spec['model_port']}/v1", "model": "bench-model",
-               "max_concurrent": conc, "max_attempts": 1}
-    config = validate_config({"services": {"model": service}, "benchmarks": [entry]})
+        if path == "local":
+            entry["sandbox"] = {"type": "local", "root": str(work)}
+        elif path == "bwrap":
+            entry["sandbox"] = {"type": "local", "isolation": "bwrap", "root": str(work)}
+        else:
+            entry["sandbox"] = {"type": "docker", "concurrency": conc}
+            if spec.get("warm_pool"):
+                entry["sandbox"]["warm_pool"] = spec["warm_pool"]
+    service = {"type": "api", "base_url": f"http://127.0.0.1:{spec['model_port']}{model_prefix}/v1",
+               "model": "bench-model", "max_concurrent": conc, "max_attempts": 1}
+    return validate_config({"services": {"model": service}, "benchmarks": [entry]})
+
+
+# ------------------------------------------------------------------ react-eval
+
+
+async def engine(spec: dict[str, Any]) -> dict[str, Any]:
+    from react_eval.benchmarks.registry import available, register
+    from react_eval.engine.config import validate_config
+    from react_eval.engine.executor import LocalExecutor
+    from react_eval.engine.results import read_jsonl
+    from react_eval.engine.run import run_benchmark
+
+    available()
+    register(SandboxBench.name, SandboxBench)
+    register(bench_harness.HarnessBenchmark.name, bench_harness.HarnessBenchmark)
+    conc, n = spec["concurrency"], spec["rollouts"]
+    work = Path(tempfile.mkdtemp(prefix="bench-paths-"))
+    run_id = f"bench-{spec.get('token', 'x')}"
     samples: list[int] = []
-    gc.collect()
-    rss0 = rss_kb()
-    sampler = _sample_rss(spec.get("sample_rss_at"), samples)
-    executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
+    sampler = None
     try:
-        await run_benchmark(config, config.benchmarks[0], work / "run", run_id=f"bench-{spec.get('token', 'x')}",
-                            executor=executor)
+        if spec.get("warmup"):  # one short run first, in this process: imports, pools and caches are not measured
+            warm = _engine_config(validate_config, spec, spec["warmup"], work / "warm", NO_LATENCY)
+            await run_benchmark(warm, warm.benchmarks[0], work / "warm" / "run", run_id=run_id,
+                                executor=LocalExecutor(conc))
+        config = _engine_config(validate_config, spec, n, work, "")
+        gc.collect()
+        rss0 = rss_kb()
+        sampler = _sample_rss(spec.get("sample_rss_at"), samples)
+        executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
+        await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
         wall, cpu = executor.t1 - executor.t0, executor.cpu1 - executor.cpu0
         rows = list(read_jsonl(work / "run" / "results.jsonl"))
     finally:
@@ -145,15 +163,22 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class LocalShell:
-    """A persistent bash as a plain subprocess."""
+    """A persistent bash as a plain subprocess; with ``jail``, one ``bwrap ... bash`` with
+    the isolation flags of react-eval's bwrap sandbox (react_eval.sandboxes.bwrap.bwrap_argv,
+    its default 1g /tmp; no cgroup, as the bare local shell has none)."""
 
     marker = b"__bench_end__"
 
     @classmethod
-    async def start(cls, workdir: str) -> "LocalShell":
+    async def start(cls, workdir: str, jail: bool = False) -> "LocalShell":
+        argv = ["bash", "--noprofile", "--norc"]
+        if jail:
+            from react_eval.sandboxes.bwrap import bwrap_argv
+
+            argv = bwrap_argv(argv, workdir=workdir, tmp_size=1 << 30)
         self = cls()
         self.proc = await asyncio.create_subprocess_exec(
-            "bash", "--noprofile", "--norc", cwd=workdir, stdin=asyncio.subprocess.PIPE,
+            *argv, cwd=workdir, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         return self
 
@@ -214,15 +239,23 @@ def _cookie(headers: Any, cookie: str | None) -> str | None:
 
 
 async def bare(spec: dict[str, Any]) -> dict[str, Any]:
+    """The bare loop; with ``warmup``, a short run first in this process, as the engine's."""
+    if spec.get("warmup"):
+        await _bare_run({**spec, "rollouts": spec["warmup"], "sample_rss_at": None}, NO_LATENCY)
+    return await _bare_run(spec, "")
+
+
+async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
     import aiohttp
 
     from react_eval.tools.sandbox_tools import sandbox_tool_specs
 
     path, conc, n, turns = spec["path"], spec["concurrency"], spec["rollouts"], spec["turns"]
-    gym, sandbox = path.startswith("gym"), {"local": "local", "gym+local": "local", "docker": "docker"}.get(path)
-    model_url = f"http://127.0.0.1:{spec['model_port']}/v1/chat/completions"
+    gym = path.startswith("gym")
+    sandbox = {"local": "local", "gym+local": "local", "bwrap": "bwrap", "docker": "docker"}.get(path)
+    model_url = f"http://127.0.0.1:{spec['model_port']}{model_prefix}/v1/chat/completions"
     gym_url = f"http://127.0.0.1:{spec.get('gym_port')}"
-    tools = ([ECHO_TOOL] if path != "local" and path != "docker" else []) + (
+    tools = ([ECHO_TOOL] if path.startswith("gym") or path == "inprocess" else []) + (
         [s.to_openai() for s in sandbox_tool_specs()] if sandbox else [])
     rows = gym_rows(path, n, turns)
     work = tempfile.mkdtemp(prefix="bench-bare-")
@@ -251,9 +284,9 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
             row = rows[i]
             if gym:
                 _, cookie = await post(gym_url + "/seed_session", row)
-            if sandbox == "local":
+            if sandbox in ("local", "bwrap"):
                 os.makedirs(f"{work}/{i}", exist_ok=True)
-                shell = await LocalShell.start(f"{work}/{i}")
+                shell = await LocalShell.start(f"{work}/{i}", jail=sandbox == "bwrap")
             elif sandbox == "docker":
                 shell = await DockerShell.start(api, spec["image"], spec["token"], pool)
             try:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -43,10 +45,13 @@ import bench_harness  # noqa: E402
 from bench_path_loops import BENCH_LABEL, CHILDREN, PATH_TOOLS  # noqa: E402
 
 START, END = "<!-- paths:start -->", "<!-- paths:end -->"
-PATHS = ["inprocess", "gym", "local", "docker", "gym+local"]
+PATHS = ["inprocess", "gym", "local", "bwrap", "docker", "gym+local"]
 LABELS = {"inprocess": "in-process tool", "gym": "Gym resources server", "local": "local sandbox bash",
-          "docker": "Docker sandbox bash", "docker+warm": "Docker sandbox bash, warm pool",
-          "gym+local": "Gym + local sandbox"}
+          "bwrap": "bwrap sandbox bash", "docker": "Docker sandbox bash",
+          "docker+warm": "Docker sandbox bash, warm pool", "gym+local": "Gym + local sandbox"}
+#: paths where NeMo Evaluator has a like-for-like mode, driven by tools/bench_nel.py
+NEL_PATHS = {"gym"}
+CONCURRENCIES = [1, 16, 256, 1000]
 
 
 def _get(url: str, data: dict | None = None) -> dict[str, Any]:
@@ -88,13 +93,39 @@ class Servers:
             proc.wait(10)
 
 
-def run_child(spec: dict[str, Any], timeout: float = 1200) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def run_child(spec: dict[str, Any], timeout: float = 1200, nel_python: str = "") -> dict[str, Any]:
+    if spec["kind"] == "nel":  # NeMo Evaluator's interpreter, nothing of react-eval on its path
+        argv = [nel_python, str(TOOLS / "bench_nel.py"), json.dumps(spec)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    else:
+        argv = [sys.executable, __file__, "--child", json.dumps(spec)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"child {spec['kind']} {spec.get('path')} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def ensure_nel(python: str = "") -> dict[str, Any]:
+    """NeMo Evaluator's interpreter (tools/ensure_nel_venv.sh makes its venv), or why there is none."""
+    if not python:
+        try:
+            proc = subprocess.run(["bash", str(TOOLS / "ensure_nel_venv.sh")], capture_output=True, text=True,
+                                  timeout=900)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return {"error": f"tools/ensure_nel_venv.sh: {exc}"}
+        if proc.returncode != 0 or not proc.stdout.strip():
+            return {"error": (proc.stderr.strip().splitlines() or ["tools/ensure_nel_venv.sh failed"])[-1]}
+        python = proc.stdout.strip().splitlines()[-1]
+    try:
+        version = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('nemo-evaluator'))"],
+                                 capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"{python}: {exc}"}
+    if version.returncode != 0:
+        return {"error": f"{python} has no nemo-evaluator: {version.stderr.strip()[-200:]}"}
+    return {"python": python, "version": version.stdout.strip()}
 
 
 def remove_our_containers(token: str) -> int:
@@ -114,32 +145,40 @@ class Bench:
         self.quick = args.quick
         self.token = os.urandom(4).hex()
         self.servers = Servers()
-        self.r: dict[str, Any] = {"runs": [], "memory": {}, "lifecycle": None, "turns": args.turns}
+        self.r: dict[str, Any] = {"runs": [], "memory": {}, "lifecycle": None, "turns": args.turns,
+                                  "repeat": args.repeat, "nel": None}
+
+    def want_nel(self, paths: list[str]) -> None:
+        """Find or make NeMo Evaluator's venv when a path has a like-for-like NEL mode."""
+        if self.r["nel"] is not None or self.args.no_nel or not NEL_PATHS.intersection(paths):
+            return
+        self.r["nel"] = ensure_nel(self.args.nel_python)
+        self.log(f"nel: {self.r['nel']}")
+
+    def kinds(self, path: str) -> list[str]:
+        nel = self.r.get("nel") or {}
+        return ["engine", "bare"] + (["nel"] if path in NEL_PATHS and "python" in nel else [])
 
     def cap(self, path: str) -> int:
         if path.startswith("docker"):
             return self.args.docker_max
-        if path.endswith("local"):
+        if path.endswith("local") or path == "bwrap":
             return min(self.args.local_max, self.args.max_concurrency)
         return self.args.max_concurrency
 
     def rollouts(self, conc: int, latency: float, path: str) -> int:
-        if conc == 1:
-            return (10 if self.quick else 30) if latency == 0 else (3 if self.quick else 8)
-        if conc == 16:
-            return 32 if self.quick or path.startswith("docker") else 64
-        return conc
+        return rollouts_for(conc, latency, path, self.args.turns, self.quick)
 
     def one(self, kind: str, path: str, conc: int, latency: float, rollouts: int, **extra: Any) -> dict[str, Any]:
         base = "docker" if path.startswith("docker") else path
         self.servers.configure(base, latency, self.args.turns)
         spec = {"kind": kind, "path": base, "concurrency": conc, "rollouts": rollouts, "turns": self.args.turns,
                 "model_port": self.servers.model_port, "gym_port": self.servers.gym_port, "token": self.token,
-                "image": self.args.image, **extra}
+                "image": self.args.image, "warmup": warmup_for(conc, path), **extra}
         if path == "docker+warm":
             spec["warm_pool"] = min(conc, self.args.warm_pool)
         try:
-            result = run_child(spec)
+            result = run_child(spec, nel_python=(self.r.get("nel") or {}).get("python", ""))
         except Exception as exc:
             result = {"error": str(exc)[-1500:]}
         if base.startswith("docker"):
@@ -148,26 +187,33 @@ class Bench:
         return result
 
     def matrix(self, paths: list[str]) -> None:
-        concs = [1, 16, 1000] if self.quick else [1, 16, 256, 1000]
+        """Each row: every client ``--repeat`` times, interleaved (engine, bare, nel, engine, ...)."""
+        self.want_nel(paths)
         for path in paths:
             cap = self.cap(path)
-            for conc in sorted({min(c, cap) for c in concs}):
+            for conc in sorted({min(c, cap) for c in CONCURRENCIES}):
                 for latency in (0.0, 200.0):
                     n = self.rollouts(conc, latency, path)
-                    row = {"path": path, "concurrency": conc, "latency_ms": latency, "rollouts": n}
-                    for kind in ("engine", "bare"):
-                        row[kind] = self.one(kind, path, conc, latency, n)
+                    row: dict[str, Any] = {"path": path, "concurrency": conc, "latency_ms": latency, "rollouts": n,
+                                           "reps": {k: [] for k in self.kinds(path)}}
+                    for _ in range(self.args.repeat):
+                        for kind in row["reps"]:
+                            row["reps"][kind].append(self.one(kind, path, conc, latency, n))
+                    for kind, reps in row["reps"].items():
+                        row[kind] = median_run(reps)
                     self.log(f"{path} c={conc} L={latency:g}: " + summary(row))
                     self.r["runs"].append(row)
 
     def memory(self, paths: list[str]) -> None:
-        """RSS per in-flight rollout: every rollout parked on a slow model's first reply."""
+        """RSS per in-flight rollout: after a warm-up run in the same process, every rollout
+        parked on a slow model's first reply; (RSS parked - RSS after the warm-up) / N."""
+        self.want_nel(paths)
         for path in paths:
             docker = path.startswith("docker")
             conc = min(1000, self.cap(path))
             latency, at = (8000.0, 6.0) if docker else (4000.0, 3.0)
             out = {}
-            for kind in ("engine", "bare"):
+            for kind in self.kinds(path):
                 r = self.one(kind, path, conc, latency, conc, sample_rss_at=at)
                 if "error" in r or not r.get("rss_mid_kb"):
                     out[kind] = {"error": r.get("error", "no sample")}
@@ -200,58 +246,149 @@ def rate(r: dict[str, Any]) -> float:
     return r["rollouts"] / r["wall_s"] if r.get("wall_s") else 0.0
 
 
+def rollouts_for(conc: int, latency: float, path: str, turns: int, quick: bool) -> int:
+    """Rollouts of one matrix row: enough turns for a steady CPU figure (at least 400 in
+    --quick, 1,200 in full, or every slot filled once), a time budget at C = 1 with a slow
+    model (8 s of model time in --quick, 24 s in full); Docker rows by containers made."""
+    if path.startswith("docker"):
+        if conc == 1:
+            return (10 if quick else 30) if latency == 0 else (4 if quick else 10)
+        return max(conc * 2, 32)
+    if conc == 1 and latency > 0:
+        return max(1, round((8.0 if quick else 24.0) / (turns * latency / 1000)))
+    return max(conc, math.ceil((400 if quick else 1200) / turns))
+
+
+def warmup_for(conc: int, path: str) -> int:
+    """Rollouts of the short warm-up run each client makes before the measured one, in the same
+    process and at a 0 ms model, so imports, first connections and caches are not measured."""
+    return min(conc, 2 if path.startswith("docker") else 16)
+
+
+def median_run(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repeat with the median CPU per turn, with the spread of all repeats."""
+    good = [r for r in reps if "error" not in r]
+    if not good:
+        return reps[0]
+    good.sort(key=per_turn)
+    out = dict(good[(len(good) - 1) // 2])
+    out["cpu_range"] = [per_turn(good[0]), per_turn(good[-1])]
+    rates = sorted(rate(r) for r in good)
+    out["rate_range"] = [rates[0], rates[-1]]
+    out["repeats"] = len(good)
+    return out
+
+
+def pair_ratios(row: dict[str, Any], kind: str, other: str) -> list[float]:
+    """CPU per turn of ``kind`` over ``other``, repeat by repeat (each pair ran back to back)."""
+    return [per_turn(a) / per_turn(b) for a, b in zip(row.get("reps", {}).get(kind, []), row.get("reps", {}).get(other, []))
+            if "error" not in a and "error" not in b and per_turn(b) > 0]
+
+
 def summary(row: dict[str, Any]) -> str:
     e, b = row["engine"], row["bare"]
     if "error" in e or "error" in b:
         return f"ERROR engine={e.get('error', '')[-300:]} bare={b.get('error', '')[-300:]}"
-    return (f"cpu/turn {per_turn(e):.3f} vs {per_turn(b):.3f} ms ({per_turn(e) / per_turn(b):.2f}x), "
-            f"rollouts/s {rate(e):.1f} vs {rate(b):.1f} ({rate(e) / rate(b) * 100:.0f}%), "
-            f"failed {e['failed']}+{e['dropped']} / {b['failed']}, errors {e.get('errors') or b.get('errors')}")
+    out = (f"cpu/turn {per_turn(e):.3f} vs {per_turn(b):.3f} ms ({per_turn(e) / per_turn(b):.2f}x), "
+           f"rollouts/s {rate(e):.1f} vs {rate(b):.1f} ({rate(e) / rate(b) * 100:.0f}%), "
+           f"failed {e['failed']}+{e['dropped']} / {b['failed']}, errors {e.get('errors') or b.get('errors')}")
+    n = row.get("nel")
+    if n is not None:
+        out += (f"; nel ERROR {n['error'][-300:]}" if "error" in n else
+                f"; nel cpu/turn {per_turn(n):.3f} ms ({per_turn(e) / per_turn(n):.2f}x of it), "
+                f"rollouts/s {rate(n):.1f}, failed {n['failed']}, errors {n.get('errors')}")
+    return out
 
 
 def fmt(x: float, digits: int = 2) -> str:
     return f"{x:,.{digits}f}"
 
 
+def spread(value: str, lo: float, hi: float, digits: int, repeats: int, unit: str = "") -> str:
+    """``value`` and, over several repeats, the range it came from."""
+    return value if repeats < 2 else f"{value} ({fmt(lo, digits)}–{fmt(hi, digits)}{unit})"
+
+
+def nel_cells(row: dict[str, Any]) -> tuple[str, str]:
+    """The NEL CPU per turn and react-eval's multiple of it, or dashes where NEL has no mode."""
+    n, e = row.get("nel"), row["engine"]
+    if n is None:
+        return "–", "–"
+    if "error" in n:
+        return "error", "–"
+    ratios = sorted(pair_ratios(row, "engine", "nel")) or [per_turn(e) / per_turn(n)]
+    cpu = spread(f"{fmt(per_turn(n), 3)} ms", *n.get("cpu_range", [0, 0]), 3, n.get("repeats", 1))
+    return cpu, spread(f"{fmt(statistics.median(ratios))}×", ratios[0], ratios[-1], 2, len(ratios), "×")
+
+
+def nel_note(nel: dict[str, Any] | None) -> list[str]:
+    if nel is None:
+        return []
+    if "error" in nel:
+        return [f"NeMo Evaluator: no NEL column in this run: {nel['error']}", ""]
+    return [f"NEL is nemo-evaluator {nel['version']}'s `tool_calling` loop (`ReActSolver`, its `ModelClient` and "
+            "`HttpToolBackend`) in its own interpreter, driven by `tools/bench_nel.py` with the same rows and HTTP "
+            "sequence; it has a like-for-like mode on the Gym path only (no in-process tools; its local sandbox runs "
+            "a new shell per command and has no bubblewrap jail). × NEL is react-eval's CPU per turn over NEL's.", ""]
+
+
 def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
     turns = r["turns"]
+    repeat = r.get("repeat", 1)
     lines = [
         f"Machine: `{m['uname']}`, {m['cpus']}, {m['memory']}; Python {m['python']}.",
-        f"Date: {m['date']}. Commit: `{m['commit']}`. Mode: {'--quick' if quick else 'full'}. "
+        f"Date: {m['date']}. Commit: `{m['commit']}`. Mode: {'--quick' if quick else 'full'}"
+        + (f", each row {repeat}× interleaved" if repeat > 1 else "") + ". "
         f"{turns} model calls per rollout ({turns - 1} tool calls, then the answer).",
         "",
         "Every row is react-eval's engine and, in the next process, the bare aiohttp loop sending the same HTTP "
-        "sequence and shell commands (`tools/bench_path_loops.py`). CPU is the client process's own; "
-        "× bare compares CPU per turn, \"of bare\" compares rollouts/s. Efficiency is rollouts/s against "
-        "the ideal C/(L·T) (200 ms rows only).",
+        "sequence and shell commands (`tools/bench_path_loops.py`). Each client first makes a short warm-up run "
+        "in the same process (0 ms model), so imports and first connections are not measured. CPU is the client "
+        "process's own; × bare compares CPU per turn, \"of bare\" compares rollouts/s. Efficiency is rollouts/s "
+        "against the ideal C/(L·T) (200 ms rows only)."
+        + (f" Figures are the median of {repeat} repeats, run interleaved, with their range in brackets; "
+           "the ratios are medians of the repeat-by-repeat ratios." if repeat > 1 else ""),
         "",
-        "| path | C | model | rollouts | CPU / turn | bare | × bare | rollouts/s | bare | of bare | efficiency "
-        "| failed + dropped (bare) | peak RSS |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *nel_note(r.get("nel")),
+        "| path | C | model | rollouts | CPU / turn | bare | × bare | NEL | × NEL | rollouts/s | bare | of bare "
+        "| efficiency | failed + dropped (bare) | peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in r["runs"]:
         e, b = row["engine"], row["bare"]
         head = f"| {LABELS.get(row['path'], row['path'])} | {row['concurrency']} | {row['latency_ms']:g} ms | {row['rollouts']} "
         if "error" in e or "error" in b:
-            lines.append(head + "| error | | | | | | | | |")
+            lines.append(head + "| error | | | | | | | | | | |")
             continue
+        reps = e.get("repeats", 1)
         ideal = row["concurrency"] / (row["latency_ms"] / 1000 * turns) if row["latency_ms"] else None
         eff = f"{fmt(rate(e) / ideal * 100, 1)}%" if ideal else "–"
-        lines.append(head + f"| {fmt(per_turn(e), 3)} ms | {fmt(per_turn(b), 3)} ms | {fmt(per_turn(e) / per_turn(b))}× "
-                     f"| {fmt(rate(e), 1)} | {fmt(rate(b), 1)} | {fmt(rate(e) / rate(b) * 100, 0)}% | {eff} "
+        ratios = sorted(pair_ratios(row, "engine", "bare")) if "reps" in row else []
+        ratios = ratios or [per_turn(e) / per_turn(b)]
+        x_bare = spread(f"{fmt(statistics.median(ratios))}×", ratios[0], ratios[-1], 2, len(ratios), "×")
+        nel_cpu, x_nel = nel_cells(row)
+        lines.append(head + f"| {spread(fmt(per_turn(e), 3) + ' ms', *e.get('cpu_range', [0, 0]), 3, reps)} "
+                     f"| {spread(fmt(per_turn(b), 3) + ' ms', *b.get('cpu_range', [0, 0]), 3, reps)} | {x_bare} "
+                     f"| {nel_cpu} | {x_nel} "
+                     f"| {spread(fmt(rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(rate(b), 1)} "
+                     f"| {fmt(rate(e) / rate(b) * 100, 0)}% | {eff} "
                      f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")
-    lines += ["", "RSS per in-flight rollout (all rollouts parked on a slow model's reply; RSS of the client "
-              "process, sandboxes' own processes not included):", "",
-              "| path | in flight | react-eval RSS before → parked | per rollout | bare loop per rollout |",
-              "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "RSS per in-flight rollout: each client first makes a warm-up run in the same process, then "
+              "N rollouts park on a slow model's first reply; per rollout = (RSS parked − RSS after the warm-up) "
+              "/ N, so one-off imports and pools are not counted per rollout. RSS of the client process; the "
+              "sandboxes' own processes are not included.", "",
+              "| path | in flight | react-eval RSS after warm-up → parked | per rollout | bare loop per rollout "
+              "| NEL per rollout |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for path, x in r["memory"].items():
-        e, b = x.get("engine", {}), x.get("bare", {})
+        e, b, n = x.get("engine", {}), x.get("bare", {}), x.get("nel")
         if "error" in e:
-            lines.append(f"| {LABELS.get(path, path)} | | error | | |")
+            lines.append(f"| {LABELS.get(path, path)} | | error | | | |")
             continue
         bare = f"{fmt(b['per_rollout_kib'], 0)} KiB" if "per_rollout_kib" in b else "–"
+        nel = "–" if n is None else f"{fmt(n['per_rollout_kib'], 0)} KiB" if "per_rollout_kib" in n else "error"
         lines.append(f"| {LABELS.get(path, path)} | {e['concurrency']} | {fmt(e['rss0_mb'], 0)} → {fmt(e['rss_mid_mb'], 0)} MiB "
-                     f"| {fmt(e['per_rollout_kib'], 0)} KiB | {bare} |")
+                     f"| {fmt(e['per_rollout_kib'], 0)} KiB | {bare} | {nel} |")
     lc = r.get("lifecycle")
     if lc and "error" not in lc:
         lines += ["", "Docker sandbox lifecycle (`DockerSandboxProvider`, k sandboxes created at once; "
@@ -298,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-max", type=int, default=256, help="highest concurrency of the local sandbox paths")
     parser.add_argument("--warm-pool", type=int, default=8)
     parser.add_argument("--image", default="react-eval-sandbox:latest")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each row's clients this many times, interleaved; report median and range")
+    parser.add_argument("--no-nel", action="store_true", help="no NeMo Evaluator column")
+    parser.add_argument("--nel-python", default="",
+                        help="an interpreter with nemo-evaluator (default: tools/ensure_nel_venv.sh makes one)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", default="")
     parser.add_argument("--from-json", default="")

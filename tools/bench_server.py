@@ -18,6 +18,8 @@ Control, over the same port:
   argument per tool call), ``tools`` (the tool called at each turn, in turn:
   ``echo`` and Gym tools get ``{"text": ...}``, ``bash`` gets
   ``{"command": "echo ..."}``): sets the script and zeroes the counters;
+* ``POST /nolatency/v1/chat/completions``: the same script, answered at once
+  (a client's warm-up run before the measured one);
 * ``GET /stats``: ``{"requests", "cpu_s", "config"}``, where ``cpu_s`` is this
   process's CPU time (user + system) since the last ``/control``.
 
@@ -36,6 +38,8 @@ import sys
 import time
 from typing import Any
 
+#: a path prefix that answers at once whatever ``latency_ms`` is (a client's warm-up run)
+NO_LATENCY = b"/nolatency/"
 _ASSISTANT = (b'"role":"assistant"', b'"role": "assistant"')
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}
 
@@ -159,7 +163,7 @@ class HttpProtocol(asyncio.Protocol):
         if method == b"POST" and target.endswith(b"/chat/completions"):
             state.requests += 1
             data = _response(200, state.script.reply(body))
-            if state.script.latency > 0:
+            if state.script.latency > 0 and not target.startswith(NO_LATENCY):
                 self.loop.call_later(state.script.latency, self.send, data)
             else:
                 self.send(data)
