@@ -18,7 +18,6 @@ import concurrent.futures
 import gc
 import os
 import resource
-import secrets
 import shutil
 import statistics
 import tempfile

@@ -1,0 +1,96 @@
+"""tools/bench_paths_report.py: row sizes, repeats' medians and ranges, the NEL column."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("bench_paths_report", _ROOT / "tools" / "bench_paths_report.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _module()
+MACHINE = {"uname": "Linux t", "cpus": "2 cpus", "memory": "1 GiB", "python": "3.11", "date": "d", "commit": "abc"}
+
+
+def run(cpu_s: float, turns: int = 400, wall_s: float = 2.0, rollouts: int = 100, failed: int = 0) -> dict:
+    return {"cpu_s": cpu_s, "turns": turns, "wall_s": wall_s, "rollouts": rollouts, "failed": failed, "dropped": 0,
+            "peak_rss_kb": 80 * 1024}
+
+
+def row(path: str, reps: dict[str, list[dict]]) -> dict:
+    out = {"path": path, "concurrency": 16, "latency_ms": 0.0, "rollouts": 100, "reps": reps}
+    for kind, runs in reps.items():
+        out[kind] = report.median_run(runs)
+    return out
+
+
+def table_line(text: str, label: str) -> list[str]:
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_rows_have_enough_turns_for_a_steady_cpu_figure():
+    for conc in (1, 16, 256, 1000):
+        for path in ("inprocess", "gym", "local", "bwrap", "gym+local"):
+            n = report.rollouts_for(conc, 0.0, path, turns=4, quick=True)
+            assert n * 4 >= 400 and n >= conc
+    # C = 1 with a slow model: a time budget (8 s of model time in --quick), not a fixed 3 rollouts
+    assert report.rollouts_for(1, 200.0, "gym", turns=4, quick=True) == 10
+    assert report.rollouts_for(1, 200.0, "gym", turns=4, quick=False) == 30
+    assert report.warmup_for(1000, "gym") == 16 and report.warmup_for(1, "gym") == 1
+    assert report.warmup_for(16, "docker+warm") == 2
+
+
+def test_median_run_keeps_the_median_and_the_spread():
+    runs = [run(0.30), run(0.10), run(0.20), {"error": "boom"}]
+    med = report.median_run(runs)
+    assert med["cpu_s"] == 0.20 and med["repeats"] == 3
+    assert med["cpu_range"] == pytest.approx([0.25, 0.75])  # ms per turn, 400 turns
+    assert report.median_run([{"error": "boom"}]) == {"error": "boom"}
+
+
+def test_nel_column_gives_react_evals_multiple_of_nel_pair_by_pair():
+    gym = row("gym", {"engine": [run(0.40), run(0.60), run(0.50)], "bare": [run(0.20)] * 3,
+                      "nel": [run(0.40), run(0.30), run(1.00)]})
+    local = row("local", {"engine": [run(0.8)], "bare": [run(0.2)]})
+    text = report.render({"turns": 4, "repeat": 3, "runs": [gym, local], "memory": {},
+                          "nel": {"python": "/x/python", "version": "0.3.0"}}, MACHINE, True)
+    cells = table_line(text, "Gym resources server")
+    # CPU / turn: median 1.25 ms of 1.0–1.5; × bare: median of 2.0, 3.0, 2.5; NEL: median 1.0 ms of 0.75–2.5;
+    # × NEL: pairs 0.40/0.40, 0.60/0.30, 0.50/1.00 -> 1.0, 2.0, 0.5 -> median 1.00 (0.50–2.00)
+    assert cells[4] == "1.250 ms (1.000–1.500)"
+    assert cells[6] == "2.50× (2.00–3.00×)"
+    assert cells[7] == "1.000 ms (0.750–2.500)"
+    assert cells[8] == "1.00× (0.50–2.00×)"
+    assert "nemo-evaluator 0.3.0" in text
+    local_cells = table_line(text, "local sandbox bash")
+    assert local_cells[7:9] == ["–", "–"] and local_cells[6] == "4.00×"
+
+
+def test_a_missing_nel_venv_is_said_not_hidden():
+    gym = row("gym", {"engine": [run(0.4)], "bare": [run(0.2)]})
+    text = report.render({"turns": 4, "runs": [gym], "memory": {},
+                          "nel": {"error": "no Python >= 3.12 found"}}, MACHINE, True)
+    assert "no NEL column in this run: no Python >= 3.12 found" in text
+    assert table_line(text, "Gym resources server")[7:9] == ["–", "–"]
+
+
+def test_old_results_without_repeats_still_render():
+    old = {"path": "gym", "concurrency": 16, "latency_ms": 200.0, "rollouts": 32,
+           "engine": run(0.4, turns=128, rollouts=32), "bare": run(0.2, turns=128, rollouts=32)}
+    text = report.render({"turns": 4, "runs": [old], "memory": {"gym": {
+        "engine": {"concurrency": 1000, "rss0_mb": 80, "rss_mid_mb": 110, "per_rollout_kib": 30.7},
+        "bare": {"per_rollout_kib": 20.0}}}}, MACHINE, True)
+    cells = table_line(text, "Gym resources server")
+    assert cells[4] == "3.125 ms" and cells[6] == "2.00×"
+    assert "| Gym resources server | 1000 | 80 → 110 MiB | 31 KiB | 20 KiB | – |" in text
