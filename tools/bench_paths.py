@@ -1,24 +1,29 @@
 """Benchmark of every tool path, each beside a bare aiohttp loop doing the same requests.
 
     python tools/bench_paths.py             # full run, writes the paths section of docs/PERFORMANCE.md
-    python tools/bench_paths.py --quick     # fewer rollouts and concurrencies
-    python tools/bench_paths.py --paths gym,local --no-write
+    python tools/bench_paths.py --quick     # fewer rollouts per row (10-15 min on an idle 2-core machine)
+    python tools/bench_paths.py --quick --paths gym --parts matrix --repeat 3 --no-write --json out.json
 
 Paths: ``inprocess`` (an in-process echo tool), ``gym`` (a FastAPI + Starlette
 sessions resources server in its own process, tools/bench_gym_server.py:
 seed_session, the tool POSTs and verify on per-rollout cookies), ``local``
-(bash in the local sandbox), ``docker`` (bash in a Docker sandbox, with and
-without the warm pool) and ``gym+local`` (Gym tools and bash in one rollout).
-The model is tools/bench_server.py in its own process, scripted to call each
-path's tools; every rollout makes ``--turns`` model calls.
+(bash in the local sandbox), ``bwrap`` (the same under bubblewrap),
+``docker`` (bash in a Docker sandbox, with and without the warm pool) and
+``gym+local`` (Gym tools and bash in one rollout). The model is
+tools/bench_server.py in its own process, scripted to call each path's tools;
+every rollout makes ``--turns`` model calls.
 
 For each path, concurrency (1, 16, 256, 1,000; the sandbox paths are capped,
 see ``--docker-max`` and ``--local-max``) and model latency (0 and 200 ms), react-eval's real engine
 and the bare loop of tools/bench_path_loops.py run back to back, each in a
-fresh process; the report gives client CPU per turn and rollouts/s of both,
-their ratios, efficiency against the ideal C/(L·T), peak RSS, failed and
-dropped rollouts; then RSS per in-flight rollout (rollouts parked on a slow
-model) and the Docker sandbox lifecycle at 1, 8 and 32 containers at once.
+fresh process that first makes a short warm-up run; on the Gym path NeMo
+Evaluator's ReActSolver runs too (tools/bench_nel.py, in the venv of
+tools/ensure_nel_venv.sh). ``--repeat K`` runs each row's clients K times,
+interleaved, for medians and ranges. The report (tools/bench_paths_report.py)
+gives client CPU per turn and rollouts/s, their ratios, efficiency against the
+ideal C/(L·T), peak RSS, failed and dropped rollouts; then RSS per in-flight
+rollout (after the warm-up, rollouts parked on a slow model) and the Docker
+sandbox lifecycle at 1, 8 and 32 containers at once.
 """
 
 from __future__ import annotations
