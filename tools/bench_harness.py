@@ -45,6 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+sys.path.insert(1, str(ROOT / "tools"))
+from bench_meters import cpu_s as _cpu, peak_rss_kb as _peak_rss_kb, rss_kb as _rss_kb  # noqa: E402
+
 SERVER = ROOT / "tools" / "bench_server.py"
 START, END = "<!-- harness:start -->", "<!-- harness:end -->"
 ECHO_TOOL = {
@@ -64,20 +67,6 @@ SYSTEM = "You are a capable agent working in a sandbox through tools."
 
 
 # ============================================================== child side
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-
-
-def _peak_rss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # The engine is driven with a benchmark defined here: tasks without a sandbox

@@ -33,24 +33,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import resource
 import sys
 import time
 from typing import Any
 
+from bench_meters import cpu_s, peak_rss_kb, rss_kb, sample_rss  # tools/, standard library only
+
 SYSTEM = "You are a capable agent working in a sandbox through tools."  # as tools/bench_path_loops.py
 NO_LATENCY = "/nolatency"
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def rss_kb() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
 def gym_rows(n: int, turns: int) -> list[dict[str, Any]]:
@@ -107,14 +97,7 @@ async def run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
 
     gc.collect()
     rss0 = rss_kb()
-    sampler = None
-    if spec.get("sample_rss_at"):
-
-        async def sample() -> None:
-            await asyncio.sleep(spec["sample_rss_at"])
-            samples.append(rss_kb())
-
-        sampler = asyncio.ensure_future(sample())
+    sampler = sample_rss(spec.get("sample_rss_at"), samples)
     cpu0, t0 = cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(rollout(i) for i in range(n)), return_exceptions=True)
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
@@ -126,7 +109,7 @@ async def run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
     return {"wall_s": wall, "cpu_s": cpu, "rollouts": n - len(errors), "dropped": 0, "failed": n - counts["ok"],
             "errors": sorted({repr(e)[:200] for e in errors})[:3], "turns": counts["turns"], "rss0_kb": rss0,
             "rss_mid_kb": samples[0] if samples else None,
-            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "peak_rss_kb": peak_rss_kb()}
 
 
 async def nel(spec: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import gc
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -25,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bench_harness  # tools/: the in-process echo benchmark and the process meters
+import bench_harness  # tools/: the in-process echo benchmark
 import orjson
+from bench_meters import cpu_s, peak_rss_kb, rss_kb, sample_rss
 
 from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.types import Task
@@ -43,7 +43,6 @@ PATH_TOOLS = {"inprocess": ["echo"], "gym": ["echo"], "local": ["bash"], "bwrap"
 NO_LATENCY = "/nolatency"
 
 
-cpu_s, rss_kb = bench_harness._cpu, bench_harness._rss_kb
 
 
 def gym_calls(path: str, turns: int) -> int:
@@ -72,17 +71,6 @@ class SandboxBench(Benchmark):
 
     async def verify(self, task, answer, env) -> Verification:
         return Verification(reward=1.0 if answer.final_message.startswith("final answer") else 0.0)
-
-
-def _sample_rss(at: float | None, into: list[int]) -> asyncio.Future | None:
-    if not at:
-        return None
-
-    async def sample() -> None:
-        await asyncio.sleep(at)
-        into.append(rss_kb())
-
-    return asyncio.ensure_future(sample())
 
 
 def _engine_config(validate_config: Any, spec: dict[str, Any], n: int, work: Path, model_prefix: str) -> Any:
@@ -142,7 +130,7 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         config = _engine_config(validate_config, spec, n, work, "")
         gc.collect()
         rss0 = rss_kb()
-        sampler = _sample_rss(spec.get("sample_rss_at"), samples)
+        sampler = sample_rss(spec.get("sample_rss_at"), samples)
         executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
         await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
         wall, cpu = executor.t1 - executor.t0, executor.cpu1 - executor.cpu0
@@ -155,7 +143,7 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
             "failed": sum(1 for r in rows if r.get("error_kind") or r.get("reward") != 1.0),
             "errors": sorted({str(r.get("error"))[:200] for r in rows if r.get("error_kind")})[:3],
             "turns": sum(r["turns"] for r in rows), "rss0_kb": rss0, "rss_mid_kb": samples[0] if samples else None,
-            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "peak_rss_kb": peak_rss_kb()}
 
 
 # ------------------------------------------------------------------ bare loop
@@ -332,7 +320,7 @@ async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
             orjson.loads(await resp.read())
     gc.collect()
     rss0 = rss_kb()
-    sampler = _sample_rss(spec.get("sample_rss_at"), samples)
+    sampler = sample_rss(spec.get("sample_rss_at"), samples)
     cpu0, t0 = cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(rollout(i) for i in range(n)), return_exceptions=True)
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
@@ -346,7 +334,7 @@ async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
     return {"wall_s": wall, "cpu_s": cpu, "rollouts": n - len(errors), "dropped": 0, "failed": n - counts["ok"],
             "errors": sorted({repr(e)[:200] for e in errors})[:3], "turns": counts["turns"], "rss0_kb": rss0,
             "rss_mid_kb": samples[0] if samples else None,
-            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "peak_rss_kb": peak_rss_kb()}
 
 
 # ------------------------------------------------------------------ Docker lifecycle
