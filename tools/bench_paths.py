@@ -124,7 +124,7 @@ def ensure_nel(python: str = "") -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError) as exc:
         return {"error": f"{python}: {exc}"}
     if version.returncode != 0:
-        return {"error": f"{python} has no nemo-evaluator: {version.stderr.strip()[-200:]}"}
+        return {"error": f"{python} has no nemo-evaluator ({(version.stderr.strip().splitlines() or [''])[-1][-200:]})"}
     return {"python": python, "version": version.stdout.strip()}
 
 
