@@ -24,6 +24,11 @@ def rate(r: dict[str, Any]) -> float:
     return r["rollouts"] / r["wall_s"] if r.get("wall_s") else 0.0
 
 
+def median_rate(r: dict[str, Any]) -> float:
+    """Rollouts/s: the median over repeats (``median_run``), else the one run's."""
+    return r.get("rate_median", rate(r))
+
+
 def rollouts_for(conc: int, latency: float, path: str, turns: int, quick: bool) -> int:
     """Rollouts of one matrix row: enough turns for a steady CPU figure (at least 400 in
     --quick, 1,200 in full, or every slot filled once), a time budget at C = 1 with a slow
@@ -53,6 +58,7 @@ def median_run(reps: list[dict[str, Any]]) -> dict[str, Any]:
     out["cpu_range"] = [per_turn(good[0]), per_turn(good[-1])]
     rates = sorted(rate(r) for r in good)
     out["rate_range"] = [rates[0], rates[-1]]
+    out["rate_median"] = statistics.median(rates)
     out["repeats"] = len(good)
     return out
 
@@ -140,7 +146,7 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
             continue
         reps = e.get("repeats", 1)
         ideal = row["concurrency"] / (row["latency_ms"] / 1000 * turns) if row["latency_ms"] else None
-        eff = f"{fmt(rate(e) / ideal * 100, 1)}%" if ideal else "–"
+        eff = f"{fmt(median_rate(e) / ideal * 100, 1)}%" if ideal else "–"
         ratios = sorted(pair_ratios(row, "engine", "bare")) if "reps" in row else []
         ratios = ratios or [per_turn(e) / per_turn(b)]
         x_bare = spread(f"{fmt(statistics.median(ratios))}×", ratios[0], ratios[-1], 2, len(ratios), "×")
@@ -148,8 +154,8 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
         lines.append(head + f"| {spread(fmt(per_turn(e), 3) + ' ms', *e.get('cpu_range', [0, 0]), 3, reps)} "
                      f"| {spread(fmt(per_turn(b), 3) + ' ms', *b.get('cpu_range', [0, 0]), 3, reps)} | {x_bare} "
                      f"| {nel_cpu} | {x_nel} "
-                     f"| {spread(fmt(rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(rate(b), 1)} "
-                     f"| {fmt(rate(e) / rate(b) * 100, 0)}% | {eff} "
+                     f"| {spread(fmt(median_rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(median_rate(b), 1)} "
+                     f"| {fmt(median_rate(e) / median_rate(b) * 100, 0)}% | {eff} "
                      f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")
     lines += ["", "RSS per in-flight rollout: each client first makes a warm-up run in the same process, then "
               "N rollouts park on a slow model's first reply; per rollout = (RSS parked − RSS after the warm-up) "

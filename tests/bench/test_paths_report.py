@@ -52,10 +52,12 @@ def test_rows_have_enough_turns_for_a_steady_cpu_figure():
 
 
 def test_median_run_keeps_the_median_and_the_spread():
-    runs = [run(0.30), run(0.10), run(0.20), {"error": "boom"}]
+    runs = [run(0.30, wall_s=1.0), run(0.10, wall_s=4.0), run(0.20, wall_s=0.5), {"error": "boom"}]
     med = report.median_run(runs)
     assert med["cpu_s"] == 0.20 and med["repeats"] == 3
     assert med["cpu_range"] == pytest.approx([0.25, 0.75])  # ms per turn, 400 turns
+    # rollouts/s is its own median (100 rollouts in 4, 1, 0.5 s), not the CPU-median run's 200/s
+    assert report.median_rate(med) == 100.0 and med["rate_range"] == [25.0, 200.0]
     assert report.median_run([{"error": "boom"}]) == {"error": "boom"}
 
 
