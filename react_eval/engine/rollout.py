@@ -8,11 +8,11 @@ at once, so a distributed executor can call the same method elsewhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ from react_eval.plugins.protocols import Grader, SolverFactory
 from react_eval.engine.results import RolloutResult
 from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
+from react_eval.timestamps import utc_now_iso_ms
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
 from react_eval.trajectories import Trajectory, TrajectoryRecorder
 from react_eval.types import ErrorKind, RolloutError, SandboxError, Task, VerifyError
@@ -38,7 +39,7 @@ class RolloutSpec:
     task: Task
     repeat: int
 
-    @property
+    @functools.cached_property  # read several times per rollout; the fields never change (frozen)
     def rollout_id(self) -> str:
         digest = hashlib.sha1(f"{self.run_id}/{self.benchmark}/{self.task.id}/{self.repeat}".encode()).hexdigest()
         return digest[:16]
@@ -96,8 +97,7 @@ def harness_failure_record(spec: RolloutSpec, exc: BaseException, model: str | N
     return RolloutRecord(result, minimal_trajectory(spec, ErrorKind.harness_error, message, {"traceback": tb}))
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+_now = utc_now_iso_ms  # when a rollout started and finished
 
 
 class RolloutRunner:

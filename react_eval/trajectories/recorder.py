@@ -28,7 +28,6 @@ exception, ...) is stored as its ``str()`` rather than failing the rollout.
 from __future__ import annotations
 
 import mimetypes
-import time
 from collections import Counter
 from datetime import datetime, timezone
 from enum import Enum
@@ -44,6 +43,7 @@ from react_eval.trajectories.atif import (
     Trajectory,
 )
 from react_eval.events import HarnessNote, LoopEvent, MessageAdded, ModelReplied, ToolAnswered
+from react_eval.timestamps import utc_now_iso
 from react_eval.types import ToolCall as ModelToolCall
 from react_eval.types import ToolResult, Usage
 
@@ -54,28 +54,8 @@ _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
-def _present(**values: Any) -> dict[str, Any]:
-    """The keyword arguments that are not None."""
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-#: (a Unix second, its ISO 8601 form up to the seconds): steps of one second share it
-_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
-
-
-def _utc_stamp() -> str:
-    """Now in UTC as ``datetime.now(timezone.utc).isoformat()`` writes it, for a fraction of
-    its cost (a timestamp on every step): the date and time of day are formatted once a second."""
-    global _last_second
-    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
-    last = _last_second
-    if last[0] != second:
-        last = _last_second = (second, datetime.fromtimestamp(second, timezone.utc).isoformat()[:19])
-    return f"{last[1]}.{micro:06d}+00:00" if micro else f"{last[1]}+00:00"
 
 
 def _iso(moment: datetime) -> str:
@@ -132,7 +112,7 @@ class TrajectoryRecorder:
         self._steps: list[dict[str, Any]] = []
         self._clock = clock or _utc_now
         if clock is None:  # the default clock: stamped without building a datetime
-            self._now = _utc_stamp  # type: ignore[method-assign]
+            self._now = utc_now_iso  # type: ignore[method-assign]
         self._last_agent_step = 0
 
     # -- steps ----------------------------------------------------------------
@@ -203,10 +183,20 @@ class TrajectoryRecorder:
             step["tool_calls"] = [_tool_call(call, self.max_argument_chars) for call in tool_calls]
 
         u = usage or _NO_USAGE
-        metrics_extra = _present(latency_ms=u.model_latency_ms, reasoning_tokens=u.reasoning_tokens,
-                                 finish_reason=None if finish_reason is None else _plain(finish_reason))
-        metrics = _present(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                           cached_tokens=u.cached_tokens)
+        metrics: dict[str, Any] = {}  # Metrics' fields in its order, None ones left out (by hand: every step)
+        if u.prompt_tokens is not None:
+            metrics["prompt_tokens"] = u.prompt_tokens
+        if u.completion_tokens is not None:
+            metrics["completion_tokens"] = u.completion_tokens
+        if u.cached_tokens is not None:
+            metrics["cached_tokens"] = u.cached_tokens
+        metrics_extra: dict[str, Any] = {}
+        if u.model_latency_ms is not None:
+            metrics_extra["latency_ms"] = u.model_latency_ms
+        if u.reasoning_tokens is not None:
+            metrics_extra["reasoning_tokens"] = u.reasoning_tokens
+        if finish_reason is not None:
+            metrics_extra["finish_reason"] = _plain(finish_reason)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:

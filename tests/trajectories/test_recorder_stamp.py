@@ -1,4 +1,4 @@
-"""The recorder's default timestamps: datetime's own ISO 8601 form, made without a datetime per step."""
+"""Timestamps of steps and rows (react_eval.timestamps): datetime's own ISO 8601 forms, made without a datetime."""
 
 from __future__ import annotations
 
@@ -6,22 +6,24 @@ from datetime import datetime, timezone
 
 import pytest
 
-from react_eval.trajectories import TrajectoryRecorder, recorder
+from react_eval import timestamps
+from react_eval.trajectories import TrajectoryRecorder
 
 
 @pytest.mark.parametrize("ns", [0, 1_700_000_000_000_000_000, 1_700_000_000_123_456_789, 1_700_000_000_000_001_000,
                                 1_700_000_059_999_999_999, 1_700_000_060_000_000_000, 4_102_444_799_500_000_000])
 def test_stamp_is_what_isoformat_writes(monkeypatch, ns):
-    monkeypatch.setattr(recorder.time, "time_ns", lambda: ns)
+    monkeypatch.setattr(timestamps.time, "time_ns", lambda: ns)
     expected = datetime.fromtimestamp(ns // 1000 / 1e6, timezone.utc).replace(
         microsecond=(ns // 1000) % 1_000_000).isoformat()
-    assert recorder._utc_stamp() == expected
+    assert timestamps.utc_now_iso() == expected
+    assert timestamps.utc_now_iso_ms() == datetime.fromisoformat(expected).isoformat(timespec="milliseconds")
 
 
 def test_steps_of_one_second_share_the_formatted_second_but_not_the_fraction(monkeypatch):
     clock = iter([1_700_000_000_000_001_000, 1_700_000_000_900_000_000, 1_700_000_001_000_000_000])
-    monkeypatch.setattr(recorder.time, "time_ns", lambda: next(clock))
-    stamps = [recorder._utc_stamp() for _ in range(3)]
+    monkeypatch.setattr(timestamps.time, "time_ns", lambda: next(clock))
+    stamps = [timestamps.utc_now_iso() for _ in range(3)]
     assert stamps == ["2023-11-14T22:13:20.000001+00:00", "2023-11-14T22:13:20.900000+00:00",
                       "2023-11-14T22:13:21+00:00"]
 
