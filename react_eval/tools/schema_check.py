@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator, ValidationError, validators
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 try:
     import re2 as _re2
@@ -179,21 +180,14 @@ def _has_resolution_key(node: Any) -> bool:
 
 
 def _pointer(root: Any, ref: str) -> Any:
-    """The subschema ``ref`` (``#`` or ``#/a/b``) points to in ``root``; None when it points elsewhere."""
-    if ref == "#":
-        return root
-    if not ref.startswith("#/"):
+    """The subschema ``ref`` (``#`` or ``#/a/b``) points to in ``root``, found as jsonschema
+    itself finds it (``referencing``); None when it points elsewhere or at nothing."""
+    if not ref.startswith("#"):
         return None
-    node = root
-    for part in ref[2:].split("/"):
-        part = unquote(part).replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
+    try:
+        return DRAFT202012.create_resource(root).pointer(ref[1:], Registry().resolver()).contents
+    except Exception:  # PointerToNowhere, or a path through something that is not a schema
+        return None
 
 
 def _compiled_validator(schema: Any) -> Any | None:
