@@ -17,6 +17,8 @@ import shlex
 import subprocess
 import time
 
+import anyio
+
 from react_eval.sandboxes.procs import sigkill
 
 V1_ROOT = "/sys/fs/cgroup"
@@ -179,20 +181,37 @@ class SandboxCgroup:
         return None
 
     def remove(self) -> None:
-        """SIGKILL every member until none is left, then delete the cgroup."""
-        left = list(self.paths)
+        """SIGKILL every member until none is left, then delete the cgroup
+        (blocking: sleeps while members exit)."""
         for _ in range(200):
-            pids = self.pids()
-            if not pids:
-                for path in list(left):
-                    try:
-                        os.rmdir(path)
-                        left.remove(path)
-                    except FileNotFoundError:
-                        left.remove(path)
-                    except OSError:
-                        pass  # members still exiting
-                if not left:
-                    return
-            sigkill(pids)
+            if self._kill_or_remove():
+                return
             time.sleep(0.01)
+
+    async def aremove(self) -> None:
+        """:meth:`remove` on the event loop: every step is a few reads, kills
+        and rmdirs of cgroupfs files (no disk, no waiting in the kernel), and
+        the waits for members to exit are ``anyio.sleep`` s, so no worker
+        thread is needed."""
+        delay, waited = 0.001, 0.0
+        while not self._kill_or_remove() and waited < 2.0:
+            await anyio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.02)
+
+    def _kill_or_remove(self) -> bool:
+        """One step of removal: True once every directory is gone; else the
+        members still alive got SIGKILL (or are still exiting)."""
+        pids = self.pids()
+        if not pids:
+            left = False
+            for path in self.paths:
+                try:
+                    os.rmdir(path)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left = True  # members still exiting
+            return not left
+        sigkill(pids)
+        return False

@@ -33,6 +33,7 @@ import stat as stat_mod
 import subprocess
 import tempfile
 import time
+from functools import partial
 from typing import Callable, Literal
 
 import anyio
@@ -345,11 +346,11 @@ class LocalSandbox:
             if self.cgroup is not None:
                 # every process the sandbox started is a member and cannot leave
                 # (under bwrap; unjailed, a root agent could, but is trusted):
-                # removing the cgroup kills them all, the shell included, and the
-                # workdir goes in the same worker-thread trip
-                self.shell.closing()
-                await anyio.to_thread.run_sync(self._teardown)
-                await self.shell.close()  # only reaps the dead shell now
+                # the shell's session goes first, then whatever is left in the
+                # cgroup, and removing the cgroup waits until all are gone
+                self._transport.owner_kills_strays = True
+                await self.shell.close()
+                await self.cgroup.aremove()
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags
@@ -358,18 +359,22 @@ class LocalSandbox:
                 await self.shell.close()
                 await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
                                      since_ticks=self._born)  # older processes cannot be ours
-                await anyio.to_thread.run_sync(self._teardown)
+            await self._remove_workdir()
         if self.on_close is not None:
             self.on_close(self)
 
-    def _teardown(self) -> None:
-        """Kill what is left in the cgroup, close the workdir's descriptor and
-        remove the workdir (unless ``keep``); blocking, for a worker thread."""
-        if self.cgroup is not None:
-            self.cgroup.remove()
+    async def _remove_workdir(self) -> None:
+        """Close the workdir's descriptor and remove it (unless ``keep``): an
+        empty one in place, a tree in a worker thread."""
         self._fs.close()
-        if not self.config.keep:
-            _remove_tree(self.workdir)
+        if self.config.keep:
+            return
+        try:
+            os.rmdir(self.workdir)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            await anyio.to_thread.run_sync(_remove_tree, self.workdir)
 
 
 def _cap(setting: object, cgroup: SandboxCgroup | None, controller: str) -> str:
@@ -377,6 +382,9 @@ def _cap(setting: object, cgroup: SandboxCgroup | None, controller: str) -> str:
     if not setting:
         return "none"
     return str(setting) if cgroup is not None and controller in cgroup.limits else "unavailable"
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -411,6 +419,10 @@ class LocalSandboxProvider:
         self.limits = limits or SandboxLimits()
         self.setup_timeout = setup_timeout
         self._open: set[LocalSandbox] = set()
+        self._root: str | None = None  # resolved workdir root, once checked
+        self._memory = parse_bytes(self.config.memory) if self.config.memory else None
+        #: whether a cgroup was tried once (sweeping and the join test are done then)
+        self._cgroup_checked = False
 
     def _check_isolation(self) -> None:
         if self.config.isolation == "bwrap" and shutil.which("bwrap") is None:
@@ -422,20 +434,31 @@ class LocalSandboxProvider:
         if missing:
             raise SandboxError(f"ro_binds: {', '.join(missing)} does not exist on this host")
 
+    def _prepare_root(self) -> str:
+        """Checks and set-up every sandbox of this provider shares, done once:
+        bwrap and ``ro_binds`` present, the workdir root made and resolved."""
+        if self._root is None:
+            self._check_isolation()
+            root = self.config.root or tempfile.gettempdir()
+            os.makedirs(root, exist_ok=True)
+            self._root = os.path.realpath(root)
+        return self._root
+
     async def create(self, spec: SandboxSpec | None, *, labels: dict[str, str]) -> LocalSandbox:
         """Make the workdir, copy the repo, place files, start the shell, run setup."""
-        self._check_isolation()
+        root = self._prepare_root()
         spec = spec or SandboxSpec()
-        root = self.config.root or tempfile.gettempdir()
-        os.makedirs(root, exist_ok=True)
         label = labels.get("task_id") or labels.get("react-eval.rollout") or ""
-        hint = re.sub(r"[^A-Za-z0-9._-]+", "_", label)[:40]  # names the workdir, for debugging
-        workdir = os.path.realpath(tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root))
+        hint = _UNSAFE_NAME.sub("_", label)[:40]  # names the workdir, for debugging
+        # under a resolved root, mkdtemp's path is already the real one
+        workdir = tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root)
         token = secrets.token_hex(8)
-        memory = parse_bytes(self.config.memory) if self.config.memory else None
-        cgroup = await anyio.to_thread.run_sync(
-            lambda: SandboxCgroup.create(f"react-eval-{token}", pids=self.config.pids_limit, memory=memory)
-        )
+        make = partial(SandboxCgroup.create, f"react-eval-{token}", pids=self.config.pids_limit, memory=self._memory)
+        if self._cgroup_checked:
+            cgroup = make()  # a few mkdirs and writes in cgroupfs
+        else:  # the first one may sweep stale groups and test joining with a subprocess
+            cgroup = await anyio.to_thread.run_sync(make)
+            self._cgroup_checked = True
         sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard

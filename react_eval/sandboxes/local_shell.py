@@ -13,6 +13,12 @@ since it began is killed -- found, in order of strength, as
   shell's session or carrying its tag variable. ``nohup`` and ``setsid``
   keep the tag; only a process that both left the session and cleared its
   environment escapes, and that mode is for trusted code only.
+
+The shell's pipes are plain non-blocking descriptors read and written
+directly (``anyio.wait_readable``/``wait_writable``, asyncio or trio), and its
+exit is awaited on a pidfd: no subprocess transport, stream wrappers or
+child-watcher thread per shell, which cost more CPU than the shell's own
+work on a short command.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import subprocess
 from typing import Callable
 
 import anyio
-from anyio.abc import Process
 
 from react_eval.sandboxes.procs import _boot_ticks, command_name, descendants, kill_processes, pid_namespace
 from react_eval.sandboxes.shell import ABORT_SIGNUM, ShellTransportError
@@ -63,7 +68,11 @@ class LocalShellTransport:
         self.tag = tag_entry.encode()
         self.members = members
         self.wrapped = wrapped
-        self._proc: Process | None = None
+        self._proc: subprocess.Popen | None = None
+        #: our ends of the shell's stdin and stdout (non-blocking), and its pidfd
+        self._in: int | None = None
+        self._out: int | None = None
+        self._pidfd: int | None = None
         self._shell_pids: set[int] = set()
         #: the bash process itself (host pid), which gets ABORT_SIGNAL
         self._bash: int | None = None
@@ -83,7 +92,8 @@ class LocalShellTransport:
         await self.close()
         born = _boot_ticks()  # none of this shell's processes is older
         try:
-            self._proc = await anyio.open_process(
+            # spawned in place, as asyncio would (vfork + exec: a short pause)
+            proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -91,29 +101,55 @@ class LocalShellTransport:
                 cwd=self.cwd,
                 env=self.env,
                 start_new_session=True,
+                bufsize=0,
             )
         except OSError as exc:
             raise ShellTransportError(f"cannot start {self.argv[0]}: {exc}") from exc
-        self._shell_pids = {self._proc.pid}
-        self._bash = None if self.wrapped else self._proc.pid
+        assert proc.stdin is not None and proc.stdout is not None
+        self._proc = proc
+        self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self._pidfd = _pidfd_open(proc.pid)
+        self._shell_pids = {proc.pid}
+        self._bash = None if self.wrapped else proc.pid
         self._born = self._mark = born
         self._pidns = None
 
     async def send(self, data: bytes) -> None:
-        if self._proc is None or self._proc.stdin is None:
+        fd = self._in
+        if fd is None:
             raise ShellTransportError("the shell is not running")
+        view = memoryview(data)
         try:
-            await self._proc.stdin.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            while view:
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:  # the shell is not reading: wait for room
+                    await anyio.wait_writable(fd)
+                    if self._in != fd:
+                        raise ShellTransportError("the shell was closed")
+        except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError) as exc:
             raise ShellTransportError(f"the shell's stdin is closed: {exc!r}") from exc
 
     async def receive(self) -> bytes:
-        if self._proc is None or self._proc.stdout is None:
-            return b""
-        try:
-            return await self._proc.stdout.receive(1 << 16)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return b""
+        # always wait first (it yields): a shell flooding its output can
+        # neither starve the event loop nor dodge the caller's timeout
+        fd = self._out
+        while fd is not None:
+            try:
+                await anyio.wait_readable(fd)
+            except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
+                return b""
+            if self._out != fd:
+                return b""  # closed (and the number maybe reused) while waiting
+            try:
+                return os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return b""
+        return b""
 
     def shell_ready(self) -> None:
         # under bwrap the shell is bwrap, its pid-1 helper (in a new session)
@@ -157,23 +193,58 @@ class LocalShellTransport:
     async def exit_status(self) -> int | None:
         if self._proc is None:
             return None
-        with anyio.move_on_after(2):
-            await self._proc.wait()
+        await self._reap(self._proc, self._pidfd, 2)
         return status_code(self._proc.returncode)
+
+    @staticmethod
+    async def _reap(proc: subprocess.Popen, pidfd: int | None, timeout: float) -> None:
+        """Wait up to ``timeout`` s for ``proc`` to exit, and reap it."""
+        delay = 0.001
+        with anyio.move_on_after(timeout):
+            while proc.poll() is None:
+                if pidfd is not None:
+                    try:
+                        await anyio.wait_readable(pidfd)  # readable once the process exited
+                        continue
+                    except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
+                        pidfd = None
+                await anyio.sleep(delay)  # no pidfd on this kernel: poll
+                delay = min(delay * 2, 0.05)
 
     async def close(self) -> None:
         if self._proc is None:
             return
         match = self._match()
-        proc, self._proc = self._proc, None
         match["since_ticks"] = self._born
+        proc, pidfd, fds = self._proc, self._pidfd, (self._in, self._out)
+        self._proc = self._pidfd = self._in = self._out = None
         with anyio.CancelScope(shield=True):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            for fd in fds:  # wakes a receive() waiting on it (it returns b"")
+                if fd is not None:
+                    anyio.notify_closing(fd)
+            # the Popen object owns the pipe descriptors: closing its files closes them
+            for f in (proc.stdin, proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
             if not self.owner_kills_strays:
                 await kill_processes(**match)
-            with anyio.move_on_after(5):
-                await proc.wait()
-            await proc.aclose()
+            await self._reap(proc, pidfd, 5)
+            if pidfd is not None:
+                os.close(pidfd)
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:  # ENOSYS, a seccomp filter, out of descriptors: poll instead
+        return None

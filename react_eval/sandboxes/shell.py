@@ -173,7 +173,7 @@ class ShellSession:
         #: the shell's ``$$`` as seen where it runs (inside a container/namespace)
         self.shell_pid: int | None = None
         self.restarts = 0
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)  # no extra trip through the event loop per call
         self._nonce_a = secrets.token_hex(8).encode()
         self._nonce_b = secrets.token_hex(8).encode()
         start = b"\x1f" + self._nonce_a + self._nonce_b
@@ -206,22 +206,27 @@ class ShellSession:
         command that does not parse never reaches the persistent shell; bash's
         message and exit code 2 are reported instead. The leading empty line
         resets the parser state as a second guard.
+
+        The line is kept short: bash reads a pipe one byte per system call, so
+        the fixed work after the command lives in ``__re_end`` (defined once
+        per shell); the command's own ``eval`` stays at the top level, where
+        ``local``, ``return`` and ``$1`` mean what they mean in a terminal.
+        Everything but the ``eval`` runs with stderr on /dev/null, so ``set
+        -x`` traces only the command.
         """
         quoted = ansi_c_quote(command.encode("utf-8", errors="surrogateescape"))
-        run = b'{ __re_ret "$__re_rc" && :; } 2>/dev/null; builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; '
+        run = b'builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; '
         if needs_syntax_check(command):
+            head = b"\n{ __re_c=" + quoted + b"; } 2>/dev/null; "
             run = (
                 b"if ( { builtin set +x; } 2>/dev/null; builtin shopt -s extglob; "
                 b"builtin eval \"builtin set -n\"$'\\n'\"$__re_c\" ) </dev/null >&\"$__re_fd\" 2>&1; "
-                b"then " + run + b'else { __re_ret "$?" && :; } 2>/dev/null; fi; '
+                b'then { __re_ret "$__re_rc" && :; } 2>/dev/null; ' + run
+                + b'else { __re_ret "$?" && :; } 2>/dev/null; fi; '
             )
-        return (
-            b"\n{ __re_c=" + quoted + b"; } 2>/dev/null; "
-            + run
-            + b"{ __re_rc=$?; __re_f=$-; builtin set +x; builtin unset __re_c; } 2>/dev/null; "
-            + self._printf(str(seq).encode(), b'"$__re_rc"')
-            + b"; [[ $__re_f == *x* ]] && builtin set -x\n"
-        )
+        else:
+            head = b"\n{ __re_c=" + quoted + b'; __re_ret "$__re_rc" && :; } 2>/dev/null; '
+        return head + run + b"{ __re_rc=$?; __re_end " + str(seq).encode() + b"; } 2>/dev/null\n"
 
     def _init_script(self, cwd: str | None) -> bytes:
         trap_body = self._printf(b"x", b'"$?"').replace(b"'", b"'\\''")
@@ -229,6 +234,8 @@ class ShellSession:
             b"exec {__re_fd}>&1 2>&1",
             b"__re_rc=0",
             b'__re_ret() { return "$1"; }',
+            # after each command (stderr is /dev/null around the call): the marker
+            b"__re_end() { builtin unset __re_c; " + self._printf(b'"$1"', b'"$__re_rc"') + b"; }",
             b"trap '" + trap_body + b"' EXIT",
             # on ABORT_SIGNAL: skip every command (extdebug: a DEBUG trap that
             # fails skips the command; -T reaches into functions) until the
