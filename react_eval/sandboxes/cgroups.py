@@ -159,6 +159,13 @@ class SandboxCgroup:
         procs = " ".join(shlex.quote(os.path.join(p, "cgroup.procs")) for p in self.paths)
         return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh", *argv]
 
+    def join(self, pid: int) -> None:
+        """Move ``pid`` into this cgroup (raises OSError if it may not join).
+        Only safe for a process that has started nothing yet (its children
+        stay where they are): a shell still waiting for its first command."""
+        for path in self.paths:
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+
     def pids(self) -> list[int]:
         found: set[int] = set()
         for path in self.paths:

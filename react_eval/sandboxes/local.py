@@ -143,13 +143,21 @@ class LocalSandbox:
         self._closed = False
         #: called once closed (the provider uses it to forget the sandbox)
         self.on_close: Callable[[LocalSandbox], None] | None = None
+        env = self._env("shell")
+        # unjailed, the shell joins the cgroup from here before it reads its
+        # first command (one write per controller instead of a /bin/sh that
+        # joins and execs bash); bwrap forks its jail at once, so it is started
+        # as a member instead; so is a shell that would first run $BASH_ENV
+        join = cgroup.join if cgroup is not None and config.isolation == "none" and "BASH_ENV" not in env else None
+        shell = ["bash", "--noprofile", "--norc", "-s"]
         self._transport = LocalShellTransport(
-            self._wrap(["bash", "--noprofile", "--norc", "-s"]),
+            shell if join is not None else self._wrap(shell),
             cwd=workdir,
-            env=self._env("shell"),
+            env=env,
             tag_entry=f"{TAG_VAR}={token}.shell",
             members=self._members,
             wrapped=config.isolation == "bwrap",
+            join=join,
         )
         self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes)
 

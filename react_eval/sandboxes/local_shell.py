@@ -61,6 +61,7 @@ class LocalShellTransport:
         tag_entry: str,
         members: Callable[[], list[int]] | None = None,
         wrapped: bool = False,
+        join: Callable[[int], None] | None = None,
     ):
         self.argv = argv
         self.cwd = cwd
@@ -68,6 +69,9 @@ class LocalShellTransport:
         self.tag = tag_entry.encode()
         self.members = members
         self.wrapped = wrapped
+        #: moves the new shell into the sandbox's cgroup before it reads a
+        #: command (instead of a wrapper that joins and execs the shell)
+        self.join = join
         self._proc: subprocess.Popen | None = None
         #: our ends of the shell's stdin and stdout (non-blocking), and its pidfd
         self._in: int | None = None
@@ -106,6 +110,17 @@ class LocalShellTransport:
         except OSError as exc:
             raise ShellTransportError(f"cannot start {self.argv[0]}: {exc}") from exc
         assert proc.stdin is not None and proc.stdout is not None
+        if self.join is not None:
+            # bash has read nothing yet, so it has started nothing: once it is a
+            # member, so is everything it will ever start
+            try:
+                self.join(proc.pid)
+            except OSError as exc:
+                proc.kill()
+                proc.wait()
+                proc.stdin.close()
+                proc.stdout.close()
+                raise ShellTransportError(f"cannot move the shell into the sandbox's cgroup: {exc}") from exc
         self._proc = proc
         self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
         os.set_blocking(self._in, False)

@@ -76,3 +76,44 @@ def test_joining_is_probed_once_per_process(monkeypatch):
         if second is not None:
             second.remove()
     assert not any(os.path.exists(p) for p in first.paths + second.paths)
+
+
+@pytest.mark.anyio
+async def test_everything_the_unjailed_shell_starts_is_in_its_cgroup_and_dies_with_it(tmp_path):
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), pids_limit=64))
+    sb = await provider.create(None, labels={})
+    if sb.cgroup is None:
+        await sb.close()
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    group = sb.cgroup
+    try:
+        assert sb.shell.transport.argv[0] == "bash"  # joined from the harness, no wrapper process
+        r = await sb.exec("sleep 60 & setsid sleep 61 & env -i setsid sleep 62 & sleep 0.3; jobs -p | wc -l", 10)
+        assert r.output.strip() == "3"
+        members = group.pids()
+        started = [p for p in members if open(f"/proc/{p}/cmdline", "rb").read().startswith(b"sleep\0")]
+        assert len(started) == 3  # the setsid'd and the env -i one too
+    finally:
+        await sb.close()
+    for pid in started:
+        assert not os.path.exists(f"/proc/{pid}") or b") Z" in open(f"/proc/{pid}/stat", "rb").read()
+    assert not any(os.path.exists(p) for p in group.paths)
+
+
+@pytest.mark.anyio
+async def test_a_shell_that_cannot_join_its_cgroup_is_killed_not_left_running(tmp_path):
+    from react_eval.sandboxes.local_shell import LocalShellTransport
+    from react_eval.sandboxes.shell import ShellTransportError
+
+    seen: list[int] = []
+
+    def refuse(pid: int) -> None:
+        seen.append(pid)
+        raise PermissionError(13, "Permission denied", "cgroup.procs")
+
+    transport = LocalShellTransport(["bash", "--noprofile", "--norc", "-s"], cwd=str(tmp_path),
+                                    env={"PATH": os.environ["PATH"]}, tag_entry="X=1", join=refuse)
+    with pytest.raises(ShellTransportError, match="cgroup"):
+        await transport.start()
+    assert seen and not os.path.exists(f"/proc/{seen[0]}")  # killed and reaped
+    assert transport.pid is None

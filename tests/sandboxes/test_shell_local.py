@@ -627,3 +627,40 @@ async def test_bwrap_timeout_and_state(bw):
     assert r.output.strip().endswith("1")
     r = await bw.run("pwd", 5, cwd="d")
     assert r.output == f"{bw.workdir}/d\n"
+
+
+# ---- the transport's own pipes and pidfd ------------------------------------------
+
+
+async def test_a_flood_of_output_leaves_the_event_loop_to_other_rollouts(sb):
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        r = await sb.exec("yes", 2)
+        tg.cancel_scope.cancel()
+    assert r.timed_out and r.dropped_chars > 0
+    assert ticks >= 5  # a reader that never yielded would leave the ticker at 0
+
+
+async def test_without_a_pidfd_the_shell_is_still_reaped_and_restarted(provider, monkeypatch):
+    from react_eval.sandboxes import local_shell
+
+    monkeypatch.setattr(local_shell, "_pidfd_open", lambda pid: None)  # a kernel before 5.3
+    sb = await provider.create(None, labels={})
+    first = sb.shell.transport.pid
+    r = await sb.exec("echo bye; exit 3", 5)
+    assert (r.output, r.exit_code) == ("bye\n", 3) and "exited with status 3" in r.note
+    assert await wait_dead(first) and sb.shell.transport.pid != first
+    r = await sb.exec("kill -9 $$", 5)
+    assert r.exit_code == 137 and "died" in r.note
+    assert (await sb.exec("echo again", 5)).output == "again\n"
+    last = sb.shell.transport.pid
+    await sb.close()
+    assert await wait_dead(last)
