@@ -3,10 +3,13 @@
 Created when a sandbox starts and removed when it closes. On cgroup v1 a
 sandbox gets one directory per controller (``/sys/fs/cgroup/pids/<name>``,
 ``/sys/fs/cgroup/memory/<name>``); on v2 one directory with both limits. Every
-sandbox process joins before it execs (see :meth:`SandboxCgroup.enter_argv`),
-so children inherit the limits and cannot leave them (the cgroup files are
-not writable from inside a sandbox). Memory written to a tmpfs by a member is
-charged to its cgroup as well, so ``/tmp`` cannot spill into the host's RAM.
+sandbox process joins before it starts anything: a jailed or one-shot command
+joins before it execs (see :meth:`SandboxCgroup.enter_argv`), the unjailed
+persistent shell is moved in by the harness before it reads its first command
+(:meth:`SandboxCgroup.join`). Children inherit the limits and cannot leave
+them (the cgroup files are not writable from inside a sandbox). Memory written
+to a tmpfs by a member is charged to its cgroup as well, so ``/tmp`` cannot
+spill into the host's RAM.
 """
 
 from __future__ import annotations
