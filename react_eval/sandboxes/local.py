@@ -357,8 +357,10 @@ class LocalSandbox:
                 # the shell's session goes first, then whatever is left in the
                 # cgroup, and removing the cgroup waits until all are gone
                 self._transport.owner_kills_strays = True
-                await self.shell.close()
-                await self.cgroup.aremove()
+                try:
+                    await self.shell.close()
+                finally:
+                    await self.cgroup.aremove()
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags
