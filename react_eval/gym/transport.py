@@ -79,11 +79,15 @@ class GymReply:
 class RolloutCookies:
     """One rollout's cookies for its one server (see the module doc for the rules)."""
 
-    __slots__ = ("_cookies",)
+    __slots__ = ("_cookies", "_headers", "_expiry")
 
     def __init__(self) -> None:
         #: (name, path) -> (value, expires at (time.time()) or None)
         self._cookies: dict[tuple[str, str], tuple[str, float | None]] = {}
+        #: request path -> its Cookie header, valid until a cookie is stored or one expires
+        self._headers: dict[str, str | None] = {}
+        #: the earliest expiry of a held cookie (None: none of them expires)
+        self._expiry: float | None = None
 
     def __iter__(self):
         return iter(self._cookies)
@@ -120,28 +124,47 @@ class RolloutCookies:
         if max_age is not None:
             expires = time.time() + max_age
         key = (name, path or _default_path(request_path))
+        held = self._cookies.get(key)
         if expires is not None and expires <= time.time():
-            self._cookies.pop(key, None)  # the server deletes it
+            if self._cookies.pop(key, None) is not None:  # the server deletes it
+                self._changed(headers=True)
         else:
             self._cookies[key] = (value, expires)
+            # the same cookie again (Starlette re-sends it on every reply) leaves the headers as they are
+            self._changed(headers=held is None or held[0] != value)
+
+    def _changed(self, headers: bool) -> None:
+        if headers:
+            self._headers.clear()
+        self._expiry = min((e for _, e in self._cookies.values() if e is not None), default=None)
 
     def header(self, request_path: str) -> str | None:
-        """The ``Cookie`` header for a request to ``request_path`` (longest paths first)."""
+        """The ``Cookie`` header for a request to ``request_path`` (longest paths first),
+        made once per path and cookie set: a rollout sends the same one on every request."""
         if not self._cookies:
             return None
-        self._expire()
+        if self._expiry is not None and self._expiry <= time.time():
+            self._expire()
+        headers = self._headers
+        try:
+            return headers[request_path]
+        except KeyError:
+            pass
         matching = [(path, name, value) for (name, path), (value, _) in self._cookies.items()
                     if _path_matches(request_path, path)]
         matching.sort(key=lambda c: -len(c[0]))
-        return "; ".join(f"{name}={value}" for _, name, value in matching) or None
+        header = "; ".join(f"{name}={value}" for _, name, value in matching) or None
+        if len(headers) < 64:  # paths with path parameters vary without end
+            headers[request_path] = header
+        return header
 
     def _expire(self) -> None:
-        now = None
-        for key, (_, expires) in list(self._cookies.items()):
-            if expires is not None:
-                now = now or time.time()
-                if expires <= now:
-                    del self._cookies[key]
+        now = time.time()
+        gone = [key for key, (_, expires) in self._cookies.items() if expires is not None and expires <= now]
+        for key in gone:
+            del self._cookies[key]
+        if gone:
+            self._changed(headers=True)
 
 
 def _default_path(request_path: str) -> str:
