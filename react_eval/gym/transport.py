@@ -27,6 +27,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -213,6 +214,7 @@ class GymTransport:
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._backoff = wait_exponential(multiplier=0.2, max=2.0)  # 0.2 s, 0.4 s, ... at most 2 s
+        self._stop = stop_after_attempt(self.connect_attempts)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_session": None, "_loop": None, "_urls": {}, "_timeouts": {}}
@@ -257,27 +259,31 @@ class GymTransport:
         if cookie:
             headers["cookie"] = cookie
         deadline = time.monotonic() + timeout
-        url, session = self._url(path), self._client()
-
-        async def attempt() -> GymReply:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
-            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
-                                       timeout=self._timeout(round(left, 1) or left)) as resp:
-                for value in resp.headers.getall("set-cookie", ()):
-                    cookies.store(value, path)
-                return GymReply(resp.status, await self._read(resp))
-
-        def wait(state: RetryCallState) -> float:  # backoff, within what is left of the deadline
-            return min(self._backoff(state), max(0.0, deadline - time.monotonic()))
-
+        # the attempt and the wait are methods bound to their arguments, not closures (no cells
+        # kept per in-flight request); the stop rule is made once per transport
+        attempt = partial(self._attempt, method, path, body, headers, cookies, deadline, timeout)
         try:
-            return await first_then_retrying(attempt, retry=_no_connection, wait=wait,
-                                             stop=stop_after_attempt(self.connect_attempts))
+            return await first_then_retrying(attempt, retry=_no_connection, wait=partial(self._wait, deadline),
+                                             stop=self._stop)
         except _CONNECT_ERRORS as exc:
             raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
                               f"{type(exc).__name__}: {exc}") from exc
+
+    async def _attempt(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+                       cookies: RolloutCookies, deadline: float, timeout: float) -> GymReply:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
+        async with self._client().request(method, self._url(path), data=body, headers=headers,
+                                           allow_redirects=False,
+                                           timeout=self._timeout(round(left, 1) or left)) as resp:
+            for value in resp.headers.getall("set-cookie", ()):
+                cookies.store(value, path)
+            return GymReply(resp.status, await self._read(resp))
+
+    def _wait(self, deadline: float, state: RetryCallState) -> float:
+        """Backoff, within what is left of the deadline."""
+        return min(self._backoff(state), max(0.0, deadline - time.monotonic()))
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit, declared = self.max_response_bytes, resp.content_length
