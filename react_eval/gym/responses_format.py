@@ -148,9 +148,9 @@ def responses_input_to_messages(value: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- response
 
 
-def _message_item(text: str, *, status: str = "completed") -> dict[str, Any]:
+def _message_item(text: str, item_id: str, *, status: str = "completed") -> dict[str, Any]:
     return {
-        "id": f"msg_{uuid.uuid4().hex}",
+        "id": item_id,
         "type": "message",
         "role": "assistant",
         "status": status,
@@ -182,6 +182,7 @@ def build_output(
     calls: list[tuple[ToolCall, ToolResult]],
     *,
     prompt_messages: int,
+    id_base: str | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The ``output`` items of a rollout, and whether it ended with a final message.
 
@@ -192,8 +193,17 @@ def build_output(
     the dropped turns still come first, so no ``function_call`` is ever lost.
     Each turn gives its text (if any) as a message, then its ``function_call``
     items, then their ``function_call_output`` items; a last assistant message
-    without calls is the final answer.
+    without calls is the final answer. Message items are ``msg_<id_base>_<n>``
+    (one random base per rollout: unique, without a random draw per item).
     """
+    base = id_base or uuid.uuid4().hex
+    texts = 0
+
+    def message(text: str) -> dict[str, Any]:
+        nonlocal texts
+        texts += 1
+        return _message_item(text, f"msg_{base}_{texts}")
+
     region = messages[prompt_messages:]
     turns = [m for m in region if m.get("role") == "assistant"]
     seen = sum(len(m.get("tool_calls") or ()) for m in turns)
@@ -211,15 +221,15 @@ def build_output(
         n_calls = len(msg.get("tool_calls") or ())
         if n_calls:
             if isinstance(text, str) and text.strip():
-                output.append(_message_item(text))
+                output.append(message(text))
             pairs = [_call_items(c, r) for c, r in calls[cursor : cursor + n_calls]]
             cursor += n_calls
             output += [fc for fc, _ in pairs] + [out for _, out in pairs]
         elif i == len(turns) - 1:
-            output.append(_message_item(text if isinstance(text, str) else ""))
+            output.append(message(text if isinstance(text, str) else ""))
             final = True
         elif isinstance(text, str) and text.strip():
-            output.append(_message_item(text))
+            output.append(message(text))
     return output, final
 
 
@@ -243,10 +253,11 @@ def build_response(
     ``status: "incomplete"``.
     """
     params = create_params or {}
-    output, final = build_output(messages, calls, prompt_messages=prompt_messages)
+    token = uuid.uuid4().hex
+    output, final = build_output(messages, calls, prompt_messages=prompt_messages, id_base=token)
     created = created_at if created_at is not None else time.time()
     return {
-        "id": response_id or f"resp_{uuid.uuid4().hex}",
+        "id": response_id or f"resp_{token}",
         "object": "response",
         "created_at": created,
         "model": model or params.get("model") or "unknown",

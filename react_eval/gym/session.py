@@ -66,6 +66,8 @@ class CatalogCache:
 
     def __init__(self) -> None:
         self._catalog: ToolCatalog | None = None
+        #: the catalog's tools as specs, made once: every rollout of the run lists the same ones
+        self.specs: tuple[ToolSpec, ...] = ()
         self._lock = anyio.Lock()
         self.fetches = 0
 
@@ -75,6 +77,11 @@ class CatalogCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _lock=anyio.Lock())
 
+    @property
+    def loaded(self) -> ToolCatalog | None:
+        """The catalog once fetched (None before)."""
+        return self._catalog
+
     async def get(self, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> ToolCatalog:
         if self._catalog is not None:
             return self._catalog
@@ -83,9 +90,11 @@ class CatalogCache:
                 document = await fetch()
                 self.fetches += 1
                 try:
-                    self._catalog = discover_tools(document)
+                    catalog = discover_tools(document)
                 except OpenAPIError as exc:
                     raise ToolInfraError(f"cannot read the server's /openapi.json: {exc}") from exc
+                self.specs = tuple(catalog.specs())
+                self._catalog = catalog
             return self._catalog
 
 
@@ -122,7 +131,7 @@ class GymSession:
 
     def __init__(self, endpoint: GymEndpoint | Any, catalog: CatalogCache | None = None,
                  transport: GymTransport | None = None):
-        self.endpoint = GymEndpoint.of(endpoint)
+        self.endpoint = endpoint if type(endpoint) is GymEndpoint else GymEndpoint.of(endpoint)
         self._catalogs = catalog or CatalogCache()
         self._owns_transport = transport is None
         self.transport = transport or self.endpoint.transport()
@@ -200,12 +209,13 @@ class GymSession:
         return await self._catalogs.get(self._fetch_openapi)
 
     async def list_tools(self) -> list[ToolSpec]:
-        return (await self.catalog()).specs()
+        await self.catalog()
+        return list(self._catalogs.specs)
 
     async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
         """``POST /{path}`` of the tool, on this session's cookie (latency is measured by
         :func:`react_eval.tools.base.dispatch`, the one place that times tool calls)."""
-        route = (await self.catalog()).route(name)
+        route = (self._catalogs.loaded or await self.catalog()).routes.get(name)
         if route is None:
             return ToolResult.error(f"Error: the Gym server offers no tool named {name!r}", "unknown_tool")
         path, query, body = route.request(arguments)

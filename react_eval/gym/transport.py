@@ -27,6 +27,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -79,11 +80,15 @@ class GymReply:
 class RolloutCookies:
     """One rollout's cookies for its one server (see the module doc for the rules)."""
 
-    __slots__ = ("_cookies",)
+    __slots__ = ("_cookies", "_headers", "_expiry")
 
     def __init__(self) -> None:
         #: (name, path) -> (value, expires at (time.time()) or None)
         self._cookies: dict[tuple[str, str], tuple[str, float | None]] = {}
+        #: request path -> its Cookie header, valid until a cookie is stored or one expires
+        self._headers: dict[str, str | None] = {}
+        #: the earliest expiry of a held cookie (None: none of them expires)
+        self._expiry: float | None = None
 
     def __iter__(self):
         return iter(self._cookies)
@@ -120,28 +125,47 @@ class RolloutCookies:
         if max_age is not None:
             expires = time.time() + max_age
         key = (name, path or _default_path(request_path))
+        held = self._cookies.get(key)
         if expires is not None and expires <= time.time():
-            self._cookies.pop(key, None)  # the server deletes it
+            if self._cookies.pop(key, None) is not None:  # the server deletes it
+                self._changed(headers=True)
         else:
             self._cookies[key] = (value, expires)
+            # the same cookie again (Starlette re-sends it on every reply) leaves the headers as they are
+            self._changed(headers=held is None or held[0] != value)
+
+    def _changed(self, headers: bool) -> None:
+        if headers:
+            self._headers.clear()
+        self._expiry = min((e for _, e in self._cookies.values() if e is not None), default=None)
 
     def header(self, request_path: str) -> str | None:
-        """The ``Cookie`` header for a request to ``request_path`` (longest paths first)."""
+        """The ``Cookie`` header for a request to ``request_path`` (longest paths first),
+        made once per path and cookie set: a rollout sends the same one on every request."""
         if not self._cookies:
             return None
-        self._expire()
+        if self._expiry is not None and self._expiry <= time.time():
+            self._expire()
+        headers = self._headers
+        try:
+            return headers[request_path]
+        except KeyError:
+            pass
         matching = [(path, name, value) for (name, path), (value, _) in self._cookies.items()
                     if _path_matches(request_path, path)]
         matching.sort(key=lambda c: -len(c[0]))
-        return "; ".join(f"{name}={value}" for _, name, value in matching) or None
+        header = "; ".join(f"{name}={value}" for _, name, value in matching) or None
+        if len(headers) < 64:  # paths with path parameters vary without end
+            headers[request_path] = header
+        return header
 
     def _expire(self) -> None:
-        now = None
-        for key, (_, expires) in list(self._cookies.items()):
-            if expires is not None:
-                now = now or time.time()
-                if expires <= now:
-                    del self._cookies[key]
+        now = time.time()
+        gone = [key for key, (_, expires) in self._cookies.items() if expires is not None and expires <= now]
+        for key in gone:
+            del self._cookies[key]
+        if gone:
+            self._changed(headers=True)
 
 
 def _default_path(request_path: str) -> str:
@@ -190,6 +214,7 @@ class GymTransport:
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._backoff = wait_exponential(multiplier=0.2, max=2.0)  # 0.2 s, 0.4 s, ... at most 2 s
+        self._stop = stop_after_attempt(self.connect_attempts)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_session": None, "_loop": None, "_urls": {}, "_timeouts": {}}
@@ -234,27 +259,31 @@ class GymTransport:
         if cookie:
             headers["cookie"] = cookie
         deadline = time.monotonic() + timeout
-        url, session = self._url(path), self._client()
-
-        async def attempt() -> GymReply:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
-            async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
-                                       timeout=self._timeout(round(left, 1) or left)) as resp:
-                for value in resp.headers.getall("set-cookie", ()):
-                    cookies.store(value, path)
-                return GymReply(resp.status, await self._read(resp))
-
-        def wait(state: RetryCallState) -> float:  # backoff, within what is left of the deadline
-            return min(self._backoff(state), max(0.0, deadline - time.monotonic()))
-
+        # the attempt and the wait are methods bound to their arguments, not closures (no cells
+        # kept per in-flight request); the stop rule is made once per transport
+        attempt = partial(self._attempt, method, path, body, headers, cookies, deadline, timeout)
         try:
-            return await first_then_retrying(attempt, retry=_no_connection, wait=wait,
-                                             stop=stop_after_attempt(self.connect_attempts))
+            return await first_then_retrying(attempt, retry=_no_connection, wait=partial(self._wait, deadline),
+                                             stop=self._stop)
         except _CONNECT_ERRORS as exc:
             raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
                               f"{type(exc).__name__}: {exc}") from exc
+
+    async def _attempt(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+                       cookies: RolloutCookies, deadline: float, timeout: float) -> GymReply:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{method} {path}: no answer within {timeout:g}s")
+        async with self._client().request(method, self._url(path), data=body, headers=headers,
+                                           allow_redirects=False,
+                                           timeout=self._timeout(round(left, 1) or left)) as resp:
+            for value in resp.headers.getall("set-cookie", ()):
+                cookies.store(value, path)
+            return GymReply(resp.status, await self._read(resp))
+
+    def _wait(self, deadline: float, state: RetryCallState) -> float:
+        """Backoff, within what is left of the deadline."""
+        return min(self._backoff(state), max(0.0, deadline - time.monotonic()))
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit, declared = self.max_response_bytes, resp.content_length

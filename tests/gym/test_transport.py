@@ -45,6 +45,32 @@ def test_cookies_follow_path_max_age_and_expires():
     assert jar.header("/tools/run") is None  # Max-Age wins over Expires
 
 
+def test_cookie_header_follows_every_change_of_the_jar(monkeypatch):
+    """The header is made once per path, and made again whenever a cookie comes, changes,
+    is deleted or expires (the clock is the module's, moved by hand)."""
+    import react_eval.gym.transport as transport
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(transport, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    jar = RolloutCookies()
+    assert jar.header("/echo") is None
+    jar.store("session=a; path=/; Max-Age=100", "/seed_session")
+    assert jar.header("/echo") == "session=a"
+    jar.store("session=a; path=/; Max-Age=100", "/echo")  # the same cookie again, its expiry moved on
+    assert jar.header("/echo") == "session=a"
+    jar.store("session=b; path=/; Max-Age=50", "/echo")  # a new value
+    assert jar.header("/echo") == jar.header("/verify") == "session=b"
+    jar.store("extra=x; Path=/echo", "/echo")  # a second cookie, for one path only
+    assert jar.header("/echo") == "extra=x; session=b"
+    assert jar.header("/verify") == "session=b"
+    now[0] += 51  # session=b has expired
+    assert jar.header("/echo") == "extra=x"
+    assert jar.header("/verify") is None
+    jar.store("extra=x; Path=/echo; Max-Age=0", "/echo")  # deleted by the server
+    assert jar.header("/echo") is None
+    assert jar.as_dict() == {}
+
+
 def test_query_parameters_render_as_httpx_does():
     assert query_string({"upper": True, "n": 3, "none": None, "tags": ["a", "b c"]}) == \
         "upper=true&n=3&none=&tags=a&tags=b+c"
