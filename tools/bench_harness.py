@@ -137,11 +137,11 @@ class TimedExecutor:
             self.write_cpu += time.perf_counter() - t0
             return out
 
-        self.cpu0, self.t0 = _cpu_all(), time.perf_counter()
+        self.own0, self.cpu0, self.t0 = _cpu(), _cpu_all(), time.perf_counter()
         try:
             await self.inner.run_all(specs, runners, timed)
         finally:
-            self.t1, self.cpu1 = time.perf_counter(), _cpu_all()
+            self.t1, self.cpu1, self.own1 = time.perf_counter(), _cpu_all(), _cpu()
 
 
 def _register() -> None:

@@ -17,6 +17,13 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def children_cpu_s() -> float:
+    """CPU time of this process's finished, waited-for children (a sandbox's bash, bwrap): reported
+    beside the client's own, the same way for every client, so work moved into them still shows."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def rss_kb() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)

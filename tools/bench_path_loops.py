@@ -26,7 +26,7 @@ from typing import Any
 
 import bench_harness  # tools/: the in-process echo benchmark
 import orjson
-from bench_meters import cpu_s, peak_rss_kb, rss_kb, sample_rss
+from bench_meters import children_cpu_s, cpu_s, peak_rss_kb, rss_kb, sample_rss
 
 from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.types import Task
@@ -133,13 +133,15 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         sampler = sample_rss(spec.get("sample_rss_at"), samples)
         executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
         await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
-        wall, cpu = executor.t1 - executor.t0, executor.cpu1 - executor.cpu0
+        # the client's own CPU; its sandbox processes' (bash, bwrap) apart, as the bare loop reports them
+        wall, cpu = executor.t1 - executor.t0, executor.own1 - executor.own0
+        children = (executor.cpu1 - executor.cpu0) - cpu
         rows = list(read_jsonl(work / "run" / "results.jsonl"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if sampler is not None:
         await sampler
-    return {"wall_s": wall, "cpu_s": cpu, "rollouts": len(rows), "dropped": n - len(rows),
+    return {"wall_s": wall, "cpu_s": cpu, "children_cpu_s": children, "rollouts": len(rows), "dropped": n - len(rows),
             "failed": sum(1 for r in rows if r.get("error_kind") or r.get("reward") != 1.0),
             "errors": sorted({str(r.get("error"))[:200] for r in rows if r.get("error_kind")})[:3],
             "turns": sum(r["turns"] for r in rows), "rss0_kb": rss0, "rss_mid_kb": samples[0] if samples else None,
@@ -321,9 +323,9 @@ async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
     gc.collect()
     rss0 = rss_kb()
     sampler = sample_rss(spec.get("sample_rss_at"), samples)
-    cpu0, t0 = cpu_s(), time.perf_counter()
+    cpu0, kids0, t0 = cpu_s(), children_cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(rollout(i) for i in range(n)), return_exceptions=True)
-    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    wall, cpu, children = time.perf_counter() - t0, cpu_s() - cpu0, children_cpu_s() - kids0
     if sampler is not None:
         await sampler
     await session.close()
@@ -331,7 +333,8 @@ async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
         pool.shutdown()
     shutil.rmtree(work, ignore_errors=True)
     errors = [r for r in results if isinstance(r, BaseException)]
-    return {"wall_s": wall, "cpu_s": cpu, "rollouts": n - len(errors), "dropped": 0, "failed": n - counts["ok"],
+    return {"wall_s": wall, "cpu_s": cpu, "children_cpu_s": children, "rollouts": n - len(errors), "dropped": 0,
+            "failed": n - counts["ok"],
             "errors": sorted({repr(e)[:200] for e in errors})[:3], "turns": counts["turns"], "rss0_kb": rss0,
             "rss_mid_kb": samples[0] if samples else None,
             "peak_rss_kb": peak_rss_kb()}

@@ -20,6 +20,11 @@ def per_turn(r: dict[str, Any]) -> float:
     return r["cpu_s"] / max(1, r["turns"]) * 1000
 
 
+def children_per_turn(r: dict[str, Any]) -> float:
+    """CPU per turn of the client's sandbox processes (bash, bwrap), apart from its own."""
+    return r.get("children_cpu_s", 0.0) / max(1, r["turns"]) * 1000
+
+
 def rate(r: dict[str, Any]) -> float:
     return r["rollouts"] / r["wall_s"] if r.get("wall_s") else 0.0
 
@@ -128,21 +133,23 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
         "Every row is react-eval's engine and, in the next process, the bare aiohttp loop sending the same HTTP "
         "sequence and shell commands (`tools/bench_path_loops.py`). Each client first makes a short warm-up run "
         "in the same process (0 ms model), so imports and first connections are not measured. CPU is the client "
-        "process's own; × bare compares CPU per turn, \"of bare\" compares rollouts/s. Efficiency is rollouts/s "
+        "process's own (its sandbox processes -- bash, bwrap -- are the next column, react-eval's then the bare "
+        "loop's, measured the same way for both); × bare compares CPU per turn, \"of bare\" compares rollouts/s. Efficiency is rollouts/s "
         "against the ideal C/(L·T) (200 ms rows only)."
         + (f" Figures are the median of {repeat} repeats, run interleaved, with their range in brackets; "
            "the ratios are medians of the repeat-by-repeat ratios." if repeat > 1 else ""),
         "",
         *nel_note(r.get("nel")),
-        "| path | C | model | rollouts | CPU / turn | bare | × bare | NEL | × NEL | rollouts/s | bare | of bare "
-        "| efficiency | failed + dropped (bare) | peak RSS |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| path | C | model | rollouts | CPU / turn | bare | × bare | sandbox procs / turn (bare) | NEL | × NEL "
+        "| rollouts/s | bare | of bare | efficiency | failed + dropped (bare) | peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for row in r["runs"]:
         e, b = row["engine"], row["bare"]
         head = f"| {LABELS.get(row['path'], row['path'])} | {row['concurrency']} | {row['latency_ms']:g} ms | {row['rollouts']} "
         if "error" in e or "error" in b:
-            lines.append(head + "| error | | | | | | | | | | |")
+            lines.append(head + "| error | | | | | | | | | | | |")
             continue
         reps = e.get("repeats", 1)
         ideal = row["concurrency"] / (row["latency_ms"] / 1000 * turns) if row["latency_ms"] else None
@@ -151,9 +158,11 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
         ratios = ratios or [per_turn(e) / per_turn(b)]
         x_bare = spread(f"{fmt(statistics.median(ratios))}×", ratios[0], ratios[-1], 2, len(ratios), "×")
         nel_cpu, x_nel = nel_cells(row)
+        kids = (f"{fmt(children_per_turn(e), 3)} ms ({fmt(children_per_turn(b), 3)} ms)"
+                if children_per_turn(e) or children_per_turn(b) else "–")
         lines.append(head + f"| {spread(fmt(per_turn(e), 3) + ' ms', *e.get('cpu_range', [0, 0]), 3, reps)} "
                      f"| {spread(fmt(per_turn(b), 3) + ' ms', *b.get('cpu_range', [0, 0]), 3, reps)} | {x_bare} "
-                     f"| {nel_cpu} | {x_nel} "
+                     f"| {kids} | {nel_cpu} | {x_nel} "
                      f"| {spread(fmt(median_rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(median_rate(b), 1)} "
                      f"| {fmt(median_rate(e) / median_rate(b) * 100, 0)}% | {eff} "
                      f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")

@@ -22,9 +22,10 @@ report = _module()
 MACHINE = {"uname": "Linux t", "cpus": "2 cpus", "memory": "1 GiB", "python": "3.11", "date": "d", "commit": "abc"}
 
 
-def run(cpu_s: float, turns: int = 400, wall_s: float = 2.0, rollouts: int = 100, failed: int = 0) -> dict:
+def run(cpu_s: float, turns: int = 400, wall_s: float = 2.0, rollouts: int = 100, failed: int = 0,
+        children_cpu_s: float = 0.0) -> dict:
     return {"cpu_s": cpu_s, "turns": turns, "wall_s": wall_s, "rollouts": rollouts, "failed": failed, "dropped": 0,
-            "peak_rss_kb": 80 * 1024}
+            "peak_rss_kb": 80 * 1024, "children_cpu_s": children_cpu_s}
 
 
 def row(path: str, reps: dict[str, list[dict]]) -> dict:
@@ -72,11 +73,12 @@ def test_nel_column_gives_react_evals_multiple_of_nel_pair_by_pair():
     # × NEL: pairs 0.40/0.40, 0.60/0.30, 0.50/1.00 -> 1.0, 2.0, 0.5 -> median 1.00 (0.50–2.00)
     assert cells[4] == "1.250 ms (1.000–1.500)"
     assert cells[6] == "2.50× (2.00–3.00×)"
-    assert cells[7] == "1.000 ms (0.750–2.500)"
-    assert cells[8] == "1.00× (0.50–2.00×)"
+    assert cells[7] == "–"  # no sandbox processes on the Gym path
+    assert cells[8] == "1.000 ms (0.750–2.500)"
+    assert cells[9] == "1.00× (0.50–2.00×)"
     assert "nemo-evaluator 0.3.0" in text
     local_cells = table_line(text, "local sandbox bash")
-    assert local_cells[7:9] == ["–", "–"] and local_cells[6] == "4.00×"
+    assert local_cells[8:10] == ["–", "–"] and local_cells[6] == "4.00×"
 
 
 def test_a_missing_nel_venv_is_said_not_hidden():
@@ -84,7 +86,7 @@ def test_a_missing_nel_venv_is_said_not_hidden():
     text = report.render({"turns": 4, "runs": [gym], "memory": {},
                           "nel": {"error": "no Python >= 3.12 found"}}, MACHINE, True)
     assert "no NEL column in this run: no Python >= 3.12 found" in text
-    assert table_line(text, "Gym resources server")[7:9] == ["–", "–"]
+    assert table_line(text, "Gym resources server")[8:10] == ["–", "–"]
 
 
 def test_old_results_without_repeats_still_render():
@@ -96,3 +98,11 @@ def test_old_results_without_repeats_still_render():
     cells = table_line(text, "Gym resources server")
     assert cells[4] == "3.125 ms" and cells[6] == "2.00×"
     assert "| Gym resources server | 1000 | 80 → 110 MiB | 31 KiB | 20 KiB | – |" in text
+
+
+def test_sandbox_processes_are_their_own_column_for_both_clients():
+    # the client's own CPU stays in "CPU / turn"; bash's (RUSAGE_CHILDREN) is reported beside it for both
+    local = row("local", {"engine": [run(0.8, children_cpu_s=0.4)], "bare": [run(0.2, children_cpu_s=0.1)]})
+    cells = table_line(report.render({"turns": 4, "runs": [local], "memory": {}}, MACHINE, True), "local sandbox bash")
+    assert cells[4] == "2.000 ms" and cells[6] == "4.00×"
+    assert cells[7] == "1.000 ms (0.250 ms)"
