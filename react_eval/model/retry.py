@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from tenacity import RetryCallState, stop_after_attempt
 
@@ -66,17 +66,29 @@ class Retrier:
         self.slots = asyncio.Semaphore(config.max_concurrent)
         self.wait = RetryAfterOrBackoff(config.retry_initial_wait, config.retry_max_wait)
 
-    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
-        """``attempt()`` with retries: (its result, latency of the attempt that
-        succeeded in ms, attempts made). Raises :class:`ModelError`."""
+    async def call(self, send: Callable[..., Awaitable[T]], *args: Any,
+                   check: Callable[[T], object] | None = None) -> tuple[T, float, int]:
+        """``send(*args)`` with retries, its result passed to ``check`` (which raises
+        for a result to retry): (the result, latency of the attempt that succeeded
+        in ms, attempts made). Raises :class:`ModelError`. The first attempt runs
+        right here, so a call that succeeds at once adds no coroutine of its own."""
         async with self.slots:
             started = time.perf_counter()
             try:
-                result = await attempt()
+                result = await send(*args)
+                if check is not None:
+                    check(result)
             except Exception as exc:  # noqa: BLE001 - judged by after_failure
                 failed = exc
             else:
                 return result, (time.perf_counter() - started) * 1000, 1
+
+        async def attempt() -> T:
+            result = await send(*args)
+            if check is not None:
+                check(result)
+            return result
+
         return await self.after_failure(failed, attempt)
 
     async def after_failure(self, first: Exception, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
