@@ -121,13 +121,20 @@ def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelRespon
     finish = choice.get("finish_reason")
     model = data.get("model")
     return ModelResponse(
-        content, calls, reasoning, clean_text(finish) if isinstance(finish, str) else None,
-        Usage(as_count(usage.get("prompt_tokens")), as_count(usage.get("completion_tokens")),
-              as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
-              as_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None,
-              latency_ms),
-        clean_text(model) if isinstance(model, str) else None,
-        attempts,
+        content=content,
+        tool_calls=calls,
+        reasoning=reasoning,
+        finish_reason=clean_text(finish) if isinstance(finish, str) else None,
+        usage=Usage(
+            prompt_tokens=as_count(usage.get("prompt_tokens")),
+            completion_tokens=as_count(usage.get("completion_tokens")),
+            cached_tokens=as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+            reasoning_tokens=(as_count(completion_details.get("reasoning_tokens"))
+                              if isinstance(completion_details, dict) else None),
+            model_latency_ms=latency_ms,
+        ),
+        model=clean_text(model) if isinstance(model, str) else None,
+        attempts=attempts,
     )
 
 
