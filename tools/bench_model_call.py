@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from bench_meters import cpu_s  # tools/
 
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
@@ -35,11 +36,6 @@ ECHO = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
 MESSAGES = [{"role": "system", "content": "You are a capable agent working in a sandbox through tools."},
             {"role": "user", "content": "Task 1"}]
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def measure(kind: str, port: int, concurrency: int, calls: int, rounds: int) -> float:
@@ -82,9 +78,9 @@ async def measure(kind: str, port: int, concurrency: int, calls: int, rounds: in
     best = float("inf")
     for _ in range(rounds):
         left = calls
-        before = _cpu()
+        before = cpu_s()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        best = min(best, (_cpu() - before) / calls * 1e6)
+        best = min(best, (cpu_s() - before) / calls * 1e6)
     await close()
     return best
 
