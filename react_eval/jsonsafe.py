@@ -44,6 +44,8 @@ def clean_json(value: Any) -> Any:
 def as_count(value: Any) -> int | None:
     """A token count as servers send it (an int, a float such as ``12.0``, a
     numeric string), or None when it is missing, negative, absurd or not a number."""
+    if type(value) is int:  # nearly always: one check (a bool is not of type int)
+        return value if 0 <= value < MAX_COUNT else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str):

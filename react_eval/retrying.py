@@ -30,6 +30,17 @@ async def first_then_retrying(attempt: Callable[[], Awaitable[T]], *, retry: Cal
         if not retry(exc):
             raise
         first: Exception = exc
+    return await retrying_after(first, attempt, retry=retry, stop=stop, wait=wait)
+
+
+async def retrying_after(first: Exception, attempt: Callable[[], Awaitable[T]], *,
+                         retry: Callable[[BaseException], bool], stop: stop_base,
+                         wait: wait_base | Callable[..., float]) -> T:
+    """The rest of a call whose first attempt, made by the caller, failed with
+    ``first``: tenacity takes over as if it had made that attempt (``first`` is
+    raised at once if ``retry`` refuses it)."""
+    if not retry(first):
+        raise first
     replayed = False
 
     async def again() -> T:

@@ -47,16 +47,11 @@ class ModelClient:
         self.retrier = Retrier(config)
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResponse:
-        fields, extra_body = self.wire.request(messages, tools)
-        path, post, check = self.wire.path, self.transport.post, self.wire.check
-
-        async def attempt() -> Any:
-            data = await post(path, fields, extra_body)
-            check(data)
-            return data
-
-        data, latency_ms, attempts = await self.retrier.call(attempt)
-        return read_reply(self.wire.parse, data, latency_ms, attempts)
+        wire = self.wire
+        fields, extra_body = wire.request(messages, tools)
+        data, latency_ms, attempts = await self.retrier.call(self.transport.post, wire.path, fields, extra_body,
+                                                             check=wire.check)
+        return read_reply(wire.parse, data, latency_ms, attempts)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -23,6 +23,7 @@ from react_eval.jsonsafe import as_count, clean_json, clean_text
 from react_eval.model.response import ModelResponse, make_tool_call, split_reasoning
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import UnusableReplyError
+from react_eval.types import Usage
 
 #: keys of a content part that hold its text (chat ``text``, Responses-style ``output_text``...)
 _TEXT_KEYS = ("text", "content", "output_text", "refusal")
@@ -124,12 +125,14 @@ def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelRespon
         tool_calls=calls,
         reasoning=reasoning,
         finish_reason=clean_text(finish) if isinstance(finish, str) else None,
-        prompt_tokens=as_count(usage.get("prompt_tokens")),
-        completion_tokens=as_count(usage.get("completion_tokens")),
-        cached_tokens=as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
-        reasoning_tokens=(as_count(completion_details.get("reasoning_tokens"))
-                          if isinstance(completion_details, dict) else None),
-        latency_ms=latency_ms,
+        usage=Usage(
+            prompt_tokens=as_count(usage.get("prompt_tokens")),
+            completion_tokens=as_count(usage.get("completion_tokens")),
+            cached_tokens=as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+            reasoning_tokens=(as_count(completion_details.get("reasoning_tokens"))
+                              if isinstance(completion_details, dict) else None),
+            model_latency_ms=latency_ms,
+        ),
         model=clean_text(model) if isinstance(model, str) else None,
         attempts=attempts,
     )

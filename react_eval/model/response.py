@@ -81,6 +81,8 @@ def split_reasoning(content: str | None) -> tuple[str, str | None]:
     """
     if not content:
         return content or "", None
+    if "think>" not in content:  # the common case: no <think> nor </think>, nothing to split
+        return content, None
     m = _THINK_RE.match(content)
     if m:
         return content[m.end() :], m.group(1).strip()

@@ -4,23 +4,23 @@ Retries are tenacity's: up to ``max_attempts`` attempts while the failure is
 transient (429, 5xx, connection, timeout, an unusable 2xx body), waiting the
 server's Retry-After or a full-jitter exponential backoff in between, outside
 the service's concurrency slot. A permanent 4xx is never retried. The first
-attempt runs outside tenacity (:func:`~react_eval.retrying.first_then_retrying`).
+attempt runs outside tenacity (:func:`~react_eval.retrying.retrying_after`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-import anyio
 from tenacity import RetryCallState, stop_after_attempt
 
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import (AuthError, ContextOverflowError, ModelConnectionError, ModelError,
                                      ModelHTTPError, ModelTimeoutError, UnusableReplyError,
                                      looks_like_context_overflow)
-from react_eval.retrying import first_then_retrying
+from react_eval.retrying import retrying_after
 
 T = TypeVar("T")
 
@@ -61,31 +61,59 @@ class Retrier:
 
     def __init__(self, config: ModelConfig):
         self.max_attempts = config.max_attempts
-        # fast_acquire: no extra trip through the event loop when a slot is free
-        self._slots = anyio.Semaphore(config.max_concurrent, fast_acquire=True)
+        #: asyncio's: a free slot is a counter decrement (anyio's adds a cancellation
+        #: checkpoint per acquire); a cancelled task still leaves its wait at once
+        self.slots = asyncio.Semaphore(config.max_concurrent)
         self.wait = RetryAfterOrBackoff(config.retry_initial_wait, config.retry_max_wait)
 
-    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
-        """``attempt()`` with retries: (its result, latency of the attempt that
-        succeeded in ms, attempts made). Raises :class:`ModelError`."""
-        attempts = 0
+    async def call(self, send: Callable[..., Awaitable[T]], *args: Any,
+                   check: Callable[[T], object] | None = None) -> tuple[T, float, int]:
+        """``send(*args)`` with retries, its result passed to ``check`` (which raises
+        for a result to retry): (the result, latency of the attempt that succeeded
+        in ms, attempts made). Raises :class:`ModelError`. The first attempt runs
+        right here, so a call that succeeds at once adds no coroutine of its own."""
+        async with self.slots:
+            started = time.perf_counter()
+            try:
+                result = await send(*args)
+                if check is not None:
+                    check(result)
+            except Exception as exc:  # noqa: BLE001 - judged by after_failure
+                failed = exc
+            else:
+                return result, (time.perf_counter() - started) * 1000, 1
 
-        async def timed() -> tuple[T, float]:
-            nonlocal attempts
+        async def attempt() -> T:
+            result = await send(*args)
+            if check is not None:
+                check(result)
+            return result
+
+        return await self.after_failure(failed, attempt)
+
+    async def after_failure(self, first: Exception, attempt: Callable[[], Awaitable[T]]) -> tuple[T, float, int]:
+        """The rest of :meth:`call` when its first attempt, made in a slot by the
+        caller, failed with ``first``: the retries, each in a slot, waiting outside one."""
+        attempts, latency_ms = 1, 0.0
+
+        async def timed() -> T:
+            nonlocal attempts, latency_ms
             attempts += 1
-            async with self._slots:
+            async with self.slots:
                 started = time.perf_counter()
                 result = await attempt()
-                return result, (time.perf_counter() - started) * 1000
+                latency_ms = (time.perf_counter() - started) * 1000
+                return result
 
         try:
-            result, latency_ms = await first_then_retrying(timed, retry=is_retryable, wait=self.wait,
-                                                           stop=stop_after_attempt(self.max_attempts))
+            result = await retrying_after(first, timed, retry=is_retryable, wait=self.wait,
+                                          stop=stop_after_attempt(self.max_attempts))
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever it is, it ends the call as a ModelError
             raise classify_failure(exc, attempts) from exc
         return result, latency_ms, attempts
+
 
 def classify_failure(exc: BaseException, attempts: int) -> ModelError:
     """The error that ends the rollout, from the last failed attempt."""

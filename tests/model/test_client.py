@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
+from hypothesis import given, strategies as st
 
 from react_eval.model.factory import build_model
 from react_eval.model.protocol import Model
 from react_eval.model.config import GenerationConfig, ModelConfig
 from react_eval.model.errors import AuthError, ContextOverflowError, ModelError
+from react_eval.jsonsafe import MAX_COUNT, as_count
 from react_eval.model.response import split_reasoning
 from tests.support.scripted_server import (
     answer,
     connection_reset,
     context_overflow,
+    conversations,
     delay,
     empty_choices,
     http_error,
@@ -68,6 +72,79 @@ def test_split_reasoning_variants():
     assert split_reasoning("only closing</think> answer") == ("answer", "only closing")
     assert split_reasoning("<think>cut off by length") == ("", "cut off by length")
     assert split_reasoning("plain") == ("plain", None)
+
+
+@given(st.text())
+def test_text_without_think_tags_is_left_whole(text):
+    """The shortcut for replies with no tag: whatever the text, no tag means no split."""
+    if "<think>" not in text and "</think>" not in text:
+        assert split_reasoning(text) == (text or "", None)
+    for tagged in (f"<think>{text}</think>rest", f"{text}</think>rest"):
+        if "think>" not in text:
+            assert split_reasoning(tagged) == ("rest", text.strip())
+
+
+@given(st.integers(min_value=-(2**70), max_value=2**70))
+def test_a_token_count_is_read_the_same_whatever_its_type(n):
+    """An int is read by the shortcut, its float and string spellings by the general
+    path: all to the same count (or all to unknown: negative or beyond 2**53)."""
+    expected = n if 0 <= n < MAX_COUNT else None
+    assert as_count(n) == expected
+    if abs(n) < MAX_COUNT:  # exact as a float
+        assert as_count(float(n)) == expected and as_count(str(n)) == expected and as_count(f"{n}.0") == expected
+    assert as_count(n == 1) is None  # a bool is not a count
+
+
+@pytest.mark.parametrize("client", ["fast", "openai"])
+async def test_max_concurrent_bounds_the_requests_in_flight(scripted_server, client):
+    """Six calls at once through a service limited to two: the server sees them in waves of two."""
+    srv = scripted_server(lambda req: delay(0.4, answer("ok")))
+    model = make(srv, client=client, max_concurrent=2)
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(model.complete, MSGS, [])
+    await model.aclose()
+    arrivals = sorted(r.arrival for r in srv.requests)
+    assert len(arrivals) == 6
+    # a third request can start only when one of the first two has had its whole 0.4 s reply
+    assert arrivals[2] - arrivals[0] >= 0.35 and arrivals[4] - arrivals[2] >= 0.35, arrivals
+
+
+@pytest.mark.parametrize("client", ["fast", "openai"])
+async def test_a_retry_waits_outside_the_services_slot(scripted_server, client):
+    """One slot: while A waits out its 429's Retry-After, B's call goes through."""
+    srv = scripted_server(conversations({"A": [http_error(429, headers={"Retry-After": "1.0"}), answer("a")],
+                                         "B": [answer("b")]}))
+    model = make(srv, client=client, max_concurrent=1)
+    replies: dict[str, str] = {}
+
+    async def call(who: str) -> None:
+        replies[who] = (await model.complete([{"role": "user", "content": who}], [])).content
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "A")
+        await anyio.sleep(0.2)
+        tg.start_soon(call, "B")
+    await model.aclose()
+    assert replies == {"A": "a", "B": "b"}
+    assert [r.first_user_text for r in sorted(srv.requests, key=lambda r: r.arrival)] == ["A", "B", "A"]
+
+
+@pytest.mark.parametrize("client", ["fast", "openai"])
+async def test_a_call_cancelled_while_waiting_for_a_slot_gives_it_back(scripted_server, client):
+    """A caller cancelled in the slot's queue takes no slot with it: the next call still runs."""
+    srv = scripted_server(lambda req: delay(0.3, answer(req.first_user_text)))
+    model = make(srv, client=client, max_concurrent=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(model.complete, [{"role": "user", "content": "first"}], [])
+        await anyio.sleep(0.05)
+        with anyio.move_on_after(0.05):
+            await model.complete([{"role": "user", "content": "cancelled"}], [])
+    with anyio.fail_after(10):
+        resp = await model.complete([{"role": "user", "content": "after"}], [])
+    await model.aclose()
+    assert resp.content == "after"
+    assert [r.first_user_text for r in srv.requests] == ["first", "after"]
 
 
 async def test_generation_settings_are_sent(scripted_server):
