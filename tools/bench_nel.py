@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Any
 
-from bench_meters import cpu_s, peak_rss_kb, rss_kb, sample_rss  # tools/, standard library only
+from bench_meters import parked_on_model, cpu_s, peak_rss_kb, rss_kb, sample_rss  # tools/, standard library only
 
 SYSTEM = "You are a capable agent working in a sandbox through tools."  # as tools/bench_path_loops.py
 NO_LATENCY = "/nolatency"
@@ -97,7 +97,7 @@ async def run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
 
     gc.collect()
     rss0 = rss_kb()
-    sampler = sample_rss(spec.get("sample_rss_at"), samples)
+    sampler = sample_rss(spec.get("sample_rss_at"), samples, *parked_on_model(spec))
     cpu0, t0 = cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(rollout(i) for i in range(n)), return_exceptions=True)
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0

@@ -26,7 +26,7 @@ from typing import Any
 
 import bench_harness  # tools/: the in-process echo benchmark
 import orjson
-from bench_meters import children_cpu_s, cpu_s, peak_rss_kb, rss_kb, sample_rss
+from bench_meters import parked_on_model, children_cpu_s, cpu_s, peak_rss_kb, rss_kb, sample_rss
 
 from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.types import Task
@@ -130,7 +130,7 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         config = _engine_config(validate_config, spec, n, work, "")
         gc.collect()
         rss0 = rss_kb()
-        sampler = sample_rss(spec.get("sample_rss_at"), samples)
+        sampler = sample_rss(spec.get("sample_rss_at"), samples, *parked_on_model(spec))
         executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
         await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
         # the client's own CPU; its sandbox processes' (bash, bwrap) apart, as the bare loop reports them
@@ -322,7 +322,7 @@ async def _bare_run(spec: dict[str, Any], model_prefix: str) -> dict[str, Any]:
             orjson.loads(await resp.read())
     gc.collect()
     rss0 = rss_kb()
-    sampler = sample_rss(spec.get("sample_rss_at"), samples)
+    sampler = sample_rss(spec.get("sample_rss_at"), samples, *parked_on_model(spec))
     cpu0, kids0, t0 = cpu_s(), children_cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(rollout(i) for i in range(n)), return_exceptions=True)
     wall, cpu, children = time.perf_counter() - t0, cpu_s() - cpu0, children_cpu_s() - kids0
