@@ -514,6 +514,22 @@ async def test_the_agent_is_the_images_unprivileged_user_by_default(run_id: str,
         await p.aclose()
 
 
+async def test_placed_files_and_the_workdir_belong_to_the_user_the_container_runs_as(run_id: str):
+    """The ids come from the container's own processes; the workdir is handed over
+    only when the image did not make it the agent's (a new directory, another group)."""
+    cases = [({}, "/workspace", "1000:1000"), ({"workdir": "/srv/agent-work"}, "/srv/agent-work", "1000:1000"),
+             ({"user": "1000:100"}, "/workspace", "1000:100"), ({"user": "sandbox:users"}, "/workspace", "1000:100")]
+    for n, (config, workdir, ids) in enumerate(cases):
+        p = provider_for(run_id, **config)
+        try:
+            sb = await p.create(SandboxSpec(files={"d/e.txt": "x"}), labels={"react-eval.rollout": f"ids-{n}"})
+            await sb.write_file("new/f.txt", b"y")
+            r = await sb.exec("pwd; stat -c %u:%g . d d/e.txt new new/f.txt; touch mine && echo write-ok", 10)
+            assert r.output.split() == [workdir, *[ids] * 5, "write-ok"], (config, r.output)
+        finally:
+            await p.aclose()
+
+
 async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str, caplog):
     from react_eval.sandboxes.docker.config import DEFAULT_CAPS
 

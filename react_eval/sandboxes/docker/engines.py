@@ -63,8 +63,6 @@ class Engine:
         self._lock = anyio.Lock()
         #: image -> the user its containers run as (None = the image's own: root)
         self.users: dict[str, str | None] = {}
-        #: (image, user) -> the numeric (uid, gid) placed files get
-        self.owners: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def api(self) -> Any:

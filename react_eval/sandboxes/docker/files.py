@@ -26,6 +26,7 @@ from react_eval.sandboxes.docker.local_api import BodyTooLarge, Reply
 from react_eval.types import SandboxError, SandboxSpec
 
 if TYPE_CHECKING:
+    from react_eval.sandboxes.docker.control import ControlShell
     from react_eval.sandboxes.docker.engines import Engine
 
 _GO_MODE_DIR = 1 << 31  # Go's os.ModeDir, as the archive stat header reports modes
@@ -85,17 +86,6 @@ def is_root(user: str | None) -> bool:
     return (user or "root").split(":")[0] in ("", "root", "0")
 
 
-def _lookup(table: bytes, key: str, field: int) -> int | None:
-    """Numeric id of ``key`` (a name or a number) in /etc/passwd or /etc/group text."""
-    if key.isdigit():
-        return int(key)
-    for line in table.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > field and parts[0] == key and parts[field].isdigit():
-            return int(parts[field])
-    return None
-
-
 @dataclass
 class _PathStat:
     exists: bool
@@ -122,6 +112,7 @@ class ArchiveFiles:
     _gone_message: Callable[[str], Awaitable[str]]
     _put_archive: Callable[[str, bytes | IO[bytes]], Awaitable[None]]
     _state: Callable[[], Awaitable[dict[str, Any] | None]]
+    _control: ControlShell
 
     def resolve(self, path: str) -> str:
         """Absolute in-container path: relative paths are under the workdir;
@@ -312,37 +303,25 @@ class ArchiveFiles:
         return missing[::-1]
 
     async def _take_ownership(self, user: str | None) -> None:
-        """Learn the numeric owner for placed files from the container's
-        /etc/passwd and /etc/group, and give a non-root agent its workdir."""
+        """Files placed through the archive API get the numeric owner the
+        container's processes run as (the control shell, started first, reports
+        it: the engine resolved ``user`` against the image's /etc/passwd as it
+        started them); a non-root agent is given its workdir unless the image
+        made it the agent's already."""
         if is_root(user):
             return
-        assert user is not None
-        key = (self.info.extra["image"], user)
-        if key not in self.engine.owners:
-            self.engine.owners[key] = await self._lookup_owner(user)
-        self.owner = self.engine.owners[key]
+        control = self._control
+        if control.user is None:
+            raise SandboxError(f"the control shell did not report the ids of user {user!r}")
+        self.owner = control.user
         parent, base = posixpath.split(self.workdir)
-        if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
-            try:  # (just started: no liveness check first)
+        if base and not self.config.read_only and not control.owns_workdir:
+            # (the volume of a read-only one copies the image's owner; just started: no liveness check first)
+            try:
                 await self._put_archive(parent or "/", _dir_entry(base, self.owner))
             except EngineError as exc:
                 raise SandboxError(f"cannot give the workdir {self.workdir} to user {user!r}: "
                                    f"{exc.explanation}") from exc
-
-    async def _lookup_owner(self, user: str) -> tuple[int, int]:
-        name, _, group = user.partition(":")
-        passwd = await self.read_file("/etc/passwd", max_bytes=8 << 20)
-        uid = _lookup(passwd, name, 2)
-        if uid is None:
-            raise SandboxError(f"user {name!r} is not in /etc/passwd of image {self.info.extra['image']!r}")
-        if group:
-            gid = _lookup(await self.read_file("/etc/group", max_bytes=8 << 20), group, 2)
-            if gid is None:
-                raise SandboxError(f"group {group!r} is not in /etc/group of image {self.info.extra['image']!r}")
-        else:
-            gid = _lookup(passwd, name, 3) if not name.isdigit() else None
-            gid = 0 if gid is None else gid  # as docker does for a uid with no passwd entry
-        return uid, gid
 
     def _archive_target(self, path: str) -> tuple[str, str]:
         """(directory to extract at, member name) for absolute in-container ``path``:
