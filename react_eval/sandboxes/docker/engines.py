@@ -1,7 +1,7 @@
 """The Docker engines a provider places sandboxes on, and the choice among them.
 
-Each :class:`Engine` is one daemon with its own SDK client, caches and count of
-this run's live containers. :class:`Placement` puts each new sandbox on the
+Each :class:`Engine` is one daemon with its own way in (its unix socket, or an
+SDK client for tcp:// and ssh://), caches and count of this run's live containers. :class:`Placement` puts each new sandbox on the
 least-loaded engine that is up and under its ``max_containers`` (waiting for
 room when all are full). An engine that stops answering is marked down on the
 first failed call: the rollouts on it end as ``sandbox_error`` (an

@@ -8,8 +8,9 @@ on the other path, so callers handle both alike.
 
 Why: each SDK call is a blocking requests call in a worker thread -- about 1 to
 2 ms of CPU, and a thread (with its stack and malloc arena) kept per call in
-flight; a sandbox's life takes about ten of them. Engines reached over tcp://
-or ssh:// keep the SDK path (TLS and proxies are its job).
+flight; a sandbox's life takes about ten of them, and the SDK's import alone is
+megabytes. Engines reached over tcp:// or ssh:// keep the SDK path (TLS and
+proxies are its job; see :meth:`.engines.Engine.send`).
 """
 
 from __future__ import annotations
