@@ -12,6 +12,7 @@ engine is up), so an engine that comes back takes work again.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import IO, Any, Callable
 from urllib.parse import quote, urlencode
@@ -31,6 +32,9 @@ from react_eval.types import SandboxError
 PROBE_SECONDS = 5.0
 #: how long such an attempt may take
 PROBE_TIMEOUT = 5
+#: seconds an engine call may take for each step (connecting, sending, the answer), as the
+#: SDK's timeout on the other path
+CALL_TIMEOUT = 120.0
 #: the engine API version used when a local engine does not say its own
 _FALLBACK_API = "1.41"
 
@@ -70,7 +74,7 @@ class Engine:
         builds and tests use it; sandboxes there do not)."""
         assert self.api_version is not None, "connect() first"
         if self._api is None:
-            self._api = api_client(self.host, timeout=120, pool=self._pool)
+            self._api = api_client(self.host, timeout=int(CALL_TIMEOUT), pool=self._pool)
         return self._api
 
     @property
@@ -96,15 +100,20 @@ class Engine:
 
     async def send(self, method: str, path: str, *, params: dict[str, str] | None = None,
                    body: bytes | IO[bytes] = b"", content_type: str = "application/json",
-                   limit: int | None = None, version: bool = True) -> Reply:
+                   limit: int | None = None, version: bool = True, timeout: float | None = None) -> Reply:
         """One engine API call (``path`` under the API version unless ``version``
         is False), whatever the answer's status; an unreachable engine is a
-        SandboxError (and the engine is marked down); a body past ``limit``
-        raises :class:`~.local_api.BodyTooLarge`."""
+        SandboxError (and the engine is marked down), and so is one that takes
+        longer than ``timeout`` (default :data:`CALL_TIMEOUT`) for a step; a body
+        past ``limit`` raises :class:`~.local_api.BodyTooLarge`."""
         target = (f"/v{self.api_version}" if version else "") + path + (f"?{urlencode(params)}" if params else "")
         if self.socket_path is not None:
             try:
-                return await request(self.socket_path, method, target, body, content_type, limit=limit)
+                return await request(self.socket_path, method, target, body, content_type, limit=limit,
+                                     timeout=timeout or CALL_TIMEOUT)
+            except TimeoutError:
+                raise SandboxError(f"the Docker daemon at {self.url} did not answer {method} {path} "
+                                   f"within {timeout or CALL_TIMEOUT:g}s") from None
             except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
                 raise self.unreachable(exc) from exc
         api = self._api
@@ -158,14 +167,14 @@ class Engine:
             try:
                 return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
             except Exception as exc:
-                if type(exc).__module__ == "docker.errors" and hasattr(exc, "explanation"):
-                    raise from_sdk(exc) from exc  # an APIError: the engine answered
+                errors = sys.modules.get("docker.errors")  # (imported: the SDK made the call)
+                if errors is not None and isinstance(exc, errors.APIError):
+                    raise from_sdk(exc) from exc  # the engine answered
                 raise
 
     async def _version(self, timeout: float) -> str:
         """The API version a local engine speaks (``GET /version``)."""
-        with anyio.fail_after(timeout):
-            reply = await self.send("GET", "/version", version=False)
+        reply = await self.send("GET", "/version", version=False, timeout=timeout)
         if reply.status >= 400:
             raise api_error(reply.status, reply.body)
         return str(orjson.loads(reply.body).get("ApiVersion") or _FALLBACK_API)
@@ -178,11 +187,12 @@ class Engine:
                 return
             try:
                 if self.socket_path is not None:
-                    version = await self._version(120)
+                    version = await self._version(CALL_TIMEOUT)
                 else:
                     with self._reaching():
                         self._api = await anyio.to_thread.run_sync(
-                            lambda: api_client(self.host, timeout=120, pool=self._pool), limiter=self.limiter)
+                            lambda: api_client(self.host, timeout=int(CALL_TIMEOUT), pool=self._pool),
+                            limiter=self.limiter)
                     version = self._api.api_version
             except SandboxError:
                 raise

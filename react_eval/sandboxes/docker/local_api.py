@@ -62,26 +62,34 @@ def api_error(status: int, body: bytes) -> EngineError:
 
 
 async def request(socket_path: str, method: str, target: str, body: bytes | IO[bytes] = b"",
-                  content_type: str = "application/json", *, limit: int | None = None) -> Reply:
+                  content_type: str = "application/json", *, limit: int | None = None,
+                  timeout: float | None = None) -> Reply:
     """One request on a connection of its own. ``body`` may be an open binary
     file (sent from its position to its end); a reply body longer than ``limit``
-    raises :class:`BodyTooLarge`. Raises OSError (or anyio's stream errors) when
-    the engine cannot be reached."""
-    stream = await anyio.connect_unix(socket_path)
+    raises :class:`BodyTooLarge`; connecting, sending (each chunk of a file) and
+    the whole answer may each take ``timeout`` seconds (else TimeoutError).
+    Raises OSError (or anyio's stream errors) when the engine cannot be reached."""
+    with anyio.fail_after(timeout):
+        stream = await anyio.connect_unix(socket_path)
     try:
         conn = h11.Connection(h11.CLIENT)
         if isinstance(body, (bytes, bytearray)):
-            await _send(stream, conn, method, target, bytes(body), [("Content-Type", content_type)])
+            with anyio.fail_after(timeout):
+                await _send(stream, conn, method, target, bytes(body), [("Content-Type", content_type)])
         else:
             start = body.tell()
             size = body.seek(0, os.SEEK_END) - start
             body.seek(start)
             head = [*_HEADERS, ("Content-Length", str(size)), ("Content-Type", content_type)]
-            await stream.send(conn.send(h11.Request(method=method, target=target, headers=head)))
+            data = conn.send(h11.Request(method=method, target=target, headers=head))
             while chunk := body.read(_CHUNK):
-                await stream.send(conn.send(h11.Data(data=chunk)))
-            await stream.send(conn.send(h11.EndOfMessage()))
-        return await _response(conn, stream, limit)
+                with anyio.fail_after(timeout):
+                    await stream.send(data + conn.send(h11.Data(data=chunk)))
+                data = b""
+            with anyio.fail_after(timeout):
+                await stream.send(data + conn.send(h11.EndOfMessage()))
+        with anyio.fail_after(timeout):
+            return await _response(conn, stream, limit)
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
