@@ -284,6 +284,111 @@ async def test_exec_stream_reassembles_docker_frames_split_anywhere():
     await stream.aclose()
 
 
+def test_a_local_engine_run_never_imports_the_docker_sdk(run_id: str):
+    """Containers, execs, files, run() and removal all go over the unix socket on
+    the event loop: the SDK (and requests) would cost every run megabytes and
+    a worker thread per call."""
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from react_eval.sandboxes.docker import DockerSandboxProvider
+        from react_eval.sandboxes.docker.config import DockerSandboxConfig
+        from react_eval.sandboxes.base import FileTooLargeError
+        from react_eval.types import SandboxSpec
+
+        async def main():
+            p = DockerSandboxProvider(DockerSandboxConfig(memory="256m"), run_id={run_id!r})
+            try:
+                sb = await p.create(SandboxSpec(files={{"a/b.txt": "one"}}), labels={{}})
+                await sb.write_file("c/d.txt", b"two")
+                got = [await sb.read_file("a/b.txt"), await sb.read_file("c/d.txt"), (await sb.stat("c")).is_dir]
+                try:
+                    await sb.read_file("c/d.txt", max_bytes=1)
+                except FileTooLargeError:
+                    got.append("too-large")
+                got += [(await sb.exec("cat a/b.txt c/d.txt", 10)).output, (await sb.run("exit 4", 10)).exit_code]
+                await sb.close()
+            finally:
+                await p.aclose()
+            print(got, sorted(m for m in ("docker", "requests", "urllib3") if m in sys.modules))
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[b'one', b'two', True, 'too-large', 'onetwo', 4] []", out.stdout
+
+
+class TcpForwarder:
+    """``tcp://127.0.0.1:<port>`` in front of the shared engine's unix socket: an
+    engine that the provider must reach through the SDK's HTTP session."""
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect(self.socket_path)
+            for src, dst in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+async def test_a_tcp_engine_is_driven_through_the_sdk(run_id: str):
+    """The other path of every engine call (requests' session in a worker thread,
+    execs through the SDK's socket): the same sandbox, files, errors and cleanup."""
+    from react_eval.sandboxes.base import FileTooLargeError
+    from react_eval.sandboxes.docker.local_api import unix_socket_path
+
+    forwarder = TcpForwarder(unix_socket_path("") or "/var/run/docker.sock")
+    p = provider_for(run_id, docker_host=forwarder.url, memory="256m")
+    try:
+        sb = await p.create(SandboxSpec(files={"a/b.txt": "one"}), labels={"react-eval.rollout": "tcp"})
+        assert sb.engine.socket_path is None and sb.info.extra["docker_host"] == forwarder.url
+        await sb.write_file("c/d.txt", b"two")
+        assert [await sb.read_file("a/b.txt"), await sb.read_file("c/d.txt")] == [b"one", b"two"]
+        with pytest.raises(FileTooLargeError):
+            await sb.read_file("c/d.txt", max_bytes=1)
+        with pytest.raises(FileNotFoundError):
+            await sb.read_file("nope.txt")
+        r = await sb.exec("cat a/b.txt c/d.txt; echo; stat -c %U c/d.txt; id -un", 10)
+        assert r.output.split() == ["onetwo", "sandbox", "sandbox"]
+        assert (await sb.run("exit 4", 10)).exit_code == 4
+        info = docker_api().inspect_container(sb.container_id)
+        assert info["HostConfig"]["NetworkMode"] == "none" and info["HostConfig"]["CapDrop"] == ["ALL"]
+        assert info["HostConfig"]["Memory"] == 256 << 20 and info["Config"]["User"] == "sandbox"
+        await sb.close()
+        assert labelled_containers(run_id) == []
+        assert forwarder.connections > 0
+        with pytest.raises(SandboxError, match="cannot start a container from 'react-eval-no-such-image:1'"
+                                               "|docker image 'react-eval-no-such-image:1' not found"):
+            await p.create(SandboxSpec(image="react-eval-no-such-image:1"), labels={})
+    finally:
+        await p.aclose()
+        forwarder.close()
+
+
 async def test_bridged_socket_transport(run_id: str):
     """The thread-pumped path used for TLS/ssh engines, forced over the local socket."""
     p = provider_for(run_id, bridge_sockets=True)
@@ -512,6 +617,22 @@ async def test_the_agent_is_the_images_unprivileged_user_by_default(run_id: str,
         assert (await sb.run("id -un", 10)).output == "sandbox\n"  # graders run as the same user
     finally:
         await p.aclose()
+
+
+async def test_placed_files_and_the_workdir_belong_to_the_user_the_container_runs_as(run_id: str):
+    """The ids come from the container's own processes; the workdir is handed over
+    only when the image did not make it the agent's (a new directory, another group)."""
+    cases = [({}, "/workspace", "1000:1000"), ({"workdir": "/srv/agent-work"}, "/srv/agent-work", "1000:1000"),
+             ({"user": "1000:100"}, "/workspace", "1000:100"), ({"user": "sandbox:users"}, "/workspace", "1000:100")]
+    for n, (config, workdir, ids) in enumerate(cases):
+        p = provider_for(run_id, **config)
+        try:
+            sb = await p.create(SandboxSpec(files={"d/e.txt": "x"}), labels={"react-eval.rollout": f"ids-{n}"})
+            await sb.write_file("new/f.txt", b"y")
+            r = await sb.exec("pwd; stat -c %u:%g . d d/e.txt new new/f.txt; touch mine && echo write-ok", 10)
+            assert r.output.split() == [workdir, *[ids] * 5, "write-ok"], (config, r.output)
+        finally:
+            await p.aclose()
 
 
 async def test_the_user_can_be_set_and_images_without_one_keep_root(run_id: str, caplog):

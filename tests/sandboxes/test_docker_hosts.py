@@ -234,3 +234,26 @@ async def test_no_engine_up_is_a_sandbox_error_naming_each(tmp_path):
         await p.create(None, labels={})
     assert all(m in str(info.value) for m in missing)
     await p.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_engine_that_accepts_but_never_answers_is_a_sandbox_error_in_bounded_time(tmp_path, monkeypatch):
+    """Calls on a local engine have the SDK's per-step timeout too: a hung daemon
+    ends the call with a SandboxError naming it, rather than never."""
+    import socket as socketlib
+
+    from react_eval.sandboxes.docker import engines
+
+    path = str(tmp_path / "mute.sock")
+    server = socketlib.socket(socketlib.AF_UNIX)
+    server.bind(path)
+    server.listen(8)  # connections are accepted by the kernel; nothing is ever read or written
+    monkeypatch.setattr(engines, "CALL_TIMEOUT", 0.5)
+    p = provider("hosts-mute", docker_host=f"unix://{path}")
+    try:
+        with anyio.fail_after(30):
+            with pytest.raises(SandboxError, match=f"the Docker daemon at unix://{path} did not answer GET /version within 0.5s"):
+                await p.create(None, labels={})
+    finally:
+        await p.aclose()
+        server.close()

@@ -1,4 +1,4 @@
-"""Docker sandboxes: one container per rollout, driven through the docker SDK.
+"""Docker sandboxes: one container per rollout, driven through the engine API.
 
 Each rollout gets its own container with the configured limits, labels
 ``react-eval.run=<run id>`` and ``react-eval.rollout=<id>``, and no network
@@ -27,8 +27,11 @@ How the pieces talk to the container:
 * **run()** (graders, setup) is a fresh exec that waits for a "go" line, runs
   the command in a child bash, then kills whatever the command left running.
 
-Every docker SDK call blocks, so each runs in a worker thread bounded by a
-capacity limiter; socket I/O of attached execs is asynchronous.
+On a local engine (a ``unix://`` socket) every engine API call is made on the
+event loop over the socket (:mod:`.local_api`), and the docker SDK is never
+imported. On tcp:// and ssh:// engines calls go through the SDK's HTTP session
+(TLS, proxies and ssh are its job), each blocking call in a worker thread
+bounded by a capacity limiter; socket I/O of attached execs is asynchronous.
 
 Engines: one (``docker_host``, else DOCKER_HOST or the local socket) or several
 (``hosts``, each with its TLS settings and ``max_containers``); each rollout goes
@@ -51,7 +54,8 @@ independent limit (on the whole conversation, model calls included);
 whichever is hit first ends the rollout.
 
 The modules, by concern: ``config`` (settings, no SDK import), ``client`` (SDK
-client, errors), ``stream`` (socket bridge, frame demux), ``control`` (kill
+client, the engine's error answers), ``local_api`` (HTTP over the unix socket),
+``stream`` (socket bridge, frame demux), ``control`` (kill
 function, control shell), ``transport`` (the shell transport), ``files``
 (archive API), ``sandbox``, ``engines`` (hosts, placement), ``provider``,
 ``pool`` (warm pool), ``reaper``, ``prune``. Names are imported from here lazily,
@@ -68,6 +72,7 @@ _EXPORTS = {
     "AGENT_USER_LABEL": "config", "DEFAULT_CAPS": "config", "DEFAULT_IMAGE": "config",
     "DockerHost": "config", "DockerSandboxConfig": "config", "DockerTLS": "config",
     "BUILD_HINT": "client", "START_HINT": "client", "api_client": "client", "docker_errors": "client",
+    "EngineError": "client", "NotFound": "client", "ImageNotFound": "client",
     "image_error": "client", "is_connection_error": "client", "reaching": "client",
     "unreachable_error": "client",
     "ExecStream": "stream", "stream_from_docker_socket": "stream",
@@ -83,8 +88,9 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from react_eval.sandboxes.docker.client import (BUILD_HINT, START_HINT, api_client, docker_errors, image_error,
-                                                    is_connection_error, reaching, unreachable_error)
+    from react_eval.sandboxes.docker.client import (BUILD_HINT, START_HINT, EngineError, ImageNotFound, NotFound,
+                                                    api_client, docker_errors, image_error, is_connection_error,
+                                                    reaching, unreachable_error)
     from react_eval.sandboxes.docker.config import (AGENT_USER_LABEL, DEFAULT_CAPS, DEFAULT_IMAGE, DockerHost,
                                                     DockerSandboxConfig, DockerTLS)
     from react_eval.sandboxes.docker.control import TAG_VAR, ControlShell

@@ -1,8 +1,8 @@
-"""Talking to one Docker engine: the SDK client, its errors, and the one place
-where "the engine does not answer" becomes an infrastructure error.
+"""Talking to one Docker engine: the SDK client, the engine's error answers, and
+the one place where "the engine does not answer" becomes an infrastructure error.
 
-The docker SDK is imported inside these functions, so that loading a config or
-listing plugins never pays for it.
+The docker SDK is imported inside these functions, so that loading a config,
+listing plugins or a whole run on a local (unix-socket) engine never pays for it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable
-from urllib.parse import quote
 
 from react_eval.sandboxes.docker.config import DEFAULT_IMAGE, DockerHost
 from react_eval.sandboxes.image import BUILD_COMMAND
@@ -19,6 +18,38 @@ from react_eval.types import SandboxError
 
 BUILD_HINT = BUILD_COMMAND
 START_HINT = "`bash sandboxes/ensure_docker.sh` (or `sudo systemctl start docker`)"
+
+
+class EngineError(Exception):
+    """The engine answered a request with an error (status >= 400), on either
+    path (the event-loop one of :mod:`.local_api`, or the SDK's)."""
+
+    def __init__(self, status: int, explanation: str):
+        super().__init__(f"{status}: {explanation}")
+        self.status = status
+        self.explanation = explanation
+
+
+class NotFound(EngineError):
+    """404: no such container, exec, path or image."""
+
+
+class ImageNotFound(NotFound):
+    """404 naming a missing image."""
+
+
+def engine_error(status: int, message: str) -> EngineError:
+    """The error class of an answer with ``status`` and ``message``."""
+    message = message.strip()
+    if status == 404:
+        return (ImageNotFound if "no such image" in message.lower() else NotFound)(status, message)
+    return EngineError(status, message)
+
+
+def from_sdk(exc: Any) -> EngineError:
+    """The :class:`EngineError` of the SDK's ``APIError`` ``exc``."""
+    status = getattr(getattr(exc, "response", None), "status_code", None) or 500
+    return engine_error(status, str(getattr(exc, "explanation", None) or exc))
 
 
 def docker_errors() -> Any:
@@ -107,9 +138,3 @@ def api_client(host: str | DockerHost | None, *, timeout: int = 60, pool: int = 
         # in the environment on every call (a fifth of its CPU per call)
         api.trust_env = False
     return api
-
-
-def archive_url(api: Any, container_id: str) -> str:
-    """The engine API route ``/containers/{id}/archive`` (documented; its HEAD form,
-    the stat of a path, has no SDK method), built from the client's public fields."""
-    return f"{api.base_url}/v{api.api_version}/containers/{quote(container_id, safe='')}/archive"

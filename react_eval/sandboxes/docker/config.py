@@ -21,6 +21,26 @@ AGENT_USER_LABEL = "react-eval.agent-user"
 DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE")
 
 
+_BYTE_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_count(text: str) -> int:
+    """Bytes of a size in docker's notation ("512m", "4g", "1.5g", "2gb", "1024"):
+    units b, k, m, g of 1024; raises ValueError otherwise."""
+    s = text.strip().lower()
+    if len(s) > 1 and s.endswith("b") and s[-2] in _BYTE_UNITS:
+        s = s[:-1]
+    unit = s[-1:] if s[-1:] in _BYTE_UNITS else "b"
+    digits = s[:-1] if s[-1:] in _BYTE_UNITS else s
+    try:
+        value = float(digits)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size (a number with a unit b, k, m or g, e.g. '4g')") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return int(value * _BYTE_UNITS[unit])
+
+
 class DockerTLS(BaseModel):
     """TLS to a ``tcp://`` engine (``dockerd --tlsverify``): file paths on this machine."""
 
@@ -106,6 +126,13 @@ class DockerSandboxConfig(BaseModel):
     hosts: list[DockerHost] = Field(default_factory=list)
     #: the per-engine limit of hosts that set none (None = only ``concurrency``)
     max_containers_per_host: int | None = Field(default=None, ge=1)
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, size: str | None) -> str | None:
+        if size is not None:
+            byte_count(size)
+        return size
 
     @field_validator("hosts", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ runs it on request -- so killing works even while a fork bomb holds every PID.""
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from typing import Protocol
 
@@ -103,7 +104,8 @@ class ExecHost(Protocol):
 
 
 class ControlShell:
-    """A long-lived root bash in the container that kills processes on request."""
+    """A long-lived bash in the container (as its user: root, or the agent's,
+    whose processes are all it must kill) that kills processes on request."""
 
     def __init__(self, sandbox: ExecHost):
         self.sandbox = sandbox
@@ -113,20 +115,30 @@ class ControlShell:
         self._seq = 0
         #: add to a host boot-time tick count to get the container's
         self.tick_offset = 0
+        #: (uid, gid) the container's processes run as: the agent's (None until started)
+        self.user: tuple[int, int] | None = None
+        #: whether the agent's user and group owned the workdir when the container started
+        self.owns_workdir = False
 
     async def _start(self) -> None:
         if self._stream is not None:
             await self._stream.aclose()
         self._pending.clear()
         self._stream = await self.sandbox._attach(["bash", "--noprofile", "--norc", "-s"], env={}, workdir="/")
+        workdir = shlex.quote(self.sandbox.workdir).encode()
         await self._stream.send(
             KILL_FN.encode()
-            + b'read -r __b < /proc/sys/kernel/random/boot_id; read -r __u _ < /proc/uptime; '
-            + b'builtin echo "__re_ready $__b $__u"\n'
+            + b'read -r __b < /proc/sys/kernel/random/boot_id; read -r __u _ < /proc/uptime; __o=0; '
+            + b"[[ -d " + workdir + b" && -O " + workdir + b" && -G " + workdir + b" ]] && __o=1; "
+            + b'builtin echo "__re_ready $__b $__u $EUID ${GROUPS[0]} $__o"\n'
         )
         line = await self._line(b"__re_ready ")
         received = boot_ticks()
         parts = line.split()
+        if len(parts) == 6 and parts[3].isdigit() and parts[4].isdigit():
+            self.user = (int(parts[3]), int(parts[4]))
+            self.owns_workdir = parts[5] == b"1"
+            parts = parts[:3]
         boot_id = parts[1].decode() if len(parts) == 3 else ""
         if boot_id and boot_id == _local_boot_id():
             self.tick_offset = 0  # the same kernel: the same clock

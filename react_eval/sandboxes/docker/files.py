@@ -14,26 +14,35 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import IO, TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from react_eval.sandboxes.base import FileInfo, FileTooLargeError, SandboxInfo, SandboxLimits
-from react_eval.sandboxes.docker.client import archive_url, docker_errors
+from react_eval.sandboxes.docker.client import EngineError
 from react_eval.sandboxes.docker.config import DockerSandboxConfig
+from react_eval.sandboxes.docker.local_api import BodyTooLarge, Reply
 from react_eval.types import SandboxError, SandboxSpec
 
 if TYPE_CHECKING:
+    from react_eval.sandboxes.docker.control import ControlShell
     from react_eval.sandboxes.docker.engines import Engine
 
 _GO_MODE_DIR = 1 << 31  # Go's os.ModeDir, as the archive stat header reports modes
 _GO_MODE_SYMLINK = 1 << 27
 _MAX_LINKS = 40
+T = TypeVar("T")
 
 
 class ContainerGone(Exception):
-    """Raised inside worker threads when the container no longer exists."""
+    """Raised inside a file operation when the container no longer exists."""
+
+
+def _path_stat(reply: Reply) -> dict[str, Any]:
+    """The archive stat the engine sends in a header (base64 of JSON)."""
+    header = reply.headers.get("x-docker-container-path-stat")
+    return json.loads(base64.b64decode(header)) if header else {}
 
 
 def _owned(info: tarfile.TarInfo, owner: tuple[int, int]) -> tarfile.TarInfo:
@@ -77,17 +86,6 @@ def is_root(user: str | None) -> bool:
     return (user or "root").split(":")[0] in ("", "root", "0")
 
 
-def _lookup(table: bytes, key: str, field: int) -> int | None:
-    """Numeric id of ``key`` (a name or a number) in /etc/passwd or /etc/group text."""
-    if key.isdigit():
-        return int(key)
-    for line in table.decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) > field and parts[0] == key and parts[field].isdigit():
-            return int(parts[field])
-    return None
-
-
 @dataclass
 class _PathStat:
     exists: bool
@@ -110,10 +108,11 @@ class ArchiveFiles:
     #: (uid, gid) that files placed through the archive API get: the agent's
     owner: tuple[int, int]
     # provided by the sandbox
-    _call: Callable[..., Awaitable[Any]]
     _check_alive: Callable[[], Awaitable[None]]
     _gone_message: Callable[[str], Awaitable[str]]
-    _put_archive: Callable[[str, bytes], Awaitable[None]]
+    _put_archive: Callable[[str, bytes | IO[bytes]], Awaitable[None]]
+    _state: Callable[[], Awaitable[dict[str, Any] | None]]
+    _control: ControlShell
 
     def resolve(self, path: str) -> str:
         """Absolute in-container path: relative paths are under the workdir;
@@ -124,32 +123,30 @@ class ArchiveFiles:
         normal = posixpath.normpath(joined)
         return "/" + normal.lstrip("/")
 
-    def _stat_sync(self, path: str) -> _PathStat:
-        """Archive stat of ``path``, following symbolic links (blocking)."""
-        api = self.engine.api
-        url = archive_url(api, self.container_id)
+    async def _archive_head(self, path: str) -> Reply:
+        return await self.engine.send("HEAD", f"/containers/{self.container_id}/archive", params={"path": path})
+
+    async def _stat(self, path: str) -> _PathStat:
+        """Archive stat of ``path``, following symbolic links."""
         current = path
         for _ in range(_MAX_LINKS):
-            res = api.head(url, params={"path": current}, timeout=api.timeout)
-            if res.status_code == 404:  # no such path (the container was checked just before)
+            res = await self._archive_head(current)
+            if res.status == 404:  # no such path (the container was checked just before)
                 return _PathStat(False, current)
-            if res.status_code >= 400:
-                if not self._exists_sync():
+            if res.status >= 400:
+                if await self._state() is None:
                     raise ContainerGone()
                 # a HEAD error has no body; the usual cause is a file used as a directory
                 parent = posixpath.dirname(current)
                 while parent not in ("/", ""):
-                    up = api.head(url, params={"path": parent}, timeout=api.timeout)
-                    if up.status_code == 200:
-                        header = up.headers.get("X-Docker-Container-Path-Stat")
-                        parent_mode = int(json.loads(base64.b64decode(header)).get("mode", 0)) if header else 0
-                        if not parent_mode & (_GO_MODE_DIR | _GO_MODE_SYMLINK):
+                    up = await self._archive_head(parent)
+                    if up.status == 200:
+                        if not _path_stat(up).get("mode", 0) & (_GO_MODE_DIR | _GO_MODE_SYMLINK):
                             raise NotADirectoryError(20, "Not a directory", path)
                         break
                     parent = posixpath.dirname(parent)
-                raise OSError(f"cannot stat {path}: docker answered {res.status_code} {res.reason}")
-            header = res.headers.get("X-Docker-Container-Path-Stat")
-            info = json.loads(base64.b64decode(header)) if header else {}
+                raise OSError(f"cannot stat {path}: docker answered {res.status}")
+            info = _path_stat(res)
             mode = int(info.get("mode", 0))
             if mode & _GO_MODE_SYMLINK and info.get("linkTarget"):
                 target = info["linkTarget"]
@@ -162,55 +159,42 @@ class ArchiveFiles:
                              mode=mode & 0o7777)
         raise OSError(40, "Too many levels of symbolic links", path)  # ELOOP
 
-    def _exists_sync(self) -> bool:
-        try:
-            self.engine.api.inspect_container(self.container_id)
-            return True
-        except docker_errors().NotFound:
-            return False
-
-    async def _file_op(self, fn: Callable[[], Any]) -> Any:
-        """A blocking file operation on a running container (checked first)."""
+    async def _file_op(self, op: Callable[[], Awaitable[T]]) -> T:
+        """A file operation on a running container (checked first)."""
         await self._check_alive()
         try:
-            return await self._call(fn)
+            return await op()
         except ContainerGone:
             raise SandboxError(await self._gone_message("the sandbox container disappeared")) from None
-        except docker_errors().APIError as exc:
+        except EngineError as exc:
             message = await self._gone_message("")
             if message:
                 raise SandboxError(message) from exc
-            raise OSError(f"docker archive error: {exc.explanation or exc}") from exc
+            raise OSError(f"docker archive error: {exc.explanation}") from exc
 
     async def stat(self, path: str) -> FileInfo:
         full = self.resolve(path)
-        st: _PathStat = await self._file_op(lambda: self._stat_sync(full))
+        st = await self._file_op(lambda: self._stat(full))
         return FileInfo(exists=st.exists, is_dir=st.is_dir, size=st.size)
 
     async def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
         full = self.resolve(path)
         limit = self.limits.max_read_bytes if max_bytes is None else max_bytes
-        api = self.engine.api
 
-        def read() -> bytes:
-            st = self._stat_sync(full)
+        async def read() -> bytes:
+            st = await self._stat(full)
             if not st.exists:
                 raise FileNotFoundError(2, "No such file or directory", path)
             if st.is_dir:
                 raise IsADirectoryError(21, "Is a directory", path)
             if st.size > limit:
                 raise FileTooLargeError(path, st.size, limit)
-            chunks, stat_header = api.get_archive(self.container_id, st.path)
-            data = bytearray()
-            cap = limit + 64 * 1024  # the file plus tar headers (PAX names included)
-            try:
-                for chunk in chunks:
-                    data += chunk
-                    if len(data) > cap:
-                        raise FileTooLargeError(path, int(stat_header.get("size", len(data))), limit)
-            finally:
-                chunks.close()
-            with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
+            try:  # the file plus tar headers (PAX names included); it may have grown since the stat
+                data = await self.engine.http("GET", f"/containers/{self.container_id}/archive",
+                                              params={"path": st.path}, limit=limit + 64 * 1024)
+            except BodyTooLarge as exc:
+                raise FileTooLargeError(path, int(exc.args[0]), limit) from None
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
                 member = tf.next()
                 if member is None or not member.isfile():
                     raise OSError(f"{path} is not a regular file")
@@ -224,23 +208,22 @@ class ArchiveFiles:
 
     async def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         full = self.resolve(path)
-        api = self.engine.api
 
-        def write() -> None:
-            st = self._stat_sync(full)
+        async def write() -> None:
+            st = await self._stat(full)
             if st.is_dir:  # the archive API would replace the directory with the file
                 raise IsADirectoryError(21, "Is a directory", path)
             perms = mode if mode is not None else (st.mode if st.exists else 0o644)
             if not st.path.lstrip("/"):
                 raise IsADirectoryError(21, "Is a directory", path)
             where, member = self._archive_target(st.path)
-            dirs = [] if st.exists else self._missing_dirs_sync(where, member)
+            dirs = [] if st.exists else await self._missing_dirs(where, member)
             try:
-                api.put_archive(self.container_id, where, _tar_file(member, data, perms, self.owner, dirs))
-            except docker_errors().APIError as exc:
-                if not self._exists_sync():
+                await self._put_archive(where, _tar_file(member, data, perms, self.owner, dirs))
+            except EngineError as exc:
+                if await self._state() is None:
                     raise ContainerGone() from exc
-                text = str(exc.explanation or exc)
+                text = exc.explanation
                 if "not a directory" in text:
                     raise NotADirectoryError(20, "A component of the path is not a directory", path) from exc
                 if "read-only" in text or "permission denied" in text.lower():
@@ -274,7 +257,7 @@ class ArchiveFiles:
 
         spool = await anyio.to_thread.run_sync(build, limiter=self.engine.limiter)
         try:
-            await self._file_op(lambda: self.engine.api.put_archive(self.container_id, where, spool))
+            await self._file_op(lambda: self._put_archive(where, spool))
         finally:
             spool.close()
 
@@ -282,7 +265,7 @@ class ArchiveFiles:
         """Place text files (paths relative to the workdir) in one archive."""
         targets = [self._archive_target(self.resolve(rel)) for rel in files]
 
-        def build() -> dict[str, bytes]:
+        async def build() -> dict[str, bytes]:
             by_root: dict[str, io.BytesIO] = {}
             archives: dict[str, tarfile.TarFile] = {}
             made: set[tuple[str, str]] = set()
@@ -290,7 +273,7 @@ class ArchiveFiles:
                 if where not in archives:
                     by_root[where] = io.BytesIO()
                     archives[where] = tarfile.open(fileobj=by_root[where], mode="w", format=tarfile.PAX_FORMAT)
-                dirs = [d for d in self._missing_dirs_sync(where, member, made) if (where, d) not in made]
+                dirs = [d for d in await self._missing_dirs(where, member, made) if (where, d) not in made]
                 made.update((where, d) for d in dirs)
                 _add_dirs(archives[where], dirs, self.owner)
                 data = content.encode("utf-8")
@@ -302,9 +285,9 @@ class ArchiveFiles:
             return {where: buf.getvalue() for where, buf in by_root.items()}
 
         for where, payload in (await self._file_op(build)).items():
-            await self._file_op(lambda w=where, p=payload: self.engine.api.put_archive(self.container_id, w, p))
+            await self._file_op(lambda w=where, p=payload: self._put_archive(w, p))
 
-    def _missing_dirs_sync(self, where: str, member: str, known: set[tuple[str, str]] | None = None) -> list[str]:
+    async def _missing_dirs(self, where: str, member: str, known: set[tuple[str, str]] | None = None) -> list[str]:
         """The parent directories of ``member`` (under ``where``) that do not exist
         yet, outermost first. Existing ones are left out: a directory entry
         would change their owner and mode."""
@@ -313,44 +296,32 @@ class ArchiveFiles:
         missing: list[str] = []
         parent = posixpath.dirname(member)
         while parent and (where, parent) not in (known or set()):
-            if self._stat_sync(posixpath.join(where, parent)).exists:
+            if (await self._stat(posixpath.join(where, parent))).exists:
                 break
             missing.append(parent)
             parent = posixpath.dirname(parent)
         return missing[::-1]
 
     async def _take_ownership(self, user: str | None) -> None:
-        """Learn the numeric owner for placed files from the container's
-        /etc/passwd and /etc/group, and give a non-root agent its workdir."""
+        """Files placed through the archive API get the numeric owner the
+        container's processes run as (the control shell, started first, reports
+        it: the engine resolved ``user`` against the image's /etc/passwd as it
+        started them); a non-root agent is given its workdir unless the image
+        made it the agent's already."""
         if is_root(user):
             return
-        assert user is not None
-        key = (self.info.extra["image"], user)
-        if key not in self.engine.owners:
-            self.engine.owners[key] = await self._lookup_owner(user)
-        self.owner = self.engine.owners[key]
+        control = self._control
+        if control.user is None:
+            raise SandboxError(f"the control shell did not report the ids of user {user!r}")
+        self.owner = control.user
         parent, base = posixpath.split(self.workdir)
-        if base and not self.config.read_only:  # the volume of a read-only one copies the image's owner
-            try:  # (just started: no liveness check first)
+        if base and not self.config.read_only and not control.owns_workdir:
+            # (the volume of a read-only one copies the image's owner; just started: no liveness check first)
+            try:
                 await self._put_archive(parent or "/", _dir_entry(base, self.owner))
-            except docker_errors().APIError as exc:
+            except EngineError as exc:
                 raise SandboxError(f"cannot give the workdir {self.workdir} to user {user!r}: "
-                                   f"{exc.explanation or exc}") from exc
-
-    async def _lookup_owner(self, user: str) -> tuple[int, int]:
-        name, _, group = user.partition(":")
-        passwd = await self.read_file("/etc/passwd", max_bytes=8 << 20)
-        uid = _lookup(passwd, name, 2)
-        if uid is None:
-            raise SandboxError(f"user {name!r} is not in /etc/passwd of image {self.info.extra['image']!r}")
-        if group:
-            gid = _lookup(await self.read_file("/etc/group", max_bytes=8 << 20), group, 2)
-            if gid is None:
-                raise SandboxError(f"group {group!r} is not in /etc/group of image {self.info.extra['image']!r}")
-        else:
-            gid = _lookup(passwd, name, 3) if not name.isdigit() else None
-            gid = 0 if gid is None else gid  # as docker does for a uid with no passwd entry
-        return uid, gid
+                                   f"{exc.explanation}") from exc
 
     def _archive_target(self, path: str) -> tuple[str, str]:
         """(directory to extract at, member name) for absolute in-container ``path``:

@@ -4,6 +4,7 @@ hardened defaults."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
 import re
@@ -11,16 +12,15 @@ import secrets
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import orjson
 
 from react_eval.sandboxes.base import SandboxLimits
-from react_eval.sandboxes.docker.client import docker_errors, image_error
-from react_eval.sandboxes.docker.config import AGENT_USER_LABEL, DEFAULT_CAPS, DockerSandboxConfig
+from react_eval.sandboxes.docker.client import EngineError, ImageNotFound, NotFound, image_error
+from react_eval.sandboxes.docker.config import AGENT_USER_LABEL, DEFAULT_CAPS, DockerSandboxConfig, byte_count
 from react_eval.sandboxes.docker.engines import Engine, Placement
 from react_eval.sandboxes.docker.files import is_root
 from react_eval.sandboxes.docker.prune import ROLLOUT_LABEL, RUN_LABEL
-from react_eval.sandboxes.docker.reaper import REAPER, remove_quietly
+from react_eval.sandboxes.docker.reaper import REAPER
 from react_eval.sandboxes.docker.sandbox import DockerSandbox
 from react_eval.sandboxes.lifecycle import closed_on_failure, prepare
 from react_eval.types import SandboxError, SandboxSpec
@@ -63,8 +63,7 @@ class DockerSandboxProvider:
 
     @property
     def api(self) -> Any:
-        """The SDK client of the first engine (single-engine use)."""
-        assert self.engines[0].api is not None, "connect() first"
+        """The SDK client of the first engine (single-engine use; made on first use)."""
         return self.engines[0].api
 
     async def connect(self) -> None:
@@ -74,16 +73,15 @@ class DockerSandboxProvider:
                 await self.placement.connect()
                 self._connected = True
 
-    def _agent_user(self, engine: Engine, image: str) -> str | None:
+    async def _agent_user(self, engine: Engine, image: str) -> str | None:
         """The configured user, else the image's ``react-eval.agent-user`` label
-        (when the image sets no USER of its own), else the image's own user (blocking)."""
+        (when the image sets no USER of its own), else the image's own user."""
         if self.config.user:
             return self.config.user
         if image not in engine.users:
-            errors = docker_errors()
             try:
-                conf = engine.api.inspect_image(image).get("Config") or {}
-            except errors.ImageNotFound as exc:
+                conf = (await engine.inspect("images", image)).get("Config") or {}
+            except NotFound as exc:
                 raise image_error(image, exc) from exc
             own = conf.get("User") or None
             label = (conf.get("Labels") or {}).get(AGENT_USER_LABEL)  # "" = root, on purpose
@@ -93,43 +91,50 @@ class DockerSandboxProvider:
                              "root in it; set the sandbox option `user` to choose one", image, AGENT_USER_LABEL)
         return engine.users[image]
 
-    def _container_kwargs(self, engine: Engine, image: str, labels: dict[str, str], name: str,
-                          spec: SandboxSpec | None = None, user: str | None = None) -> dict[str, Any]:
+    def _container_config(self, image: str, labels: dict[str, str], spec: SandboxSpec | None = None,
+                          user: str | None = None) -> dict[str, Any]:
+        """The body of ``POST /containers/create`` (the engine API's own field names)."""
         cfg = self.config
         spec = spec or SandboxSpec()
         env = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", **cfg.env, **spec.env}
         workdir = posixpath.normpath(spec.workdir or cfg.workdir)
         cpus = spec.cpus or cfg.cpus  # a task's own settings win over the run's
+        memory = f"{spec.memory_mb}m" if spec.memory_mb else cfg.memory
         # hardened by default: no capability beyond what a root shell needs (none for
         # another user), no setuid escalation, a CPU cap, no host mount of any kind
         caps = cfg.cap_add if cfg.cap_add is not None else (list(DEFAULT_CAPS) if is_root(user) else [])
-        host_config = engine.api.create_host_config(
-            network_mode=cfg.network,
-            mem_limit=f"{spec.memory_mb}m" if spec.memory_mb else cfg.memory,
-            nano_cpus=int(cpus * 1e9) if cpus else None,
-            pids_limit=cfg.pids_limit,
-            cap_drop=["ALL"],
-            cap_add=list(caps) or None,
-            security_opt=["no-new-privileges:true"],
-            read_only=cfg.read_only or None,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"} if cfg.read_only else None,
-        )
-        extra: dict[str, Any] = {"user": user} if user else {}
+        host: dict[str, Any] = {
+            "NetworkMode": cfg.network,
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+        }
+        if memory:
+            host["Memory"] = byte_count(memory)
+        if cpus:
+            host["NanoCpus"] = int(cpus * 1e9)
+        if cfg.pids_limit:
+            host["PidsLimit"] = cfg.pids_limit
+        if caps:
+            host["CapAdd"] = list(caps)
+        config: dict[str, Any] = {
+            "Image": image,
+            "Entrypoint": ["bash", "-c", _IDLE],  # replaces any entrypoint of the image
+            "Cmd": ["react-eval-idle"],
+            "Hostname": "sandbox",
+            "WorkingDir": workdir,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": labels,
+            "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+            "Tty": False, "OpenStdin": False, "StdinOnce": False, "NetworkDisabled": False,
+            "HostConfig": host,
+        }
+        if user:
+            config["User"] = user
         if cfg.read_only:
-            extra["volumes"] = [workdir]  # anonymous, removed with the container (v=True)
-        return dict(**extra,
-            image=image,
-            entrypoint=["bash", "-c", _IDLE],  # replaces any entrypoint of the image
-            command=["react-eval-idle"],
-            name=name,
-            hostname="sandbox",
-            working_dir=workdir,
-            environment=env,
-            labels=labels,
-            host_config=host_config,
-            detach=True,
-            use_config_proxy=False,
-        )
+            host["ReadonlyRootfs"] = True
+            host["Tmpfs"] = {"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"}
+            config["Volumes"] = {workdir: {}}  # anonymous, removed with the container (v=1)
+        return config
 
     async def create(self, spec: SandboxSpec | None, *, labels: dict[str, str]) -> DockerSandbox:
         """Start a container, place the task's repo and files, start the shell, run setup."""
@@ -148,34 +153,21 @@ class DockerSandboxProvider:
             raise
         created: list[str] = []
         try:
-            if self.config.user or image in engine.users:  # known: no worker thread needed
-                user = self._agent_user(engine, image)
-            else:
-                user = await engine.call(self._agent_user, engine, image)
-            kwargs = self._container_kwargs(engine, image, all_labels, name, spec, user)
-
-            def start() -> None:
-                c = engine.api.create_container(**kwargs)
-                created.append(c["Id"])
-                REAPER.add(c["Id"], engine.host)
-                engine.api.start(c["Id"])
-
-            errors = docker_errors()
+            user = await self._agent_user(engine, image)
+            config = self._container_config(image, all_labels, spec, user)
             try:
-                if engine.socket_path is not None:
-                    await self._start_local(engine, kwargs, created)
-                else:
-                    await engine.call(start)
-            except errors.ImageNotFound as exc:
+                await self._start(engine, name, config, created)
+            except ImageNotFound as exc:
                 raise image_error(image, exc) from exc
-            except errors.APIError as exc:
-                raise SandboxError(f"cannot start a container from {image!r}: {exc.explanation or exc}") from exc
+            except EngineError as exc:
+                raise SandboxError(f"cannot start a container from {image!r}: {exc.explanation}") from exc
             sandbox = DockerSandbox(self, engine, created[0], name, image=image, workdir=spec.workdir)
             self._open.add(sandbox)
         except BaseException as exc:  # the container never became a sandbox: undo by hand
             with anyio.CancelScope(shield=True):
                 if created:
-                    await anyio.to_thread.run_sync(remove_quietly, engine.host, created[0])
+                    with contextlib.suppress(Exception):
+                        await engine.remove(created[0])
                     REAPER.discard(created[0])
                 self.placement.release(engine)
                 self._slots.release()
@@ -191,29 +183,19 @@ class DockerSandboxProvider:
         return sandbox
 
     @staticmethod
-    async def _start_local(engine: Engine, kwargs: dict[str, Any], created: list[str]) -> None:
-        """Create and start the container on the event loop (see :mod:`.local_api`)."""
-        config = engine.api.create_container_config(
-            **{k: v for k, v in kwargs.items() if k not in ("name", "use_config_proxy")})
-        reply = await engine.http("POST", "/containers/create", params={"name": kwargs["name"]},
-                                  body=orjson.dumps(config))
+    async def _start(engine: Engine, name: str, config: dict[str, Any], created: list[str]) -> None:
+        """Create and start the container (remembered by the reaper from the moment it exists)."""
+        reply = await engine.http("POST", "/containers/create", params={"name": name}, body=orjson.dumps(config))
         created.append(orjson.loads(reply)["Id"])
         REAPER.add(created[0], engine.host)
         await engine.http("POST", f"/containers/{created[0]}/start")
 
     async def _remove(self, sandbox: DockerSandbox) -> None:
-        errors = docker_errors()
-        engine = sandbox.engine
         try:
-            if engine.socket_path is not None:
-                await engine.http("DELETE", f"/containers/{sandbox.container_id}", params={"force": "1", "v": "1"})
-            else:
-                await sandbox._call(engine.api.remove_container, sandbox.container_id, force=True, v=True)
-        except errors.NotFound:
-            pass
-        except errors.APIError as exc:
+            await sandbox.engine.remove(sandbox.container_id)
+        except EngineError as exc:
             if "already in progress" not in str(exc):
-                raise SandboxError(f"could not remove container {sandbox.name}: {exc.explanation or exc}") from exc
+                raise SandboxError(f"could not remove container {sandbox.name}: {exc.explanation}") from exc
         REAPER.discard(sandbox.container_id)
 
     def _forget(self, sandbox: DockerSandbox) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import posixpath
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import IO, TYPE_CHECKING, Any, Callable, Protocol
 
 import anyio
-from tenacity import AsyncRetrying, Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_fixed
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_fixed
 
 from react_eval.sandboxes.base import ExecResult, SandboxInfo, SandboxLimits
-from react_eval.sandboxes.docker.client import docker_errors
+from react_eval.sandboxes.docker.client import EngineError, NotFound
 from react_eval.sandboxes.docker.config import DockerSandboxConfig
 from react_eval.sandboxes.docker.control import RUN_BOOT, RUN_DRIVER, TAG_VAR, ControlShell
 from react_eval.sandboxes.docker.files import ArchiveFiles
@@ -79,17 +79,18 @@ class DockerSandbox(ArchiveFiles):
         return await self.engine.call(fn, *args, **kwargs)
 
     async def _attach(self, cmd: list[str], *, env: dict[str, str], workdir: str) -> ExecStream:
-        api = self.engine.api
-        if self.engine.socket_path is not None and not self.provider.bridge_sockets:
+        engine = self.engine
+        if engine.socket_path is not None and not self.provider.bridge_sockets:
+            assert engine.api_version is not None
             try:
-                exec_id, stream, received = await attach_exec(self.engine.socket_path, api.api_version,
+                exec_id, stream, received = await attach_exec(engine.socket_path, engine.api_version,
                                                               self.container_id, cmd, env=env, workdir=workdir)
-            except docker_errors().APIError as exc:  # (an OSError too: before the next clause)
-                raise SandboxError(await self._gone_message(f"docker exec failed: {exc.explanation or exc}")) from exc
+            except EngineError as exc:
+                raise SandboxError(await self._gone_message(f"docker exec failed: {exc.explanation}")) from exc
             except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
                 raise self.engine.unreachable(exc) from exc
             return ExecStream(stream, exec_id, received)
-        errors = docker_errors()
+        api = engine.api
 
         def start() -> tuple[str, Any]:
             ex = api.exec_create(self.container_id, cmd, stdin=True, stdout=True, stderr=True,
@@ -98,38 +99,31 @@ class DockerSandbox(ArchiveFiles):
 
         try:
             exec_id, raw = await self._call(start)
-        except errors.APIError as exc:
-            raise SandboxError(await self._gone_message(f"docker exec failed: {exc.explanation or exc}")) from exc
+        except EngineError as exc:
+            raise SandboxError(await self._gone_message(f"docker exec failed: {exc.explanation}")) from exc
         return ExecStream(await stream_from_docker_socket(raw, bridge=self.provider.bridge_sockets), exec_id)
 
     async def _exit_code(self, exec_id: str) -> int | None:
         """The exec's exit code; None if it still runs after 2 s (its stream ended,
         so the engine is only a moment from recording the exit)."""
-        api = self.engine.api
-
-        def wait() -> int | None:
-            info = Retrying(retry=retry_if_result(_running), wait=wait_fixed(0.01), stop=stop_after_delay(2),
-                            retry_error_callback=lambda state: state.outcome.result())(api.exec_inspect, exec_id)
-            return None if _running(info) else info.get("ExitCode")
-
         try:
-            return await self._call(wait)
-        except docker_errors().APIError:
+            info = await AsyncRetrying(retry=retry_if_result(_running), wait=wait_fixed(0.01), stop=stop_after_delay(2),
+                                       retry_error_callback=lambda state: state.outcome.result())(
+                self.engine.inspect, "exec", exec_id)
+        except EngineError:
             return None
+        return None if _running(info) else info.get("ExitCode")
 
-    async def _put_archive(self, where: str, data: bytes) -> None:
+    async def _put_archive(self, where: str, data: bytes | IO[bytes]) -> None:
         """Extract the tar ``data`` at ``where`` in the container."""
-        if self.engine.socket_path is not None:
-            await self.engine.http("PUT", f"/containers/{self.container_id}/archive", params={"path": where},
-                                   body=data, content_type="application/x-tar")
-        else:
-            await self._call(self.engine.api.put_archive, self.container_id, where, data)
+        await self.engine.http("PUT", f"/containers/{self.container_id}/archive", params={"path": where},
+                               body=data, content_type="application/x-tar")
 
     async def _state(self) -> dict[str, Any] | None:
         """The container's State, or None if it no longer exists."""
         try:
-            return (await self._call(self.engine.api.inspect_container, self.container_id)).get("State", {})
-        except docker_errors().NotFound:
+            return (await self.engine.inspect("containers", self.container_id)).get("State", {})
+        except NotFound:
             return None
 
     async def _gone_message(self, what: str) -> str:
