@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 sys.path.insert(1, str(ROOT / "tools"))
-from bench_meters import cpu_s as _cpu, peak_rss_kb as _peak_rss_kb, rss_kb as _rss_kb  # noqa: E402
+from bench_meters import children_cpu_s, cpu_s as _cpu, peak_rss_kb as _peak_rss_kb, rss_kb as _rss_kb  # noqa: E402
 
 SERVER = ROOT / "tools" / "bench_server.py"
 START, END = "<!-- harness:start -->", "<!-- harness:end -->"
@@ -137,11 +137,11 @@ class TimedExecutor:
             self.write_cpu += time.perf_counter() - t0
             return out
 
-        self.own0, self.cpu0, self.t0 = _cpu(), _cpu_all(), time.perf_counter()
+        self.own0, self.kids0, self.cpu0, self.t0 = _cpu(), children_cpu_s(), _cpu_all(), time.perf_counter()
         try:
             await self.inner.run_all(specs, runners, timed)
         finally:
-            self.t1, self.cpu1, self.own1 = time.perf_counter(), _cpu_all(), _cpu()
+            self.t1, self.cpu1, self.own1, self.kids1 = time.perf_counter(), _cpu_all(), _cpu(), children_cpu_s()
 
 
 def _register() -> None:

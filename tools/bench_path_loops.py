@@ -135,7 +135,7 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
         # the client's own CPU; its sandbox processes' (bash, bwrap) apart, as the bare loop reports them
         wall, cpu = executor.t1 - executor.t0, executor.own1 - executor.own0
-        children = (executor.cpu1 - executor.cpu0) - cpu
+        children = executor.kids1 - executor.kids0
         rows = list(read_jsonl(work / "run" / "results.jsonl"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

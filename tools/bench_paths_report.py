@@ -22,7 +22,7 @@ def per_turn(r: dict[str, Any]) -> float:
 
 def children_per_turn(r: dict[str, Any]) -> float:
     """CPU per turn of the client's sandbox processes (bash, bwrap), apart from its own."""
-    return r.get("children_cpu_s", 0.0) / max(1, r["turns"]) * 1000
+    return max(0.0, r.get("children_cpu_s", 0.0)) / max(1, r["turns"]) * 1000  # older runs: a difference
 
 
 def rate(r: dict[str, Any]) -> float:
@@ -159,7 +159,7 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
         x_bare = spread(f"{fmt(statistics.median(ratios))}×", ratios[0], ratios[-1], 2, len(ratios), "×")
         nel_cpu, x_nel = nel_cells(row)
         kids = (f"{fmt(children_per_turn(e), 3)} ms ({fmt(children_per_turn(b), 3)} ms)"
-                if children_per_turn(e) or children_per_turn(b) else "–")
+                if max(children_per_turn(e), children_per_turn(b)) >= 0.0005 else "–")
         lines.append(head + f"| {spread(fmt(per_turn(e), 3) + ' ms', *e.get('cpu_range', [0, 0]), 3, reps)} "
                      f"| {spread(fmt(per_turn(b), 3) + ' ms', *b.get('cpu_range', [0, 0]), 3, reps)} | {x_bare} "
                      f"| {kids} | {nel_cpu} | {x_nel} "

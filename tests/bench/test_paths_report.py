@@ -106,3 +106,7 @@ def test_sandbox_processes_are_their_own_column_for_both_clients():
     cells = table_line(report.render({"turns": 4, "runs": [local], "memory": {}}, MACHINE, True), "local sandbox bash")
     assert cells[4] == "2.000 ms" and cells[6] == "4.00×"
     assert cells[7] == "1.000 ms (0.250 ms)"
+    # no sandbox processes (or a float's noise from an older run): a dash, not "-0.000 ms"
+    gym = row("gym", {"engine": [run(0.8, children_cpu_s=-1e-7)], "bare": [run(0.2)]})
+    assert table_line(report.render({"turns": 4, "runs": [gym], "memory": {}}, MACHINE, True),
+                      "Gym resources server")[7] == "–"
