@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.tool_scripts import load_tool_script
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_paths_report", _ROOT / "tools" / "bench_paths_report.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _module()
+report = load_tool_script("bench_paths_report")
 MACHINE = {"uname": "Linux t", "cpus": "2 cpus", "memory": "1 GiB", "python": "3.11", "date": "d", "commit": "abc"}
 
 

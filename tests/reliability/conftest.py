@@ -11,7 +11,6 @@ docs/RELIABILITY.md`` puts it into the doc).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.bench import register
+from tests.support.tool_scripts import load_tool_script
 from tests.reliability.rows import COMMON, ROWS
 
 register()
@@ -31,11 +31,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 
 
 def _table_module():
-    spec = importlib.util.spec_from_file_location("reliability_table", _ROOT / "tools" / "reliability_table.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_script("reliability_table")
 
 
 class ReliabilityRecorder:

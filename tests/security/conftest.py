@@ -9,7 +9,6 @@ puts it into the doc.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.bench import register
+from tests.support.tool_scripts import load_tool_script
 
 register()
 
@@ -28,11 +28,7 @@ _VERDICTS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def _table():
-    spec = importlib.util.spec_from_file_location("security_table", _ROOT / "tools" / "security_table.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_script("security_table")
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""Load a script from tools/ (not a package) as a module, for the tests that check it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+def load_tool_script(name: str) -> ModuleType:
+    """``tools/<name>.py`` as a fresh module named ``name``."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    assert spec is not None and spec.loader is not None, f"no tools/{name}.py"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
