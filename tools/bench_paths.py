@@ -224,7 +224,8 @@ class Bench:
             self.log(f"memory {path}: {out}")
 
     def lifecycle(self) -> None:
-        spec = {"kind": "lifecycle", "counts": [1, 8] if self.quick else [1, 8, 32], "token": self.token,
+        counts = [int(k) for k in self.args.lifecycle_counts.split(",") if k.strip()]
+        spec = {"kind": "lifecycle", "counts": counts, "token": self.token,
                 "warm_pool": self.args.warm_pool, "warm_reps": 10 if self.quick else 30}
         try:
             self.r["lifecycle"] = run_child(spec)
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docker-max", type=int, default=16, help="highest concurrency of the Docker paths")
     parser.add_argument("--local-max", type=int, default=256, help="highest concurrency of the local sandbox paths")
     parser.add_argument("--warm-pool", type=int, default=8)
+    parser.add_argument("--lifecycle-counts", default="1,8,32",
+                        help="Docker lifecycle: how many sandboxes are created at once, per row (both modes)")
     parser.add_argument("--image", default="react-eval-sandbox:latest")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each row's clients this many times, interleaved; report median and range")
