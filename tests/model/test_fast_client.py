@@ -231,6 +231,49 @@ async def test_both_clients_send_through_the_proxy_the_environment_names(client,
         assert build_model(cfg).transport.proxy is None
 
 
+@pytest.mark.parametrize("client", ["openai", "fast"])
+async def test_proxy_credentials_in_the_environment_are_sent_to_the_proxy(client, monkeypatch):
+    """HTTP_PROXY=http://user:pass@host: every request through it carries Proxy-Authorization
+    (the fast client sets the proxy on its session once, not on each request)."""
+    import base64
+
+    import anyio
+
+    seen: list[bytes] = []
+
+    async def proxy(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += await stream.receive()
+            seen.append(next((line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"proxy-authorization:")), b"none"))
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                              b"content-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION))
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://alice:s3cret@127.0.0.1:{port}")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, proxy)
+        model = build_model(ModelConfig(base_url="http://model.invalid:8000/v1", model="m", client=client,
+                                        max_attempts=1))
+        try:
+            for _ in range(2):
+                assert (await model.complete(MSGS, TOOLS)).content == "hi"
+        finally:
+            await model.aclose()
+        tg.cancel_scope.cancel()
+    assert seen == [b"Basic " + base64.b64encode(b"alice:s3cret")] * 2
+
+
 def python_output(code: str) -> str:
     """What ``code`` prints in a fresh interpreter (what a new process imports is the point)."""
     import subprocess
