@@ -2,10 +2,10 @@
 
 A tenacity ``AsyncRetrying`` call costs tens of microseconds, paid on every
 model call and every Gym request when it wraps them all; nearly all of them
-succeed at once. :func:`first_then_retrying` makes the first attempt itself
-and hands over to tenacity only after a failure it should retry, replaying
-that failure as tenacity's attempt 1, so the stop, the wait (Retry-After,
-backoff) and the attempt numbers are tenacity's as if it had run them all.
+succeed at once. So the caller makes the first attempt itself, and only after a
+failure it should retry hands over to :func:`retrying_after`, which replays that
+failure as tenacity's attempt 1: the stop, the wait (Retry-After, backoff) and
+the attempt numbers are tenacity's as if it had run them all.
 """
 
 from __future__ import annotations
@@ -18,19 +18,6 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 T = TypeVar("T")
-
-
-async def first_then_retrying(attempt: Callable[[], Awaitable[T]], *, retry: Callable[[BaseException], bool],
-                              stop: stop_base, wait: wait_base | Callable[..., float]) -> T:
-    """``attempt()``, retried while ``retry(exception)`` holds, until ``stop``,
-    waiting ``wait`` in between; the last failure is raised as it is."""
-    try:
-        return await attempt()
-    except Exception as exc:
-        if not retry(exc):
-            raise
-        first: Exception = exc
-    return await retrying_after(first, attempt, retry=retry, stop=stop, wait=wait)
 
 
 async def retrying_after(first: Exception, attempt: Callable[[], Awaitable[T]], *,

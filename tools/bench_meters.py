@@ -1,4 +1,5 @@
-"""The process meters every benchmark child uses: CPU, RSS now and at peak, an RSS sample later.
+"""The process meters every benchmark child uses: CPU, RSS now and at peak, an RSS sample later;
+and, for the per-call benchmarks, the best of fresh children alternating.
 
 Standard library only, so NeMo Evaluator's interpreter (tools/bench_nel.py) reads
 its process exactly as react-eval's children read theirs.
@@ -65,3 +66,44 @@ def sample_rss(at: float | None, into: list[int], stats_url: str = "", expect: i
         into.append(rss_kb())
 
     return asyncio.ensure_future(sample())
+
+
+def print_per_call_table(script: str, spec: dict, concurrency: str, reps: int, root: str, unit: str) -> None:
+    """One markdown row per concurrency: the least µs per ``unit`` of react-eval's child and of
+    the bare loop's (``python script --child SPEC``, a fresh process each time, the two
+    alternating, ``reps`` times each: CPU per call is steadier in its minimum than in its mean
+    on a shared machine), their difference and their ratio."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": root}
+    print(f"| C | react-eval µs/{unit} | bare µs/{unit} | react-eval − bare | react-eval ÷ bare |\n"
+          "| ---: | ---: | ---: | ---: | ---: |")
+    for conc in (int(c) for c in concurrency.split(",")):
+        best: dict[str, float] = {}
+        for _ in range(reps):
+            for kind in ("engine", "bare"):
+                child = json.dumps({**spec, "concurrency": conc, "kind": kind})
+                out = subprocess.run([sys.executable, script, "--child", child], capture_output=True, text=True,
+                                     env=env, cwd=root, timeout=600)
+                if out.returncode != 0:
+                    raise SystemExit(f"{kind} child failed:\n{out.stderr[-2000:]}")
+                us = json.loads(out.stdout.strip().splitlines()[-1])["us"]
+                best[kind] = min(best.get(kind, us), us)
+        engine, bare = best["engine"], best["bare"]
+        print(f"| {conc} | {engine:.1f} | {bare:.1f} | {engine - bare:+.1f} | {engine / bare:.2f} |", flush=True)
+
+
+def add_rep_options(parser) -> None:
+    """The options of a per-call benchmark's repeats, and its hidden ``--child SPEC``."""
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per process; the best is kept")
+    parser.add_argument("--reps", type=int, default=3, help="fresh processes per client and concurrency")
+    import argparse
+
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one child: a JSON object of measure()'s arguments
+
+
+def print_child_us(spec: str, measure) -> None:
+    """A child's whole work: ``measure(**SPEC)`` (a coroutine function), printed as ``{"us": …}``."""
+    print(json.dumps({"us": asyncio.run(measure(**json.loads(spec)))}))

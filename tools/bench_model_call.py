@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench_meters import cpu_s  # tools/
+from bench_meters import add_rep_options, cpu_s, print_child_us, print_per_call_table  # tools/
 
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
@@ -94,34 +93,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", default="1,16,256")
     parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per process; the best is kept")
-    parser.add_argument("--reps", type=int, default=3, help="fresh processes per client and concurrency")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_rep_options(parser)
     args = parser.parse_args()
     if args.child:
-        spec = json.loads(args.child)
-        print(json.dumps({"us": asyncio.run(measure(spec["kind"], spec["port"], spec["concurrency"], spec["calls"],
-                                                    spec["rounds"]))}))
+        print_child_us(args.child, measure)
         return
     server = subprocess.Popen([sys.executable, str(TOOLS / "bench_server.py")], stdout=subprocess.PIPE, text=True)
     try:
         port = json.loads(server.stdout.readline())["port"]
         _control(port, {"latency_ms": 0, "turns": 4, "tools": ["echo"]})
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        print("| C | react-eval µs/call | bare µs/call | react-eval − bare |\n| ---: | ---: | ---: | ---: |")
-        for conc in (int(c) for c in args.concurrency.split(",")):
-            best: dict[str, float] = {}
-            for _ in range(args.reps):
-                for kind in ("engine", "bare"):
-                    spec = {"kind": kind, "port": port, "concurrency": conc, "calls": args.calls, "rounds": args.rounds}
-                    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
-                                         text=True, env=env, cwd=ROOT, timeout=600)
-                    if out.returncode != 0:
-                        raise SystemExit(f"{kind} child failed:\n{out.stderr[-2000:]}")
-                    us = json.loads(out.stdout.strip().splitlines()[-1])["us"]
-                    best[kind] = min(best.get(kind, us), us)
-            print(f"| {conc} | {best['engine']:.1f} | {best['bare']:.1f} | {best['engine'] - best['bare']:+.1f} |",
-                  flush=True)
+        spec = {"port": port, "calls": args.calls, "rounds": args.rounds}
+        print_per_call_table(__file__, spec, args.concurrency, args.reps, str(ROOT), "call")
     finally:
         server.terminate()
         server.wait(10)

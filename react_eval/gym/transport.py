@@ -35,7 +35,7 @@ import aiohttp
 from tenacity import RetryCallState, stop_after_attempt, wait_exponential
 from yarl import URL
 
-from react_eval.retrying import first_then_retrying
+from react_eval.retrying import retrying_after
 
 #: default cap on one reply's body (``max_response_bytes``)
 DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
@@ -80,15 +80,19 @@ class GymReply:
 class RolloutCookies:
     """One rollout's cookies for its one server (see the module doc for the rules)."""
 
-    __slots__ = ("_cookies", "_headers", "_expiry")
+    __slots__ = ("_cookies", "_headers", "_requests", "_expiry", "_last")
 
     def __init__(self) -> None:
         #: (name, path) -> (value, expires at (time.time()) or None)
         self._cookies: dict[tuple[str, str], tuple[str, float | None]] = {}
         #: request path -> its Cookie header, valid until a cookie is stored or one expires
         self._headers: dict[str, str | None] = {}
+        #: (request path, has a body) -> the request's headers, valid as long as ``_headers``
+        self._requests: dict[tuple[str, bool], dict[str, str]] = {}
         #: the earliest expiry of a held cookie (None: none of them expires)
         self._expiry: float | None = None
+        #: the last Set-Cookie header parsed and what it said (a server re-sends the same one on every reply)
+        self._last: tuple[str, tuple[str, str | None, str, int | None, float | None] | None] | None = None
 
     def __iter__(self):
         return iter(self._cookies)
@@ -99,29 +103,15 @@ class RolloutCookies:
 
     def store(self, set_cookie: str, request_path: str) -> None:
         """File one ``Set-Cookie`` header received for ``request_path``."""
-        first, _, attributes = set_cookie.partition(";")
-        name, eq, value = first.partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not name:
+        last = self._last
+        if last is not None and last[0] == set_cookie:
+            parsed = last[1]  # the same header again: what it says is known, only Max-Age is counted anew
+        else:
+            parsed = _parse_set_cookie(set_cookie)
+            self._last = (set_cookie, parsed)
+        if parsed is None:
             return  # RFC 6265 5.2: ignore a cookie without a name=value pair
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        path, expires, max_age = None, None, None
-        for attribute in attributes.split(";"):
-            key, _, val = attribute.partition("=")
-            key, val = key.strip().lower(), val.strip()
-            if key == "path" and val.startswith("/"):
-                path = val
-            elif key == "max-age":
-                try:
-                    max_age = int(val)
-                except ValueError:
-                    pass
-            elif key == "expires":
-                try:
-                    expires = parsedate_to_datetime(val).timestamp()
-                except (TypeError, ValueError, IndexError):
-                    pass
+        name, path, value, max_age, expires = parsed
         if max_age is not None:
             expires = time.time() + max_age
         key = (name, path or _default_path(request_path))
@@ -137,6 +127,7 @@ class RolloutCookies:
     def _changed(self, headers: bool) -> None:
         if headers:
             self._headers.clear()
+            self._requests.clear()
         self._expiry = min((e for _, e in self._cookies.values() if e is not None), default=None)
 
     def header(self, request_path: str) -> str | None:
@@ -159,6 +150,25 @@ class RolloutCookies:
             headers[request_path] = header
         return header
 
+    def request_headers(self, request_path: str, has_body: bool) -> dict[str, str]:
+        """The headers of a request to ``request_path``: its ``Cookie`` and, with a body, its
+        content type; made once per path and cookie set (a rollout sends the same ones again
+        and again). The dict is shared: callers must not change it (aiohttp copies it)."""
+        if self._expiry is not None and self._expiry <= time.time():
+            self._expire()
+        key = (request_path, has_body)
+        try:
+            return self._requests[key]
+        except KeyError:
+            pass
+        headers = {"content-type": "application/json"} if has_body else {}
+        cookie = self.header(request_path)
+        if cookie:
+            headers["cookie"] = cookie
+        if len(self._requests) < 64:  # paths with path parameters vary without end
+            self._requests[key] = headers
+        return headers
+
     def _expire(self) -> None:
         now = time.time()
         gone = [key for key, (_, expires) in self._cookies.items() if expires is not None and expires <= now]
@@ -166,6 +176,35 @@ class RolloutCookies:
             del self._cookies[key]
         if gone:
             self._changed(headers=True)
+
+
+def _parse_set_cookie(set_cookie: str) -> tuple[str, str | None, str, int | None, float | None] | None:
+    """(name, Path or None, value, Max-Age or None, Expires as a timestamp or None) of one
+    ``Set-Cookie`` header, or None when it has no name=value pair."""
+    first, _, attributes = set_cookie.partition(";")
+    name, eq, value = first.partition("=")
+    name, value = name.strip(), value.strip()
+    if not eq or not name:
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    path, expires, max_age = None, None, None
+    for attribute in attributes.split(";"):
+        key, _, val = attribute.partition("=")
+        key, val = key.strip().lower(), val.strip()
+        if key == "path" and val.startswith("/"):
+            path = val
+        elif key == "max-age":
+            try:
+                max_age = int(val)
+            except ValueError:
+                pass
+        elif key == "expires":
+            try:
+                expires = parsedate_to_datetime(val).timestamp()
+            except (TypeError, ValueError, IndexError):
+                pass
+    return name, path, value, max_age, expires
 
 
 def _default_path(request_path: str) -> str:
@@ -254,17 +293,18 @@ class GymTransport:
         ``TimeoutError`` (over ``timeout`` seconds in all) or ``aiohttp.ClientError``."""
         if query:
             path = f"{path}?{query_string(query)}"
-        headers = {"content-type": "application/json"} if body is not None else {}
-        cookie = cookies.header(path)
-        if cookie:
-            headers["cookie"] = cookie
+        headers = cookies.request_headers(path, body is not None)
         deadline = time.monotonic() + timeout
-        # the attempt and the wait are methods bound to their arguments, not closures (no cells
-        # kept per in-flight request); the stop rule is made once per transport
+        try:  # the first attempt right here: nearly every request needs no other
+            return await self._attempt(method, path, body, headers, cookies, deadline, timeout)
+        except _CONNECT_ERRORS as exc:
+            first: Exception = exc
+        # tenacity takes over as if it had made that attempt; the attempt and the wait are methods
+        # bound to their arguments, not closures; the stop rule is made once per transport
         attempt = partial(self._attempt, method, path, body, headers, cookies, deadline, timeout)
         try:
-            return await first_then_retrying(attempt, retry=_no_connection, wait=partial(self._wait, deadline),
-                                             stop=self._stop)
+            return await retrying_after(first, attempt, retry=_no_connection, wait=partial(self._wait, deadline),
+                                        stop=self._stop)
         except _CONNECT_ERRORS as exc:
             raise Unreachable(f"{method} {self.url}{path}: {self.connect_attempts} connection attempt(s) failed: "
                               f"{type(exc).__name__}: {exc}") from exc

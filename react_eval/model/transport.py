@@ -75,9 +75,11 @@ class HTTPTransport:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             # trust_env=False: aiohttp would look up the proxy and ~/.netrc in a thread on
-            # every request; the proxy is resolved once (_env_proxy) and the key is a header
+            # every request; the proxy is resolved once (_env_proxy) and set on the session,
+            # not passed with every request, and the key is a header
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers,
-                                                  trust_env=False, auto_decompress=True)
+                                                  trust_env=False, auto_decompress=True, proxy=self.proxy,
+                                                  proxy_auth=self._proxy_auth)
         return self._session
 
     def _url(self, path: str) -> URL:
@@ -92,7 +94,7 @@ class HTTPTransport:
         body = encode({**fields, **extra_body} if extra_body else fields)
         url = self._url(path)
         try:
-            async with self._client().post(url, data=body, proxy=self.proxy, proxy_auth=self._proxy_auth) as reply:
+            async with self._client().post(url, data=body) as reply:
                 status, headers, content = reply.status, reply.headers, await reply.read()
         except asyncio.TimeoutError as exc:
             raise ModelTimeoutError(f"no whole reply within {self.request_timeout:g}s (POST {url})") from exc

@@ -71,6 +71,69 @@ def test_cookie_header_follows_every_change_of_the_jar(monkeypatch):
     assert jar.as_dict() == {}
 
 
+def test_a_set_cookie_sent_again_moves_its_expiry_on_each_time(monkeypatch):
+    """A server re-sends the same Set-Cookie on every reply: the jar reuses its parse, but
+    Max-Age still counts from each reply, so a live session never lapses (and an Expires
+    date stays the date it names)."""
+    import react_eval.gym.transport as transport
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(transport, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    jar = RolloutCookies()
+    again = "session=a; path=/; Max-Age=100; httponly"
+    for _ in range(5):  # a reply every 60 s: each one moves the expiry 100 s past itself
+        jar.store(again, "/echo")
+        now[0] += 60
+        assert jar.header("/echo") == "session=a"
+    now[0] += 41  # 101 s after the last reply
+    assert jar.header("/echo") is None
+    dated = "other=b; Path=/; Expires=" + formatdate(now[0] + 30, usegmt=True)
+    jar.store(dated, "/echo")
+    now[0] += 20
+    jar.store(dated, "/echo")  # the same date again, not 30 s from now
+    now[0] += 11
+    assert jar.header("/echo") is None
+
+
+def test_request_headers_carry_the_cookie_of_the_moment():
+    """The headers a rollout sends are made once per path, and made again when its cookies change."""
+    jar = RolloutCookies()
+    assert jar.request_headers("/echo", True) == {"content-type": "application/json"}
+    assert jar.request_headers("/openapi.json", False) == {}
+    jar.store("session=a; path=/", "/seed_session")
+    first = jar.request_headers("/echo", True)
+    assert first == {"content-type": "application/json", "cookie": "session=a"}
+    assert jar.request_headers("/echo", True) is first  # the same request again: nothing made anew
+    assert jar.request_headers("/openapi.json", False) == {"cookie": "session=a"}
+    jar.store("session=a; path=/", "/echo")  # the same value again: the headers stand
+    assert jar.request_headers("/echo", True) is first
+    jar.store("session=b; path=/", "/echo")
+    assert jar.request_headers("/echo", True) == {"content-type": "application/json", "cookie": "session=b"}
+    jar.store("session=b; path=/; Max-Age=0", "/verify")  # the server ends the session
+    assert jar.request_headers("/echo", True) == {"content-type": "application/json"}
+
+
+@pytest.mark.anyio
+async def test_a_server_that_starts_late_is_reached_by_the_connect_retries():
+    """The first attempt is made outside tenacity: a refused connection still hands over to the
+    retries (with backoff), and the request then reaches the server exactly once."""
+    import threading
+
+    from tests.gym.servers import RunningServer
+
+    srv = RunningServer(counter_app())  # its port is bound but not listening: connections are refused
+    starter = threading.Timer(0.3, srv.start)
+    starter.start()
+    session = GymSession(GymEndpoint(srv.url(), connect_attempts=8))
+    try:
+        await session.seed({"responses_create_params": PARAMS, "initial_count": 2})
+        assert srv.log.paths() == ["/seed_session"]
+    finally:
+        await session.aclose()
+        starter.join()
+        srv.stop()
+
+
 def test_query_parameters_render_as_httpx_does():
     assert query_string({"upper": True, "n": 3, "none": None, "tags": ["a", "b c"]}) == \
         "upper=true&n=3&none=&tags=a&tags=b+c"

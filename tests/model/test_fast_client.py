@@ -188,12 +188,10 @@ async def test_fast_is_the_default_and_the_sdk_stays_selectable(scripted_server)
                       SDKTransport)
 
 
-@pytest.mark.parametrize("client", ["openai", "fast"])
-async def test_both_clients_send_through_the_proxy_the_environment_names(client, monkeypatch):
-    """HTTP_PROXY is honoured (resolved once per service by the fast client); NO_PROXY exempts a host."""
+def proxy_heads(heads: list[list[bytes]]):
+    """A one-request-per-connection HTTP proxy that answers COMPLETION and files the
+    request's head (its lines) in ``heads``."""
     import anyio
-
-    seen: list[bytes] = []
 
     async def proxy(stream: anyio.abc.SocketStream) -> None:
         async with stream:
@@ -201,34 +199,65 @@ async def test_both_clients_send_through_the_proxy_the_environment_names(client,
             while b"\r\n\r\n" not in data:
                 data += await stream.receive()
             head, _, body = data.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
+            lines = head.split(b"\r\n")
+            length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
             while len(body) < length:
                 body += await stream.receive()
-            seen.append(head.split(b"\r\n")[0])
+            heads.append(lines)
             await stream.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
                               b"content-length: %d\r\n\r\n%s" % (len(COMPLETION), COMPLETION))
 
+    return proxy
+
+
+async def complete_through_proxy(client: str, proxy_url: str, heads: list[list[bytes]], monkeypatch,
+                                 calls: int = 1, no_proxy: str = "") -> None:
+    """``calls`` completions of a model at model.invalid with HTTP_PROXY set to ``proxy_url``
+    (its ``{port}`` filled in with a proxy serving :func:`proxy_heads`)."""
+    import anyio
+
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("NO_PROXY", "exempt.invalid")
+    monkeypatch.setenv("HTTP_PROXY", proxy_url.format(port=port))
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, proxy)
-        cfg = ModelConfig(base_url="http://model.invalid:8000/v1", model="m", client=client, max_attempts=1)
-        model = build_model(cfg)
+        tg.start_soon(listener.serve, proxy_heads(heads))
+        model = build_model(ModelConfig(base_url="http://model.invalid:8000/v1", model="m", client=client,
+                                        max_attempts=1))
         try:
-            resp = await model.complete(MSGS, TOOLS)
+            for _ in range(calls):
+                assert (await model.complete(MSGS, TOOLS)).content == "hi"
         finally:
             await model.aclose()
         tg.cancel_scope.cancel()
-    assert resp.content == "hi"
-    assert seen == [b"POST http://model.invalid:8000/v1/chat/completions HTTP/1.1"]
+
+
+@pytest.mark.parametrize("client", ["openai", "fast"])
+async def test_both_clients_send_through_the_proxy_the_environment_names(client, monkeypatch):
+    """HTTP_PROXY is honoured (resolved once per service by the fast client); NO_PROXY exempts a host."""
+    heads: list[list[bytes]] = []
+    await complete_through_proxy(client, "http://127.0.0.1:{port}", heads, monkeypatch, no_proxy="exempt.invalid")
+    assert [h[0] for h in heads] == [b"POST http://model.invalid:8000/v1/chat/completions HTTP/1.1"]
     if client == "fast":
         monkeypatch.setenv("NO_PROXY", "model.invalid")
+        cfg = ModelConfig(base_url="http://model.invalid:8000/v1", model="m", client=client, max_attempts=1)
         assert build_model(cfg).transport.proxy is None
+
+
+@pytest.mark.parametrize("client", ["openai", "fast"])
+async def test_proxy_credentials_in_the_environment_are_sent_to_the_proxy(client, monkeypatch):
+    """HTTP_PROXY=http://user:pass@host: every request through it carries Proxy-Authorization
+    (the fast client sets the proxy on its session once, not on each request)."""
+    import base64
+
+    heads: list[list[bytes]] = []
+    await complete_through_proxy(client, "http://alice:s3cret@127.0.0.1:{port}", heads, monkeypatch, calls=2)
+    auth = [next((line.split(b":", 1)[1].strip() for line in h if line.lower().startswith(b"proxy-authorization:")),
+                 None) for h in heads]
+    assert auth == [b"Basic " + base64.b64encode(b"alice:s3cret")] * 2
 
 
 def python_output(code: str) -> str:
