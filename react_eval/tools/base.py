@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Any, Mapping, Protocol, runtime_checkable
+from types import CoroutineType
+from typing import Any, Coroutine, Generator, Mapping, Protocol, runtime_checkable
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -73,10 +74,8 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
     started = time.perf_counter()
     result: ToolResult | None = None
     try:
-        # asyncio's own timeout: half the CPU of anyio's cancel scope, on every call (the
-        # tools' transports are asyncio-only anyway); it cancels only this await
-        async with asyncio.timeout(timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout):
-            result = await tool.run(args, timeout)
+        result = await _guarded(tool.run(args, timeout), timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout,
+                                started)
     except RolloutError:
         raise  # infrastructure, not the model's doing
     except InvalidArguments as exc:  # a check that needs the tool's state
@@ -93,6 +92,57 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         result = ToolResult.error(f"Error: {name} did not finish within {timeout:g}s and was abandoned.", "timeout")
     result.latency_ms = (time.perf_counter() - started) * 1000
     return result
+
+
+async def _guarded(run: Coroutine[Any, Any, ToolResult], limit: float, started: float) -> ToolResult:
+    """``await run``, stopped ``limit`` seconds after ``started`` (a ``perf_counter`` reading).
+
+    The deadline guard is asyncio's own timeout (it cancels only this await), set up
+    only when the tool suspends: the coroutine's first step runs here, and a tool that
+    finishes in it (an in-process tool that never waits) needed no timer, task or
+    cancellation to bound it. One that suspends is finished under ``asyncio.timeout_at``
+    with the deadline still counted from ``started``, so it is stopped when it would
+    have been had the guard been there from the start."""
+    if type(run) is not CoroutineType:  # some other awaitable: guarded from the start
+        async with asyncio.timeout(limit):
+            return await run
+    try:
+        yielded = run.send(None)
+    except StopIteration as done:
+        return done.value
+    deadline = asyncio.get_running_loop().time() + limit - (time.perf_counter() - started)
+    async with asyncio.timeout_at(deadline):
+        return await _Resumed(run, yielded)
+
+
+class _Resumed:
+    """Awaits the rest of a coroutine already stepped once (``yielded`` is what its first
+    step gave the event loop): what ``await`` does for it, as PEP 380 spells delegation out
+    (values sent and exceptions thrown in, the task's cancellation included, reach it)."""
+
+    __slots__ = ("run", "yielded")
+
+    def __init__(self, run: Coroutine[Any, Any, ToolResult], yielded: Any):
+        self.run, self.yielded = run, yielded
+
+    def __await__(self) -> Generator[Any, Any, ToolResult]:
+        run, yielded = self.run, self.yielded
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                run.close()
+                raise
+            except BaseException as exc:  # the task's cancellation (the guard's deadline) among them
+                try:
+                    yielded = run.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    yielded = run.send(sent)
+                except StopIteration as done:
+                    return done.value
 
 
 def describe_os_error(exc: OSError) -> str:
