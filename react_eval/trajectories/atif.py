@@ -387,7 +387,8 @@ class Trajectory(Strict):
     #: path then dumps plain data once instead of walking the models again. A slot, not a
     #: field or private attribute: equality, copies and pickles ignore it (and fall back to
     #: the models' own dump), and validating costs nothing more.
-    __slots__ = ("_document",)
+    #: ``_raw``: that document's JSON bytes, when the producer made them on the way (the writer's form)
+    __slots__ = ("_document", "_raw")
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, fields that are None left out."""
@@ -398,6 +399,10 @@ class Trajectory(Strict):
 
     def to_json_bytes(self, *, indent: bool = False) -> bytes:
         """The document as UTF-8 JSON (orjson), fields that are None left out."""
+        if not indent:
+            raw = getattr(self, "_raw", None)
+            if raw is not None:
+                return raw
         option = orjson.OPT_INDENT_2 if indent else 0
         return orjson.dumps(self.to_json_dict(), option=option)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import time
@@ -198,6 +199,7 @@ def test_written_document_is_exactly_the_models_dump(case):
     dumped = traj.model_dump(mode="json", exclude_none=True)
     assert orjson.dumps(traj.to_json_dict()) == orjson.dumps(dumped)
     assert traj.to_json_bytes(indent=True) == orjson.dumps(dumped, option=orjson.OPT_INDENT_2)
+    assert traj.to_json_bytes() == orjson.dumps(dumped)  # the bytes finish() made on the way, when it did
     assert validate_with_harbor(traj.to_json_bytes()) == []
     assert Trajectory.from_json(traj.to_json_bytes()) == traj
 
@@ -622,3 +624,44 @@ def test_json_schema_accepts_recorded_trajectories():
     bad = _minimal()
     bad["steps"][0]["surprise"] = True
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("odd", [2**70, {1: "non-text key"}, "lone \ud800 surrogate"])
+def test_values_orjson_refuses_take_the_models_path_and_still_finish(odd):
+    """finish() writes its bytes with orjson on the way; data orjson refuses (an int past
+    64 bits, a non-text key, a lone surrogate) is made JSON data by pydantic instead, as before."""
+    rec = _recorder()
+    rec.user("hi", extra={"odd": odd, "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)})
+    traj = rec.finish()
+    assert getattr(traj, "_raw", None) is None
+    step_extra = traj.steps[0].extra
+    assert step_extra["when"] == "2024-01-02T03:04:05Z"  # pydantic's JSON form, on both paths
+    if isinstance(odd, dict):
+        assert step_extra["odd"] == {"1": "non-text key"}
+    else:
+        assert step_extra["odd"] == odd
+
+
+def test_both_paths_make_the_same_json_of_odd_values():
+    """A datetime, a dataclass, a str subclass, a set, bytes, a Path: the same JSON whether
+    finish() took the orjson path or the models' one."""
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    class Label(str):
+        pass
+
+    values = {"when": datetime(2024, 1, 2, tzinfo=timezone.utc), "point": Point(3), "label": Label("l"),
+              "set": {2}, "bytes": b"ab", "path": Path("/p"), "kind": ErrorKind.timeout, "nan": 1.5}
+    fast = _recorder()
+    fast.user("hi", extra=values)
+    slow = _recorder()
+    slow.user("hi", extra={**values, "force_models_path": {1: "a non-text key"}})
+    fast_traj, slow_traj = fast.finish(), slow.finish()
+    assert fast_traj._raw is not None and getattr(slow_traj, "_raw", None) is None
+    fast_extra = orjson.loads(fast_traj.to_json_bytes())["steps"][0]["extra"]
+    slow_extra = orjson.loads(slow_traj.to_json_bytes())["steps"][0]["extra"]
+    slow_extra.pop("force_models_path")
+    assert fast_extra == slow_extra
+    assert fast_extra["point"] == {"x": 3} and fast_extra["set"] == [2] and fast_extra["bytes"] == "ab"
