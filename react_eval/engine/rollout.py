@@ -8,11 +8,10 @@ at once, so a distributed executor can call the same method elsewhere.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,11 +37,13 @@ class RolloutSpec:
     benchmark: str
     task: Task
     repeat: int
+    #: a stable id from the fields above (made with the spec: they never change, and a
+    #: ``cached_property`` takes a lock on every read in Python 3.11)
+    rollout_id: str = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property  # read several times per rollout; the fields never change (frozen)
-    def rollout_id(self) -> str:
+    def __post_init__(self) -> None:
         digest = hashlib.sha1(f"{self.run_id}/{self.benchmark}/{self.task.id}/{self.repeat}".encode()).hexdigest()
-        return digest[:16]
+        object.__setattr__(self, "rollout_id", digest[:16])
 
 
 @dataclass
