@@ -216,9 +216,10 @@ class TrajectoryRecorder:
         if not 1 <= step_id <= len(self._steps):
             raise ValueError(f"observe: no step {step_id} (have {len(self._steps)})")
         step = self._steps[step_id - 1]
-        if step["source"] != "agent" or not any(
-            call["tool_call_id"] == call_id for call in step.get("tool_calls") or ()
-        ):
+        for call in step.get("tool_calls") or ():  # only agent steps have any
+            if call["tool_call_id"] == call_id:
+                break
+        else:
             raise ValueError(f"observe: step {step_id} made no tool call with id {call_id!r}")
 
         result_extra: dict[str, Any] = dict(result.extra) if result.extra else {}
@@ -236,9 +237,11 @@ class TrajectoryRecorder:
         entry["extra"] = result_extra
         observation = step.get("observation")
         if observation is None:
+            # in the model's field order (after the calls, before the fields that follow it),
+            # so that finish() can hand the data to the writer as is
+            after = [(key, step.pop(key)) for key in _AFTER_OBSERVATION if key in step]
             step["observation"] = {"results": [entry]}
-            # in the model's field order, so that finish() can hand the data to the writer as is
-            self._steps[step_id - 1] = {key: step[key] for key in _STEP_FIELDS if key in step}
+            step.update(after)
         else:
             observation["results"].append(entry)
 
@@ -416,6 +419,8 @@ class TrajectoryRecorder:
 
 _ROOT_FIELDS = tuple(Trajectory.model_fields)
 _STEP_FIELDS = tuple(Step.model_fields)
+#: a step's fields that come after its ``observation``, in order
+_AFTER_OBSERVATION = _STEP_FIELDS[_STEP_FIELDS.index("observation") + 1:]
 _FINAL_FIELDS = tuple(FinalMetrics.model_fields)
 
 
