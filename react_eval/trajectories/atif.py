@@ -387,13 +387,19 @@ class Trajectory(Strict):
     #: path then dumps plain data once instead of walking the models again. A slot, not a
     #: field or private attribute: equality, copies and pickles ignore it (and fall back to
     #: the models' own dump), and validating costs nothing more.
-    #: ``_raw``: that document's JSON bytes, when the producer made them on the way (the writer's form)
+    #: ``_raw``: the document as JSON bytes, when the producer validated exactly those (the
+    #: recorder does); :meth:`to_json_bytes` returns them and :meth:`to_json_dict` parses them once.
     __slots__ = ("_document", "_raw")
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, fields that are None left out."""
         document = getattr(self, "_document", None)
         if document is not None:
+            return document
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            document = orjson.loads(raw)
+            object.__setattr__(self, "_document", document)
             return document
         return self.model_dump(mode="json", exclude_none=True)
 

@@ -322,11 +322,12 @@ class TrajectoryRecorder:
             }, _ROOT_FIELDS)
             raw = _json_bytes(document)
             if raw is not None:
-                document = orjson.loads(raw)
-                trajectory = Trajectory.model_validate(document)
-                # the validated data is what model_dump(mode="json", exclude_none=True) gives
-                # (tests/trajectories prove the two equal), so writing it needs no second walk
-                trajectory._document, trajectory._raw = document, raw
+                # validated as the very bytes to be written (pydantic parses them itself: no
+                # dicts of ours in between); they are what model_dump(mode="json",
+                # exclude_none=True) gives (tests/trajectories prove the two equal), so
+                # writing them needs no second walk, and to_json_dict() parses them on demand
+                trajectory = Trajectory.model_validate_json(raw)
+                object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
                 return trajectory
 
         # Content parts (models with None fields of their own), or values orjson refuses
@@ -345,7 +346,7 @@ class TrajectoryRecorder:
         trajectory = Trajectory.model_validate(data)
         document = _document(data)
         if document is not None:
-            trajectory._document = document
+            object.__setattr__(trajectory, "_document", document)
         return trajectory
 
     def _final_metrics(self, steps: list[dict[str, Any]], error_kind: str | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from react_eval.trajectories import (
     TrajectoryRecorder,
     atif_json_schema,
 )
+from react_eval.trajectories.recorder import _ROOT_FIELDS, _json_bytes, _ordered
 from react_eval.types import ErrorKind, ToolCall, ToolResult, Usage
 from tests.harbor_atif import HarborUnavailable, load_harbor, validate_with_harbor
 
@@ -189,10 +190,10 @@ def test_written_document_is_exactly_the_models_dump(case):
     the bytes written must be the models' own dump, key order and all, and valid for Harbor."""
     if case == "text_only":
         traj = _text_only_rollout().finish(error_kind=ErrorKind.model_error, extra={"reward": 1.0, "x": None})
-        assert getattr(traj, "_document", None) is not None  # the fast path was taken
+        assert getattr(traj, "_raw", None) is not None  # the fast path was taken
     elif case == "no_steps":
         traj = _recorder(model_name=None, tool_definitions=None).finish(error_kind="timeout")
-        assert getattr(traj, "_document", None) is not None
+        assert getattr(traj, "_raw", None) is not None
     else:
         traj = _full_rollout()
         assert getattr(traj, "_document", None) is None  # content parts: dumped by the models
@@ -665,3 +666,42 @@ def test_both_paths_make_the_same_json_of_odd_values():
     slow_extra.pop("force_models_path")
     assert fast_extra == slow_extra
     assert fast_extra["point"] == {"x": 3} and fast_extra["set"] == [2] and fast_extra["bytes"] == "ab"
+
+
+def _recorded_then(mutate: Any) -> TrajectoryRecorder:
+    rec = _recorder()
+    rec.user("hi")
+    sid = _agent(rec, [_call("c1", command="ls")])
+    rec.observe(sid, "c1", ToolResult(content="a.py\n", exit_code=0))
+    mutate(rec._steps)
+    return rec
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda steps: steps[1].update(step_id=7),  # ids must run 1, 2, ...
+    lambda steps: steps[0].update(model_name="m"),  # an agent-only field on a user step
+    lambda steps: steps[0].update(timestamp="yesterday"),
+    lambda steps: steps[0].update(colour="red"),  # an unknown key
+    lambda steps: steps[1]["metrics"].update(prompt_tokens="12x"),
+    lambda steps: steps[1]["metrics"].update(prompt_tokens=1.5),
+    lambda steps: steps[1].update(source="robot"),
+    lambda steps: steps[1]["observation"]["results"][0].update(source_call_id="nope"),
+    lambda steps: steps[1].update(llm_call_count=-1),
+    lambda steps: steps[1]["tool_calls"][0].update(arguments=["not", "an", "object"]),
+])
+def test_finish_refuses_what_the_models_refuse(mutate):
+    """finish() validates the JSON bytes it writes (pydantic's JSON mode): whatever the
+    models refuse as Python data, it refuses too; no more lenient."""
+    rec = _recorded_then(mutate)
+    data = orjson.loads(_json_bytes(_ordered({"schema_version": ATIF_SCHEMA_VERSION, "session_id": "s",
+                                              "agent": rec._agent, "steps": rec._steps}, _ROOT_FIELDS)))
+    with pytest.raises(ValidationError):
+        Trajectory.model_validate(data)
+    with pytest.raises((ValidationError, TypeError)):  # TypeError: a text count cannot even be summed
+        rec.finish()
+
+
+def test_finish_accepts_and_reads_what_the_models_accept():
+    rec = _recorded_then(lambda steps: steps[1]["metrics"].update(prompt_tokens=12.0, completion_tokens=3.0))
+    data = orjson.loads(rec.finish().to_json_bytes())
+    assert Trajectory.model_validate(data) == rec.finish()
