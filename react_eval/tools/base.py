@@ -73,9 +73,24 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         return ToolResult.error(f"Error: {exc}", "invalid_arguments")
     started = time.perf_counter()
     result: ToolResult | None = None
+    limit = timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout
     try:
-        result = await _guarded(tool.run(args, timeout), timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout,
-                                started)
+        # The deadline guard (asyncio's own timeout: it cancels only this await) is set up
+        # only when the tool suspends: its first step runs right here, and a tool that
+        # finishes in it (an in-process tool that never waits) needed no timer, task or
+        # cancellation to bound it. One that suspends is finished under the guard with the
+        # deadline still counted from ``started`` (:func:`_finish_guarded`).
+        run = tool.run(args, timeout)
+        if type(run) is CoroutineType:
+            try:
+                yielded = run.send(None)
+            except StopIteration as done:
+                result = done.value
+            else:
+                result = await _finish_guarded(run, yielded, limit, started)
+        else:  # some other awaitable: guarded from the start
+            async with asyncio.timeout(limit):
+                result = await run
     except RolloutError:
         raise  # infrastructure, not the model's doing
     except InvalidArguments as exc:  # a check that needs the tool's state
@@ -94,22 +109,11 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
     return result
 
 
-async def _guarded(run: Coroutine[Any, Any, ToolResult], limit: float, started: float) -> ToolResult:
-    """``await run``, stopped ``limit`` seconds after ``started`` (a ``perf_counter`` reading).
-
-    The deadline guard is asyncio's own timeout (it cancels only this await), set up
-    only when the tool suspends: the coroutine's first step runs here, and a tool that
-    finishes in it (an in-process tool that never waits) needed no timer, task or
-    cancellation to bound it. One that suspends is finished under ``asyncio.timeout_at``
-    with the deadline still counted from ``started``, so it is stopped when it would
+async def _finish_guarded(run: Coroutine[Any, Any, ToolResult], yielded: Any, limit: float,
+                          started: float) -> ToolResult:
+    """The rest of ``run`` (stepped once: ``yielded`` is what that step gave the event loop),
+    stopped ``limit`` seconds after ``started`` (a ``perf_counter`` reading): when it would
     have been had the guard been there from the start."""
-    if type(run) is not CoroutineType:  # some other awaitable: guarded from the start
-        async with asyncio.timeout(limit):
-            return await run
-    try:
-        yielded = run.send(None)
-    except StopIteration as done:
-        return done.value
     deadline = asyncio.get_running_loop().time() + limit - (time.perf_counter() - started)
     async with asyncio.timeout_at(deadline):
         return await _Resumed(run, yielded)
