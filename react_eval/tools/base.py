@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import types
 from types import CoroutineType
 from typing import Any, Coroutine, Generator, Mapping, Protocol, runtime_checkable
 
@@ -116,37 +117,28 @@ async def _finish_guarded(run: Coroutine[Any, Any, ToolResult], yielded: Any, li
     have been had the guard been there from the start."""
     deadline = asyncio.get_running_loop().time() + limit - (time.perf_counter() - started)
     async with asyncio.timeout_at(deadline):
-        return await _Resumed(run, yielded)
+        return await _resumed(run, yielded)
 
 
-class _Resumed:
-    """Awaits the rest of a coroutine already stepped once (``yielded`` is what its first
-    step gave the event loop): what ``await`` does for it, as PEP 380 spells delegation out
-    (values sent and exceptions thrown in, the task's cancellation included, reach it)."""
-
-    __slots__ = ("run", "yielded")
-
-    def __init__(self, run: Coroutine[Any, Any, ToolResult], yielded: Any):
-        self.run, self.yielded = run, yielded
-
-    def __await__(self) -> Generator[Any, Any, ToolResult]:
-        run, yielded = self.run, self.yielded
-        while True:
+@types.coroutine
+def _resumed(run: Coroutine[Any, Any, ToolResult], yielded: Any) -> Generator[Any, Any, ToolResult]:
+    """Awaits the rest of a coroutine already stepped once (``yielded`` is what that step gave
+    the event loop): the task waits on it as the coroutine asked, then ``yield from`` delegates
+    the rest (in C, as ``await`` would). Whatever is thrown in while that first wait lasts
+    (the task's cancellation: the guard's deadline) reaches the coroutine too."""
+    while True:
+        try:
+            yield yielded
+        except GeneratorExit:
+            run.close()
+            raise
+        except BaseException as exc:
             try:
-                sent = yield yielded
-            except GeneratorExit:
-                run.close()
-                raise
-            except BaseException as exc:  # the task's cancellation (the guard's deadline) among them
-                try:
-                    yielded = run.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    yielded = run.send(sent)
-                except StopIteration as done:
-                    return done.value
+                yielded = run.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue  # it caught that and waits again
+        return (yield from run)  # the event loop resumes with None, as ``await`` starts it
 
 
 def describe_os_error(exc: OSError) -> str:

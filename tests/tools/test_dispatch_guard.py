@@ -119,3 +119,26 @@ async def test_an_awaitable_that_is_not_a_coroutine_is_guarded_too():
     with anyio.fail_after(30):
         r = await dispatch({"t": FutureTool()}, "t", {}, 0.2)
     assert r.error_kind == "timeout"
+
+
+@pytest.mark.parametrize("waits", [0, 2])
+async def test_a_tool_that_catches_the_deadline_and_answers_keeps_its_answer(waits):
+    """As under a plain ``await``: a tool that stops itself when cancelled and returns what
+    it has (after one more wait) gives that result, whether the deadline hit its first wait
+    or a later one."""
+    class Partial(Tool):
+        spec = ToolSpec(name="t")
+
+        async def run(self, args, timeout):
+            for _ in range(waits):
+                await asyncio.sleep(0)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                await asyncio.sleep(0)
+                return ToolResult(content="partial output")
+            return ToolResult(content="unreachable")
+
+    with anyio.fail_after(30):
+        r = await dispatch({"t": Partial()}, "t", {}, 0.2)
+    assert r.content == "partial output" and not r.is_error
