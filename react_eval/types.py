@@ -161,9 +161,15 @@ class Usage:
 
     def row(self) -> dict[str, int | float]:
         """The result-row columns: every field, unknown as 0."""
-        out: dict[str, int | float] = {name: getattr(self, name) or 0 for name in self.TOKEN_FIELDS}
-        out.update((name, float(getattr(self, name) or 0.0)) for name in self.LATENCY_FIELDS)
-        return out
+        # spelled out (one per rollout): the keys are TOKEN_FIELDS + LATENCY_FIELDS, in order (tests/test_usage.py)
+        return {
+            "prompt_tokens": self.prompt_tokens or 0,
+            "completion_tokens": self.completion_tokens or 0,
+            "cached_tokens": self.cached_tokens or 0,
+            "reasoning_tokens": self.reasoning_tokens or 0,
+            "model_latency_ms": float(self.model_latency_ms or 0.0),
+            "tool_latency_ms": float(self.tool_latency_ms or 0.0),
+        }
 
 
 #: Why a tool call produced an error observation (recorded in the trajectory).

@@ -332,27 +332,19 @@ def _with_root_extra(trajectory: bytes | None, key: str, value: Any) -> bytes | 
 
 
 def _outcome_fields(outcome: LoopOutcome) -> dict[str, Any]:
-    return {
-        "error_kind": outcome.error_kind,
-        "error": outcome.error,
-        "turns": outcome.turns,
-        "tool_calls": len(outcome.calls),
-        "tool_errors": sum(1 for _, r in outcome.calls if r.is_error),
-        **outcome.usage.row(),
-        "final_message": outcome.final_message,
-        **_tool_fields(outcome),
-    }
-
-
-def _tool_fields(outcome: LoopOutcome) -> dict[str, Any]:
-    """Per-tool call/error counts and the first failing call, for failure analysis."""
+    """The row's columns from the conversation: counts, usage, per-tool call/error counts and
+    the first failing call (for failure analysis), in one pass over the calls."""
     stats: dict[str, list[int]] = {}
     first = None
+    errors = 0
     for (call, result), turn in zip(outcome.calls, outcome.call_turns):
-        counts = stats.setdefault(call.name, [0, 0])
+        counts = stats.get(call.name)
+        if counts is None:
+            counts = stats[call.name] = [0, 0]
         counts[0] += 1
         if result.is_error:
             counts[1] += 1
+            errors += 1
             if first is None:
                 first = {
                     "tool": call.name,
@@ -361,4 +353,14 @@ def _tool_fields(outcome: LoopOutcome) -> dict[str, Any]:
                     "error_kind": result.error_kind,
                     "message": result.content[:300],
                 }
-    return {"tool_stats": stats, "first_tool_failure": first}
+    return {
+        "error_kind": outcome.error_kind,
+        "error": outcome.error,
+        "turns": outcome.turns,
+        "tool_calls": len(outcome.calls),
+        "tool_errors": errors,
+        **outcome.usage.row(),
+        "final_message": outcome.final_message,
+        "tool_stats": stats,
+        "first_tool_failure": first,
+    }
