@@ -16,7 +16,7 @@ import functools
 import time
 import types
 from types import CoroutineType
-from typing import Any, Coroutine, Generator, Mapping, Protocol, runtime_checkable
+from typing import Any, Awaitable, Coroutine, Generator, Mapping, Protocol, runtime_checkable
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -179,8 +179,9 @@ class SchemaTool(Tool):
             lines.append(f"at {where}: {err.message}")
         raise InvalidArguments(SCHEMA_MISMATCH + "; ".join(lines))
 
-    async def run(self, args: dict[str, Any], timeout: float) -> ToolResult:
-        return await self.backend.call(self.spec.name, args, timeout=timeout)
+    def run(self, args: dict[str, Any], timeout: float) -> Awaitable[ToolResult]:
+        # the backend's own coroutine, not one more around it: the dispatcher steps it itself
+        return self.backend.call(self.spec.name, args, timeout=timeout)
 
 
 @runtime_checkable
@@ -241,8 +242,9 @@ class CompositeBackend:
             return str(exc)
         return None
 
-    async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-        return await dispatch(self._tools, name, arguments, timeout)
+    def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> Awaitable[ToolResult]:
+        """The call, as a coroutine to await (the dispatcher's own: no wrapper per call)."""
+        return dispatch(self._tools, name, arguments, timeout)
 
     async def aclose(self) -> None:
         for backend in self.backends.values():
