@@ -135,10 +135,12 @@ class _Conversation:
     is measured once, when added), so estimating and calibrating the prompt
     size costs nothing per turn however long the conversation grows."""
 
-    def __init__(self, messages: list[dict[str, Any]]):
+    def __init__(self, messages: list[dict[str, Any]], measured: bool = True):
+        """``measured=False``: nothing will read the size (no prompt budget), so none is kept
+        and the loop appends to ``messages`` itself."""
         self.messages = messages
         self.chars_per_token = 3.5  # recalibrated from the server's own counts
-        self._sizes = [_message_chars(m) for m in messages]
+        self._sizes = [_message_chars(m) for m in messages] if measured else []
         self.chars = sum(self._sizes)
 
     def add(self, msg: dict[str, Any]) -> None:
@@ -210,7 +212,7 @@ class ReActLoop:
 
         history = [{"role": "system", "content": system_prompt}] if system_prompt else []
         history += task.initial_messages()
-        convo = _Conversation(history)
+        convo = _Conversation(history, measured=self.config.prompt_budget_tokens is not None)
         for msg in history:
             emit(MessageAdded("system" if msg["role"] == "system" else "user", msg.get("content") or ""))
         end = _End("")
@@ -246,11 +248,16 @@ class ReActLoop:
     async def _turns(self, convo: _Conversation, tool_defs: list[dict[str, Any]], emit: Any) -> _End:
         """Run turns until the model answers or max_turns is reached."""
         cfg = self.config
+        budgeted = cfg.prompt_budget_tokens is not None
+        # without a prompt budget nothing reads the history's size: plain appends
+        add = convo.add if budgeted else convo.messages.append
         for turn in range(1, cfg.max_turns + 1):
-            self._manage_context(convo, emit)
+            if budgeted:
+                self._manage_context(convo, emit)
             response = await self.model.complete(convo.messages, tool_defs)
-            convo.calibrate(response.prompt_tokens)
-            convo.add(response.assistant_message())
+            if budgeted:
+                convo.calibrate(response.prompt_tokens)
+            add(response.assistant_message())
             emit(ModelReplied(turn, response))
             calls = response.tool_calls
             if not calls:
@@ -264,12 +271,12 @@ class ReActLoop:
                         f"and this one made {len(calls)}. Send fewer calls per turn.",
                         "too_many_calls",
                     )
-                convo.add({"role": "tool", "tool_call_id": call.id, "content": result.content})
+                add({"role": "tool", "tool_call_id": call.id, "content": result.content})
                 emit(ToolAnswered(turn, call, result))
             left = cfg.max_turns - turn
             if cfg.turns_left_notice and 0 < left <= cfg.turns_left_notice:
                 notice = f"You have {left} turn{'s' if left != 1 else ''} left. Finish your work and give your final answer."
-                convo.add({"role": "user", "content": notice})
+                add({"role": "user", "content": notice})
                 emit(MessageAdded("user", notice, {"kind": "turns_left_notice", "turns_left": left}))
         return _End(_last_assistant_text(convo.messages),
                     (ErrorKind.max_turns_exhausted, f"no final answer within max_turns={cfg.max_turns}"))

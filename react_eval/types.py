@@ -8,6 +8,7 @@ sandboxes, model, trajectories -> types).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from enum import Enum
 from typing import Any, ClassVar, Literal
 
@@ -160,9 +161,15 @@ class Usage:
 
     def row(self) -> dict[str, int | float]:
         """The result-row columns: every field, unknown as 0."""
-        out: dict[str, int | float] = {name: getattr(self, name) or 0 for name in self.TOKEN_FIELDS}
-        out.update((name, float(getattr(self, name) or 0.0)) for name in self.LATENCY_FIELDS)
-        return out
+        # spelled out (one per rollout): the keys are TOKEN_FIELDS + LATENCY_FIELDS, in order (tests/test_usage.py)
+        return {
+            "prompt_tokens": self.prompt_tokens or 0,
+            "completion_tokens": self.completion_tokens or 0,
+            "cached_tokens": self.cached_tokens or 0,
+            "reasoning_tokens": self.reasoning_tokens or 0,
+            "model_latency_ms": float(self.model_latency_ms or 0.0),
+            "tool_latency_ms": float(self.tool_latency_ms or 0.0),
+        }
 
 
 #: Why a tool call produced an error observation (recorded in the trajectory).
@@ -180,8 +187,18 @@ ToolErrorKind = Literal[
 ]
 
 
-class ToolResult(BaseModel):
-    """The typed result of one tool call, before it is fed back to the model."""
+#: every :data:`ToolErrorKind`, for the check where a result is made
+TOOL_ERROR_KINDS: frozenset[str] = frozenset(ToolErrorKind.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """The typed result of one tool call, before it is fed back to the model.
+
+    A slots dataclass, not a pydantic model: one is made (and its latency set) on
+    every tool call. It is checked where it is made, as strictly as a model would
+    (:meth:`__post_init__`: wrong types raise ``TypeError``, which the dispatcher
+    turns into an error observation like any other tool bug)."""
 
     content: str = ""
     is_error: bool = False
@@ -189,18 +206,52 @@ class ToolResult(BaseModel):
     latency_ms: float = 0.0
     truncated: bool = False
     error_kind: ToolErrorKind | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = dc_field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the common case in one line: exact types (what every tool in the package passes)
+        if (type(self.content) is str and type(self.is_error) is bool and type(self.truncated) is bool
+                and type(self.extra) is dict and (self.exit_code is None or type(self.exit_code) is int)
+                and type(self.latency_ms) is float and (self.error_kind is None or self.error_kind in TOOL_ERROR_KINDS)):
+            return
+        _check_tool_result(self)
 
     @classmethod
     def error(cls, message: str, kind: ToolErrorKind, **kw: Any) -> "ToolResult":
         return cls(content=message, is_error=True, error_kind=kind, **kw)
 
 
-class ToolCall(BaseModel):
+def _check_tool_result(result: ToolResult) -> None:
+    """The slow path of :meth:`ToolResult.__post_init__`: subclasses and ints where a
+    float is due are accepted (as pydantic would), anything else is refused."""
+    problems = []
+    if not isinstance(result.content, str):
+        problems.append(f"content must be text, got {type(result.content).__name__}")
+    for name in ("is_error", "truncated"):
+        if not isinstance(getattr(result, name), bool):
+            problems.append(f"{name} must be a bool, got {type(getattr(result, name)).__name__}")
+    if result.exit_code is not None and (not isinstance(result.exit_code, int) or isinstance(result.exit_code, bool)):
+        problems.append(f"exit_code must be an int or None, got {type(result.exit_code).__name__}")
+    if isinstance(result.latency_ms, int) and not isinstance(result.latency_ms, bool):
+        result.latency_ms = float(result.latency_ms)
+    elif not isinstance(result.latency_ms, float):
+        problems.append(f"latency_ms must be a number, got {type(result.latency_ms).__name__}")
+    if result.error_kind is not None and result.error_kind not in TOOL_ERROR_KINDS:
+        problems.append(f"error_kind must be one of {sorted(TOOL_ERROR_KINDS)} or None, got {result.error_kind!r}")
+    if not isinstance(result.extra, dict):
+        problems.append(f"extra must be a dict, got {type(result.extra).__name__}")
+    if problems:
+        raise TypeError("invalid ToolResult: " + "; ".join(problems))
+
+
+@dataclass(slots=True)
+class ToolCall:
     """One tool call as the model emitted it.
 
     ``arguments_raw`` is kept verbatim so the history is never rewritten;
     ``arguments`` holds the parsed object, or None with ``parse_error`` set.
+    Made only by the reply parsers (:func:`react_eval.model.response.make_tool_call`),
+    from text they have already cleaned, so it is a plain slots dataclass.
     """
 
     id: str

@@ -43,6 +43,9 @@ def test_unknown_stays_unknown_until_a_row_needs_a_number():
 def test_one_declaration_feeds_the_row_and_the_metrics():
     names = tuple(f.name for f in dataclasses.fields(Usage))
     assert names == Usage.TOKEN_FIELDS + Usage.LATENCY_FIELDS
+    row = Usage(1, 2, 3, 4, 5, 6.5).row()  # every field, in that order, latencies as floats
+    assert tuple(row) == names and list(row.values()) == [1, 2, 3, 4, 5.0, 6.5]
+    assert type(row["model_latency_ms"]) is float
     assert set(names) <= set(RolloutResult.model_fields)
     assert set(names) <= set(DISTRIBUTION_FIELDS)
     rows = [Usage(10, 2, 0, 1, 5.0, 1.0).row(), Usage(30, 4, 8, 0, 7.0, 3.0).row()]

@@ -8,11 +8,10 @@ at once, so a distributed executor can call the same method elsewhere.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,11 +37,13 @@ class RolloutSpec:
     benchmark: str
     task: Task
     repeat: int
+    #: a stable id from the fields above (made with the spec: they never change, and a
+    #: ``cached_property`` takes a lock on every read in Python 3.11)
+    rollout_id: str = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property  # read several times per rollout; the fields never change (frozen)
-    def rollout_id(self) -> str:
+    def __post_init__(self) -> None:
         digest = hashlib.sha1(f"{self.run_id}/{self.benchmark}/{self.task.id}/{self.repeat}".encode()).hexdigest()
-        return digest[:16]
+        object.__setattr__(self, "rollout_id", digest[:16])
 
 
 @dataclass
@@ -331,27 +332,19 @@ def _with_root_extra(trajectory: bytes | None, key: str, value: Any) -> bytes | 
 
 
 def _outcome_fields(outcome: LoopOutcome) -> dict[str, Any]:
-    return {
-        "error_kind": outcome.error_kind,
-        "error": outcome.error,
-        "turns": outcome.turns,
-        "tool_calls": len(outcome.calls),
-        "tool_errors": sum(1 for _, r in outcome.calls if r.is_error),
-        **outcome.usage.row(),
-        "final_message": outcome.final_message,
-        **_tool_fields(outcome),
-    }
-
-
-def _tool_fields(outcome: LoopOutcome) -> dict[str, Any]:
-    """Per-tool call/error counts and the first failing call, for failure analysis."""
+    """The row's columns from the conversation: counts, usage, per-tool call/error counts and
+    the first failing call (for failure analysis), in one pass over the calls."""
     stats: dict[str, list[int]] = {}
     first = None
+    errors = 0
     for (call, result), turn in zip(outcome.calls, outcome.call_turns):
-        counts = stats.setdefault(call.name, [0, 0])
+        counts = stats.get(call.name)
+        if counts is None:
+            counts = stats[call.name] = [0, 0]
         counts[0] += 1
         if result.is_error:
             counts[1] += 1
+            errors += 1
             if first is None:
                 first = {
                     "tool": call.name,
@@ -360,4 +353,14 @@ def _tool_fields(outcome: LoopOutcome) -> dict[str, Any]:
                     "error_kind": result.error_kind,
                     "message": result.content[:300],
                 }
-    return {"tool_stats": stats, "first_tool_failure": first}
+    return {
+        "error_kind": outcome.error_kind,
+        "error": outcome.error,
+        "turns": outcome.turns,
+        "tool_calls": len(outcome.calls),
+        "tool_errors": errors,
+        **outcome.usage.row(),
+        "final_message": outcome.final_message,
+        "tool_stats": stats,
+        "first_tool_failure": first,
+    }

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Any, Mapping, Protocol, runtime_checkable
+import types
+from types import CoroutineType
+from typing import Any, Awaitable, Coroutine, Generator, Mapping, Protocol, runtime_checkable
 
 import orjson
 from jsonschema import Draft202012Validator
@@ -72,11 +74,24 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         return ToolResult.error(f"Error: {exc}", "invalid_arguments")
     started = time.perf_counter()
     result: ToolResult | None = None
+    limit = timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout
     try:
-        # asyncio's own timeout: half the CPU of anyio's cancel scope, on every call (the
-        # tools' transports are asyncio-only anyway); it cancels only this await
-        async with asyncio.timeout(timeout + TOOL_TIMEOUT_GRACE if tool.own_timeout else timeout):
-            result = await tool.run(args, timeout)
+        # The deadline guard (asyncio's own timeout: it cancels only this await) is set up
+        # only when the tool suspends: its first step runs right here, and a tool that
+        # finishes in it (an in-process tool that never waits) needed no timer, task or
+        # cancellation to bound it. One that suspends is finished under the guard with the
+        # deadline still counted from ``started`` (:func:`_finish_guarded`).
+        run = tool.run(args, timeout)
+        if type(run) is CoroutineType:
+            try:
+                yielded = run.send(None)
+            except StopIteration as done:
+                result = done.value
+            else:
+                result = await _finish_guarded(run, yielded, limit, started)
+        else:  # some other awaitable: guarded from the start
+            async with asyncio.timeout(limit):
+                result = await run
     except RolloutError:
         raise  # infrastructure, not the model's doing
     except InvalidArguments as exc:  # a check that needs the tool's state
@@ -93,6 +108,37 @@ async def dispatch(tools: Mapping[str, Tool], name: str, arguments: Any, timeout
         result = ToolResult.error(f"Error: {name} did not finish within {timeout:g}s and was abandoned.", "timeout")
     result.latency_ms = (time.perf_counter() - started) * 1000
     return result
+
+
+async def _finish_guarded(run: Coroutine[Any, Any, ToolResult], yielded: Any, limit: float,
+                          started: float) -> ToolResult:
+    """The rest of ``run`` (stepped once: ``yielded`` is what that step gave the event loop),
+    stopped ``limit`` seconds after ``started`` (a ``perf_counter`` reading): when it would
+    have been had the guard been there from the start."""
+    deadline = asyncio.get_running_loop().time() + limit - (time.perf_counter() - started)
+    async with asyncio.timeout_at(deadline):
+        return await _resumed(run, yielded)
+
+
+@types.coroutine
+def _resumed(run: Coroutine[Any, Any, ToolResult], yielded: Any) -> Generator[Any, Any, ToolResult]:
+    """Awaits the rest of a coroutine already stepped once (``yielded`` is what that step gave
+    the event loop): the task waits on it as the coroutine asked, then ``yield from`` delegates
+    the rest (in C, as ``await`` would). Whatever is thrown in while that first wait lasts
+    (the task's cancellation: the guard's deadline) reaches the coroutine too."""
+    while True:
+        try:
+            yield yielded
+        except GeneratorExit:
+            run.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = run.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue  # it caught that and waits again
+        return (yield from run)  # the event loop resumes with None, as ``await`` starts it
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -133,8 +179,9 @@ class SchemaTool(Tool):
             lines.append(f"at {where}: {err.message}")
         raise InvalidArguments(SCHEMA_MISMATCH + "; ".join(lines))
 
-    async def run(self, args: dict[str, Any], timeout: float) -> ToolResult:
-        return await self.backend.call(self.spec.name, args, timeout=timeout)
+    def run(self, args: dict[str, Any], timeout: float) -> Awaitable[ToolResult]:
+        # the backend's own coroutine, not one more around it: the dispatcher steps it itself
+        return self.backend.call(self.spec.name, args, timeout=timeout)
 
 
 @runtime_checkable
@@ -195,8 +242,9 @@ class CompositeBackend:
             return str(exc)
         return None
 
-    async def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> ToolResult:
-        return await dispatch(self._tools, name, arguments, timeout)
+    def call(self, name: str, arguments: dict[str, Any], *, timeout: float) -> Awaitable[ToolResult]:
+        """The call, as a coroutine to await (the dispatcher's own: no wrapper per call)."""
+        return dispatch(self._tools, name, arguments, timeout)
 
     async def aclose(self) -> None:
         for backend in self.backends.values():

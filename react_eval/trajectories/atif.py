@@ -387,17 +387,28 @@ class Trajectory(Strict):
     #: path then dumps plain data once instead of walking the models again. A slot, not a
     #: field or private attribute: equality, copies and pickles ignore it (and fall back to
     #: the models' own dump), and validating costs nothing more.
-    __slots__ = ("_document",)
+    #: ``_raw``: the document as JSON bytes, when the producer validated exactly those (the
+    #: recorder does); :meth:`to_json_bytes` returns them and :meth:`to_json_dict` parses them once.
+    __slots__ = ("_document", "_raw")
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, fields that are None left out."""
         document = getattr(self, "_document", None)
         if document is not None:
             return document
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            document = orjson.loads(raw)
+            object.__setattr__(self, "_document", document)
+            return document
         return self.model_dump(mode="json", exclude_none=True)
 
     def to_json_bytes(self, *, indent: bool = False) -> bytes:
         """The document as UTF-8 JSON (orjson), fields that are None left out."""
+        if not indent:
+            raw = getattr(self, "_raw", None)
+            if raw is not None:
+                return raw
         option = orjson.OPT_INDENT_2 if indent else 0
         return orjson.dumps(self.to_json_dict(), option=option)
 

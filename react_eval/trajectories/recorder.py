@@ -28,11 +28,11 @@ exception, ...) is stored as its ``str()`` rather than failing the rollout.
 from __future__ import annotations
 
 import mimetypes
-from collections import Counter
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable
 
+import orjson
 from pydantic_core import to_jsonable_python
 
 from react_eval.trajectories.atif import (
@@ -216,9 +216,10 @@ class TrajectoryRecorder:
         if not 1 <= step_id <= len(self._steps):
             raise ValueError(f"observe: no step {step_id} (have {len(self._steps)})")
         step = self._steps[step_id - 1]
-        if step["source"] != "agent" or not any(
-            call["tool_call_id"] == call_id for call in step.get("tool_calls") or ()
-        ):
+        for call in step.get("tool_calls") or ():  # only agent steps have any
+            if call["tool_call_id"] == call_id:
+                break
+        else:
             raise ValueError(f"observe: step {step_id} made no tool call with id {call_id!r}")
 
         result_extra: dict[str, Any] = dict(result.extra) if result.extra else {}
@@ -236,9 +237,11 @@ class TrajectoryRecorder:
         entry["extra"] = result_extra
         observation = step.get("observation")
         if observation is None:
+            # in the model's field order (after the calls, before the fields that follow it),
+            # so that finish() can hand the data to the writer as is
+            after = [(key, step.pop(key)) for key in _AFTER_OBSERVATION if key in step]
             step["observation"] = {"results": [entry]}
-            # in the model's field order, so that finish() can hand the data to the writer as is
-            self._steps[step_id - 1] = {key: step[key] for key in _STEP_FIELDS if key in step}
+            step.update(after)
         else:
             observation["results"].append(entry)
 
@@ -302,36 +305,56 @@ class TrajectoryRecorder:
         if extra:
             root_extra.update(extra)
 
-        # One JSON-mode pass (values JSON cannot hold become strings rather
-        # than failing the rollout) guarantees the result serializes; one
-        # validation pass then enforces every ATIF rule.
+        final_metrics = self._final_metrics(steps, error_kind)
+        if all(type(step["message"]) is str for step in steps):
+            # the document in the form the writer wants (root and final metrics in the models'
+            # order, None fields left out; every other dict is built that way), as JSON bytes
+            # and parsed back: one pass makes it JSON data (values JSON cannot hold become
+            # text, as below) and gives the bytes to write; the validation pass is the same
+            document = _ordered({
+                "schema_version": ATIF_SCHEMA_VERSION,
+                "session_id": self.session_id,
+                "agent": self._agent,
+                "steps": steps,
+                "notes": notes,
+                "final_metrics": _ordered(final_metrics, _FINAL_FIELDS),
+                "extra": root_extra,
+            }, _ROOT_FIELDS)
+            raw = _json_bytes(document)
+            if raw is not None:
+                # validated as the very bytes to be written (pydantic parses them itself: no
+                # dicts of ours in between); they are what model_dump(mode="json",
+                # exclude_none=True) gives (tests/trajectories prove the two equal), so
+                # writing them needs no second walk, and to_json_dict() parses them on demand
+                trajectory = Trajectory.model_validate_json(raw)
+                object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
+                return trajectory
+
+        # Content parts (models with None fields of their own), or values orjson refuses
+        # (a lone surrogate, an int past 64 bits, a non-text key): one JSON-mode pass
+        # (values JSON cannot hold become strings rather than failing the rollout)
+        # guarantees the result serializes; one validation pass enforces every ATIF rule.
         data = {
             "schema_version": ATIF_SCHEMA_VERSION,
             "session_id": self.session_id,
             "agent": to_jsonable_python(self._agent, fallback=str),
             "steps": to_jsonable_python(steps, fallback=str),
             "notes": notes,
-            "final_metrics": self._final_metrics(steps, error_kind),
+            "final_metrics": final_metrics,
             "extra": to_jsonable_python(root_extra, fallback=str),
         }
         trajectory = Trajectory.model_validate(data)
-        # the validated data, in the form model_dump(mode="json", exclude_none=True) gives
-        # (tests/trajectories prove the two equal), so writing it needs no second walk
         document = _document(data)
         if document is not None:
-            trajectory._document = document
+            object.__setattr__(trajectory, "_document", document)
         return trajectory
 
     def _final_metrics(self, steps: list[dict[str, Any]], error_kind: str | None) -> dict[str, Any]:
-        totals: dict[str, int | None] = {"prompt": None, "completion": None, "cached": None}
-        reasoning_total: int | None = None
+        prompt = completion = cached = reasoning_total = None
         latency_total = 0.0
-        agent_steps = 0
-        calls_by_tool: Counter[str] = Counter()
-        invalid_json_calls = 0
-        results = 0
-        errors = 0
-        errors_by_kind: Counter[str] = Counter()
+        agent_steps = calls = invalid_json_calls = results = errors = 0
+        calls_by_tool: dict[str, int] = {}
+        errors_by_kind: dict[str, int] = {}
 
         for step in steps:
             if step["source"] != "agent":
@@ -339,58 +362,89 @@ class TrajectoryRecorder:
             agent_steps += 1
             metrics = step.get("metrics")
             if metrics is not None:
-                for key, value in (
-                    ("prompt", metrics.get("prompt_tokens")),
-                    ("completion", metrics.get("completion_tokens")),
-                    ("cached", metrics.get("cached_tokens")),
-                ):
+                value = metrics.get("prompt_tokens")
+                if value is not None:
+                    prompt = (prompt or 0) + value
+                value = metrics.get("completion_tokens")
+                if value is not None:
+                    completion = (completion or 0) + value
+                value = metrics.get("cached_tokens")
+                if value is not None:
+                    cached = (cached or 0) + value
+                m_extra = metrics.get("extra")
+                if m_extra:
+                    value = m_extra.get("reasoning_tokens")
                     if value is not None:
-                        totals[key] = (totals[key] or 0) + value
-                m_extra = metrics.get("extra") or {}
-                if m_extra.get("reasoning_tokens") is not None:
-                    reasoning_total = (reasoning_total or 0) + m_extra["reasoning_tokens"]
-                if m_extra.get("latency_ms") is not None:
-                    latency_total += m_extra["latency_ms"]
-            for call in step.get("tool_calls") or ():
-                calls_by_tool[call["function_name"]] += 1
-                if call.get("extra") and "parse_error" in call["extra"]:
-                    invalid_json_calls += 1
-            if step.get("observation") is not None:
-                for result in step["observation"]["results"]:
+                        reasoning_total = (reasoning_total or 0) + value
+                    value = m_extra.get("latency_ms")
+                    if value is not None:
+                        latency_total += value
+            tool_calls = step.get("tool_calls")
+            if tool_calls:
+                for call in tool_calls:
+                    calls += 1
+                    name = call["function_name"]
+                    calls_by_tool[name] = calls_by_tool.get(name, 0) + 1
+                    call_extra = call.get("extra")
+                    if call_extra and "parse_error" in call_extra:
+                        invalid_json_calls += 1
+            observation = step.get("observation")
+            if observation is not None:
+                for result in observation["results"]:
                     results += 1
-                    r_extra = result.get("extra") or {}
-                    if r_extra.get("is_error"):
+                    r_extra = result.get("extra")
+                    if r_extra and r_extra.get("is_error"):
                         errors += 1
-                        errors_by_kind[str(r_extra.get("error_kind") or "unspecified")] += 1
+                        kind = str(r_extra.get("error_kind") or "unspecified")
+                        errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
 
         return {
-            "total_prompt_tokens": totals["prompt"],
-            "total_completion_tokens": totals["completion"],
-            "total_cached_tokens": totals["cached"],
+            "total_prompt_tokens": prompt,
+            "total_completion_tokens": completion,
+            "total_cached_tokens": cached,
             "total_steps": len(steps),
             "extra": {
                 "error_kind": _plain(error_kind),
                 "total_reasoning_tokens": reasoning_total,
                 "total_model_latency_ms": latency_total,
                 "agent_steps": agent_steps,
-                "tool_calls": sum(calls_by_tool.values()),
-                "tool_calls_by_name": dict(calls_by_tool),
+                "tool_calls": calls,
+                "tool_calls_by_name": calls_by_tool,
                 "tool_calls_invalid_json": invalid_json_calls,
                 "tool_results": results,
                 "tool_errors": errors,
-                "tool_errors_by_kind": dict(errors_by_kind),
+                "tool_errors_by_kind": errors_by_kind,
             },
         }
 
 
 _ROOT_FIELDS = tuple(Trajectory.model_fields)
 _STEP_FIELDS = tuple(Step.model_fields)
+#: a step's fields that come after its ``observation``, in order
+_AFTER_OBSERVATION = _STEP_FIELDS[_STEP_FIELDS.index("observation") + 1:]
 _FINAL_FIELDS = tuple(FinalMetrics.model_fields)
 
 
 def _ordered(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     """``data``'s fields in the model's order, None left out (free-form values untouched)."""
     return {key: data[key] for key in fields if data.get(key) is not None}
+
+
+#: values orjson would write its own way go to :func:`_jsonable` instead, as pydantic writes them
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _jsonable(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=str)
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes | None:
+    """``document`` as JSON, every value JSON cannot hold as pydantic's JSON mode gives it
+    (``str()`` where it has no form); None when orjson refuses the data itself."""
+    try:
+        return orjson.dumps(document, default=_jsonable, option=_PASSTHROUGH)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
 
 
 def _document(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import time
@@ -24,6 +25,7 @@ from react_eval.trajectories import (
     TrajectoryRecorder,
     atif_json_schema,
 )
+from react_eval.trajectories.recorder import _ROOT_FIELDS, _json_bytes, _ordered
 from react_eval.types import ErrorKind, ToolCall, ToolResult, Usage
 from tests.harbor_atif import HarborUnavailable, load_harbor, validate_with_harbor
 
@@ -188,16 +190,17 @@ def test_written_document_is_exactly_the_models_dump(case):
     the bytes written must be the models' own dump, key order and all, and valid for Harbor."""
     if case == "text_only":
         traj = _text_only_rollout().finish(error_kind=ErrorKind.model_error, extra={"reward": 1.0, "x": None})
-        assert getattr(traj, "_document", None) is not None  # the fast path was taken
+        assert getattr(traj, "_raw", None) is not None  # the fast path was taken
     elif case == "no_steps":
         traj = _recorder(model_name=None, tool_definitions=None).finish(error_kind="timeout")
-        assert getattr(traj, "_document", None) is not None
+        assert getattr(traj, "_raw", None) is not None
     else:
         traj = _full_rollout()
         assert getattr(traj, "_document", None) is None  # content parts: dumped by the models
     dumped = traj.model_dump(mode="json", exclude_none=True)
     assert orjson.dumps(traj.to_json_dict()) == orjson.dumps(dumped)
     assert traj.to_json_bytes(indent=True) == orjson.dumps(dumped, option=orjson.OPT_INDENT_2)
+    assert traj.to_json_bytes() == orjson.dumps(dumped)  # the bytes finish() made on the way, when it did
     assert validate_with_harbor(traj.to_json_bytes()) == []
     assert Trajectory.from_json(traj.to_json_bytes()) == traj
 
@@ -622,3 +625,83 @@ def test_json_schema_accepts_recorded_trajectories():
     bad = _minimal()
     bad["steps"][0]["surprise"] = True
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("odd", [2**70, {1: "non-text key"}, "lone \ud800 surrogate"])
+def test_values_orjson_refuses_take_the_models_path_and_still_finish(odd):
+    """finish() writes its bytes with orjson on the way; data orjson refuses (an int past
+    64 bits, a non-text key, a lone surrogate) is made JSON data by pydantic instead, as before."""
+    rec = _recorder()
+    rec.user("hi", extra={"odd": odd, "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)})
+    traj = rec.finish()
+    assert getattr(traj, "_raw", None) is None
+    step_extra = traj.steps[0].extra
+    assert step_extra["when"] == "2024-01-02T03:04:05Z"  # pydantic's JSON form, on both paths
+    if isinstance(odd, dict):
+        assert step_extra["odd"] == {"1": "non-text key"}
+    else:
+        assert step_extra["odd"] == odd
+
+
+def test_both_paths_make_the_same_json_of_odd_values():
+    """A datetime, a dataclass, a str subclass, a set, bytes, a Path: the same JSON whether
+    finish() took the orjson path or the models' one."""
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    class Label(str):
+        pass
+
+    values = {"when": datetime(2024, 1, 2, tzinfo=timezone.utc), "point": Point(3), "label": Label("l"),
+              "set": {2}, "bytes": b"ab", "path": Path("/p"), "kind": ErrorKind.timeout, "nan": 1.5}
+    fast = _recorder()
+    fast.user("hi", extra=values)
+    slow = _recorder()
+    slow.user("hi", extra={**values, "force_models_path": {1: "a non-text key"}})
+    fast_traj, slow_traj = fast.finish(), slow.finish()
+    assert fast_traj._raw is not None and getattr(slow_traj, "_raw", None) is None
+    fast_extra = orjson.loads(fast_traj.to_json_bytes())["steps"][0]["extra"]
+    slow_extra = orjson.loads(slow_traj.to_json_bytes())["steps"][0]["extra"]
+    slow_extra.pop("force_models_path")
+    assert fast_extra == slow_extra
+    assert fast_extra["point"] == {"x": 3} and fast_extra["set"] == [2] and fast_extra["bytes"] == "ab"
+
+
+def _recorded_then(mutate: Any) -> TrajectoryRecorder:
+    rec = _recorder()
+    rec.user("hi")
+    sid = _agent(rec, [_call("c1", command="ls")])
+    rec.observe(sid, "c1", ToolResult(content="a.py\n", exit_code=0))
+    mutate(rec._steps)
+    return rec
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda steps: steps[1].update(step_id=7),  # ids must run 1, 2, ...
+    lambda steps: steps[0].update(model_name="m"),  # an agent-only field on a user step
+    lambda steps: steps[0].update(timestamp="yesterday"),
+    lambda steps: steps[0].update(colour="red"),  # an unknown key
+    lambda steps: steps[1]["metrics"].update(prompt_tokens="12x"),
+    lambda steps: steps[1]["metrics"].update(prompt_tokens=1.5),
+    lambda steps: steps[1].update(source="robot"),
+    lambda steps: steps[1]["observation"]["results"][0].update(source_call_id="nope"),
+    lambda steps: steps[1].update(llm_call_count=-1),
+    lambda steps: steps[1]["tool_calls"][0].update(arguments=["not", "an", "object"]),
+])
+def test_finish_refuses_what_the_models_refuse(mutate):
+    """finish() validates the JSON bytes it writes (pydantic's JSON mode): whatever the
+    models refuse as Python data, it refuses too; no more lenient."""
+    rec = _recorded_then(mutate)
+    data = orjson.loads(_json_bytes(_ordered({"schema_version": ATIF_SCHEMA_VERSION, "session_id": "s",
+                                              "agent": rec._agent, "steps": rec._steps}, _ROOT_FIELDS)))
+    with pytest.raises(ValidationError):
+        Trajectory.model_validate(data)
+    with pytest.raises((ValidationError, TypeError)):  # TypeError: a text count cannot even be summed
+        rec.finish()
+
+
+def test_finish_accepts_and_reads_what_the_models_accept():
+    rec = _recorded_then(lambda steps: steps[1]["metrics"].update(prompt_tokens=12.0, completion_tokens=3.0))
+    data = orjson.loads(rec.finish().to_json_bytes())
+    assert Trajectory.model_validate(data) == rec.finish()
