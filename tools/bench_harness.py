@@ -137,6 +137,7 @@ class TimedExecutor:
             self.write_cpu += time.perf_counter() - t0
             return out
 
+        timed.encoder = getattr(on_done, "encoder", None)  # worker processes encode records with it
         self.own0, self.kids0, self.cpu0, self.t0 = _cpu(), children_cpu_s(), _cpu_all(), time.perf_counter()
         try:
             await self.inner.run_all(specs, runners, timed)
