@@ -14,6 +14,8 @@ Workers are forked by a ``forkserver``: a fresh interpreter, started once per
 process (never a fork of this one, whose threads and event loop would be
 copied half-way), that imports the engine once and forks each worker from
 there, so a worker starts in milliseconds instead of importing everything again.
+(The fork server keeps the environment it started with: a worker takes the
+parent's current one, and its working directory, as a spawned worker would.)
 The two sides talk over a socket pair read by their event loops (no thread
 per message): length-prefixed pickled messages, finished records batched.
 When ``on_done`` has an ``encoder`` (:class:`~react_eval.engine.lines.RecordSink`),
@@ -143,7 +145,9 @@ def _worker_main(sock: socket.socket, payload: bytes, share: tuple[int, int]) ->
 async def _serve(sock: socket.socket, payload: bytes, share: tuple[int, int]) -> None:
     link = await _Link.open(sock)
     try:
-        factory, encoder = pickle.loads(payload)
+        factory, encoder, environ = pickle.loads(payload)
+        os.environ.clear()  # the parent's environment now (e.g. an API key's variable), not the fork server's
+        os.environ.update(environ)
         runner = await factory.open(share)
     except BaseException:
         link.send(("failed", traceback.format_exc()))
@@ -282,7 +286,7 @@ class ProcessExecutor:
             return
         encoder = getattr(on_done, "encoder", None)
         try:
-            payload = pickle.dumps((runners, encoder))
+            payload = pickle.dumps((runners, encoder, dict(os.environ)))
         except Exception as exc:
             raise WorkerError(f"the rollout runner cannot be sent to worker processes ({exc}); use workers: 1") from exc
         t0 = time.perf_counter()
