@@ -34,12 +34,14 @@ run then fails with a message naming the rollouts left without a row
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import pickle
 import resource
 import socket
 import struct
+import sys
 import time
 import traceback
 from collections import deque
@@ -62,14 +64,18 @@ class Malformed(WorkerError):
     """A message from a worker that is not what the protocol allows."""
 
 
-#: modules the fork server imports once, so that every worker it forks has them
-PRELOAD = ["react_eval.engine.run"]
+#: modules the fork server imports once, so that every worker it forks has them ("__main__": the
+#: parent's script, which each worker would otherwise run again, as a spawned one does)
+PRELOAD = ["__main__", "react_eval.engine.run", "anyio._backends._asyncio"]
 _HEADER = struct.Struct(">I")
 #: a worker sends its finished records in one message per event-loop pass, at most this many bytes each
 BATCH_BYTES = 1 << 22
 
 
 def _context(extra: list[str]) -> Any:
+    main = getattr(sys.modules["__main__"], "__spec__", None)
+    if main is not None:  # `python -m pkg.mod`: a worker runs it again as __mp_main__ (its imports preloaded)
+        extra = [main.name, *extra]
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD + [m for m in extra if m not in PRELOAD])  # read when the server starts
     return ctx
@@ -133,6 +139,7 @@ class _Link:
 
 
 def _worker_main(sock: socket.socket, payload: bytes, share: tuple[int, int]) -> None:
+    gc.freeze()  # the heap forked from the server is never scanned (which would also copy all its pages)
     install_signal_handlers()  # the parent's SIGTERM removes this worker's sandboxes
     try:
         anyio.run(_serve, sock, payload, share)
