@@ -214,8 +214,10 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": executor.t1 - executor.t0,
         "startup_s": startup,  # spawning the workers and building their runners (in wall_s)
         "workers": workers,
-        "children_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-        "cpu_s": executor.cpu1 - executor.cpu0,
+        # worker processes are the fork server's children: each reports its CPU and peak RSS as it exits
+        "children_peak_rss_kb": max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                                    getattr(inner, "worker_peak_rss_kb", 0)),
+        "cpu_s": executor.cpu1 - executor.cpu0 + getattr(inner, "worker_cpu_s", 0.0),
         "write_cpu_s": executor.write_cpu,
         "rollouts": len(rows),
         "dropped": n - len(rows),

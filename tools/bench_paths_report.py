@@ -22,6 +22,15 @@ def row_label(row: dict[str, Any]) -> str:
     return f"{label}, **workers: {row['workers']}**" if row.get("workers", 1) > 1 else label
 
 
+def peak_rss(row: dict[str, Any]) -> str:
+    """react-eval's peak RSS; with worker processes, the parent's and each worker's."""
+    e = row["engine"]
+    parent = f"{fmt(e['peak_rss_kb'] / 1024, 0)} MiB"
+    if row.get("workers", 1) > 1:
+        return f"{parent} + {row['workers']}× {fmt(e.get('worker_peak_rss_kb', 0) / 1024, 0)} MiB"
+    return parent
+
+
 def workers_note(runs: list[dict[str, Any]]) -> list[str]:
     """What a ``workers: N`` row measures, with its workers' start-up."""
     rows = [r for r in runs if r.get("workers", 1) > 1 and "error" not in r["engine"]]
@@ -187,7 +196,7 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
                      f"| {kids} | {nel_cpu} | {x_nel} "
                      f"| {spread(fmt(median_rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(median_rate(b), 1)} "
                      f"| {fmt(median_rate(e) / median_rate(b) * 100, 0)}% | {eff} "
-                     f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")
+                     f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {peak_rss(row)} |")
     lines += workers_note(r["runs"])
     lines += ["", "RSS per in-flight rollout: each client first makes a warm-up run in the same process, then "
               "N rollouts park on a slow model's first reply; per rollout = (RSS parked − RSS after the warm-up) "
