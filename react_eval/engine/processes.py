@@ -41,7 +41,6 @@ import pickle
 import resource
 import socket
 import struct
-import sys
 import time
 import traceback
 from collections import deque
@@ -65,7 +64,8 @@ class Malformed(WorkerError):
 
 
 #: modules the fork server imports once, so that every worker it forks has them ("__main__": the
-#: parent's script, which each worker would otherwise run again, as a spawned one does)
+#: parent's script, e.g. the react-eval console script, which each worker would otherwise run again,
+#: as a spawned one does; under `python -m` a worker still runs that module again, as spawn does)
 PRELOAD = ["__main__", "react_eval.engine.run", "anyio._backends._asyncio"]
 _HEADER = struct.Struct(">I")
 #: a worker sends its finished records in one message per event-loop pass, at most this many bytes each
@@ -73,9 +73,6 @@ BATCH_BYTES = 1 << 22
 
 
 def _context(extra: list[str]) -> Any:
-    main = getattr(sys.modules["__main__"], "__spec__", None)
-    if main is not None:  # `python -m pkg.mod`: a worker runs it again as __mp_main__ (its imports preloaded)
-        extra = [main.name, *extra]
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD + [m for m in extra if m not in PRELOAD])  # read when the server starts
     return ctx

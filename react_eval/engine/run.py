@@ -43,7 +43,7 @@ from react_eval.engine.provenance import config_git_sha, package_versions
 from react_eval.engine.results import RolloutFiles, read_jsonl
 from react_eval.engine.resume import reconcile
 from react_eval.engine.variants import plan_entry
-from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
+from react_eval.engine.rollout import RolloutRunner, RolloutSpec
 from react_eval.grading.envs import EnvError, EnvSpec
 from react_eval.grading.sandbox import rollout_config
 from react_eval.metrics import summarize
