@@ -212,7 +212,7 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
     startup = getattr(inner, "startup_s", None) or 0.0
     return {
         "wall_s": executor.t1 - executor.t0,
-        "startup_s": startup,  # spawning the workers and building their runners (in wall_s)
+        "startup_s": startup,  # starting the workers (their fork server too: no warm-up here) and their runners (in wall_s)
         "workers": workers,
         # worker processes are the fork server's children: each reports its CPU and peak RSS as it exits
         "children_peak_rss_kb": max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
