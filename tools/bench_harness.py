@@ -786,7 +786,8 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
     e = r["efficiency"]
     lines += ["", "### Efficiency (200 ms model, 5 turns, 1,000 rollouts at concurrency 1,000)", "",
               f"Ideal C/(L·T) = {fmt(e['ideal_rollouts_per_s'], 0)} rollouts/s. With worker processes the wall time "
-              "includes starting them (the fork server with its imports: this run has no warm-up; forking each worker; building each runner); the column after it leaves that out.", "",
+              "includes starting them (the fork server with its imports: this run has no warm-up; forking each "
+              "worker; building each runner); the column after it leaves that out.", "",
               "| client | rollouts/s | efficiency | worker start-up | efficiency after start-up | wall | CPU / turn "
               "| CPU busy (all processes) | failed + dropped | peak RSS |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
