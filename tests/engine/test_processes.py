@@ -367,3 +367,17 @@ def test_a_key_a_server_echoes_is_redacted_in_the_worker(scripted_server, tmp_pa
     assert rows["p1"].error_kind == "model_error" and "API key ***" in rows["p1"].error
     assert all(srv_req.headers["authorization"] == f"Bearer {key}" for srv_req in srv.requests)
     assert {r.verification.get("pid") for t, r in rows.items() if t != "p1"} - {None, os.getpid()}
+
+
+def test_an_on_done_without_an_encoder_gets_the_records_themselves(scripted_server, tmp_path):
+    from react_eval.engine.rollout import RolloutRecord
+
+    srv = scripted_server(answer_by_task)
+    config = config_for(srv, n=5)
+    entry = config.benchmarks[0]
+    specs = [RolloutSpec("r1", entry.name, t, 0) for t in PidBenchmark(n=5).tasks()]
+    got: list = []
+    anyio.run(ProcessExecutor(4, 2).run_all, specs, EntryRunners(config, entry, "r1", PidBenchmark(n=5)), got.append)
+    assert all(isinstance(r, RolloutRecord) for r in got) and len(got) == 5
+    assert sorted(r.result.task_id for r in got) == [f"p{i}" for i in range(5)]
+    assert {r.result.verification["pid"] for r in got} - {os.getpid()} and all(r.result.reward == 1.0 for r in got)
