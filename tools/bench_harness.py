@@ -137,6 +137,7 @@ class TimedExecutor:
             self.write_cpu += time.perf_counter() - t0
             return out
 
+        timed.encoder = getattr(on_done, "encoder", None)  # worker processes encode records with it
         self.own0, self.kids0, self.cpu0, self.t0 = _cpu(), children_cpu_s(), _cpu_all(), time.perf_counter()
         try:
             await self.inner.run_all(specs, runners, timed)
@@ -211,10 +212,12 @@ async def child_engine(spec: dict[str, Any]) -> dict[str, Any]:
     startup = getattr(inner, "startup_s", None) or 0.0
     return {
         "wall_s": executor.t1 - executor.t0,
-        "startup_s": startup,  # spawning the workers and building their runners (in wall_s)
+        "startup_s": startup,  # starting the workers (their fork server too: no warm-up here) and their runners (in wall_s)
         "workers": workers,
-        "children_peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-        "cpu_s": executor.cpu1 - executor.cpu0,
+        # worker processes are the fork server's children: each reports its CPU and peak RSS as it exits
+        "children_peak_rss_kb": max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                                    getattr(inner, "worker_peak_rss_kb", 0)),
+        "cpu_s": executor.cpu1 - executor.cpu0 + getattr(inner, "worker_cpu_s", 0.0),
         "write_cpu_s": executor.write_cpu,
         "rollouts": len(rows),
         "dropped": n - len(rows),
@@ -783,7 +786,8 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
     e = r["efficiency"]
     lines += ["", "### Efficiency (200 ms model, 5 turns, 1,000 rollouts at concurrency 1,000)", "",
               f"Ideal C/(L·T) = {fmt(e['ideal_rollouts_per_s'], 0)} rollouts/s. With worker processes the wall time "
-              "includes starting them (spawn, imports, building each runner); the column after it leaves that out.", "",
+              "includes starting them (the fork server with its imports: this run has no warm-up; forking each "
+              "worker; building each runner); the column after it leaves that out.", "",
               "| client | rollouts/s | efficiency | worker start-up | efficiency after start-up | wall | CPU / turn "
               "| CPU busy (all processes) | failed + dropped | peak RSS |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

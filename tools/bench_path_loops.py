@@ -111,13 +111,18 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     from react_eval.benchmarks.registry import available, register
     from react_eval.engine.config import validate_config
     from react_eval.engine.executor import LocalExecutor
+    from react_eval.engine.processes import ProcessExecutor
     from react_eval.engine.results import read_jsonl
     from react_eval.engine.run import run_benchmark
 
     available()
     register(SandboxBench.name, SandboxBench)
     register(bench_harness.HarnessBenchmark.name, bench_harness.HarnessBenchmark)
-    conc, n = spec["concurrency"], spec["rollouts"]
+    conc, n, workers = spec["concurrency"], spec["rollouts"], spec.get("workers", 1)
+
+    def executor_for() -> Any:  # workers: N forks its workers from a fork server, started by the warm-up run
+        return ProcessExecutor(conc, workers) if workers > 1 else LocalExecutor(conc)
+
     work = Path(tempfile.mkdtemp(prefix="bench-paths-"))
     run_id = f"bench-{spec.get('token', 'x')}"
     samples: list[int] = []
@@ -126,15 +131,18 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("warmup"):  # one short run first, in this process: imports, pools and caches are not measured
             warm = _engine_config(validate_config, spec, spec["warmup"], work / "warm", NO_LATENCY)
             await run_benchmark(warm, warm.benchmarks[0], work / "warm" / "run", run_id=run_id,
-                                executor=LocalExecutor(conc))
+                                executor=executor_for())
         config = _engine_config(validate_config, spec, n, work, "")
         gc.collect()
         rss0 = rss_kb()
         sampler = sample_rss(spec.get("sample_rss_at"), samples, *parked_on_model(spec))
-        executor = bench_harness.TimedExecutor(LocalExecutor(conc))  # times run_all: the rollouts, not start-up
+        inner = executor_for()
+        executor = bench_harness.TimedExecutor(inner)  # times run_all: the rollouts (and workers' start-up)
         await run_benchmark(config, config.benchmarks[0], work / "run", run_id=run_id, executor=executor)
-        # the client's own CPU; its sandbox processes' (bash, bwrap) apart, as the bare loop reports them
-        wall, cpu = executor.t1 - executor.t0, executor.own1 - executor.own0
+        # the client's own CPU, its worker processes' included (they report theirs, the fork server's is read
+        # from /proc); its sandbox processes' (bash, bwrap) apart, as the bare loop reports them
+        worker_cpu = getattr(inner, "worker_cpu_s", 0.0)
+        wall, cpu = executor.t1 - executor.t0, executor.own1 - executor.own0 + worker_cpu
         children = executor.kids1 - executor.kids0
         rows = list(read_jsonl(work / "run" / "results.jsonl"))
     finally:
@@ -145,7 +153,9 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
             "failed": sum(1 for r in rows if r.get("error_kind") or r.get("reward") != 1.0),
             "errors": sorted({str(r.get("error"))[:200] for r in rows if r.get("error_kind")})[:3],
             "turns": sum(r["turns"] for r in rows), "rss0_kb": rss0, "rss_mid_kb": samples[0] if samples else None,
-            "peak_rss_kb": peak_rss_kb()}
+            "peak_rss_kb": peak_rss_kb(), "workers": workers, "worker_cpu_s": worker_cpu,
+            "startup_s": getattr(inner, "startup_s", None) or 0.0,
+            "worker_peak_rss_kb": getattr(inner, "worker_peak_rss_kb", 0)}
 
 
 # ------------------------------------------------------------------ bare loop

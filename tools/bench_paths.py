@@ -19,7 +19,9 @@ and the bare loop of tools/bench_path_loops.py run back to back, each in a
 fresh process that first makes a short warm-up run; on the Gym path NeMo
 Evaluator's ReActSolver runs too (tools/bench_nel.py, in the venv of
 tools/ensure_nel_venv.sh). ``--repeat K`` runs each row's clients K times,
-interleaved, for medians and ranges. The report (tools/bench_paths_report.py)
+interleaved, for medians and ranges. The in-process and Gym paths get one more
+row at 1,000 concurrent with a 200 ms model: react-eval with ``workers: 2``
+(``--workers``; its CPU counts the worker processes' too). The report (tools/bench_paths_report.py)
 gives client CPU per turn and rollouts/s, their ratios, efficiency against the
 ideal C/(L·T), peak RSS, failed and dropped rollouts; then RSS per in-flight
 rollout (after the warm-up, rollouts parked on a slow model) and the Docker
@@ -52,6 +54,8 @@ PATHS = ["inprocess", "gym", "local", "bwrap", "docker", "gym+local"]
 #: paths where NeMo Evaluator has a like-for-like mode, driven by tools/bench_nel.py
 NEL_PATHS = {"gym"}
 CONCURRENCIES = [1, 16, 256, 1000]
+#: paths that also get a ``workers: N`` row at 1,000 concurrent, 200 ms model (``--workers``)
+WORKER_PATHS = {"inprocess", "gym"}
 
 
 def _get(url: str, data: dict | None = None) -> dict[str, Any]:
@@ -155,9 +159,9 @@ class Bench:
         self.r["nel"] = ensure_nel(self.args.nel_python)
         self.log(f"nel: {self.r['nel']}")
 
-    def kinds(self, path: str) -> list[str]:
+    def kinds(self, path: str, workers: int = 1) -> list[str]:
         nel = self.r.get("nel") or {}
-        return ["engine", "bare"] + (["nel"] if path in NEL_PATHS and "python" in nel else [])
+        return ["engine", "bare"] + (["nel"] if path in NEL_PATHS and "python" in nel and workers == 1 else [])
 
     def cap(self, path: str) -> int:
         if path.startswith("docker"):
@@ -193,16 +197,25 @@ class Bench:
             cap = self.cap(path)
             for conc in sorted({min(c, cap) for c in CONCURRENCIES}):
                 for latency in (0.0, 200.0):
-                    n = self.rollouts(conc, latency, path)
-                    row: dict[str, Any] = {"path": path, "concurrency": conc, "latency_ms": latency, "rollouts": n,
-                                           "reps": {k: [] for k in self.kinds(path)}}
-                    for _ in range(self.args.repeat):
-                        for kind in row["reps"]:
-                            row["reps"][kind].append(self.one(kind, path, conc, latency, n))
-                    for kind, reps in row["reps"].items():
-                        row[kind] = median_run(reps)
-                    self.log(f"{path} c={conc} L={latency:g}: " + summary(row))
-                    self.r["runs"].append(row)
+                    self.row(path, conc, latency)
+                    if self.args.workers > 1 and path in WORKER_PATHS and conc == 1000 and latency == 200.0:
+                        self.row(path, conc, latency, workers=self.args.workers)
+
+    def row(self, path: str, conc: int, latency: float, workers: int = 1) -> None:
+        """One matrix row; ``workers`` > 1: react-eval with ``workers: N`` (worker processes)."""
+        n = self.rollouts(conc, latency, path)
+        row: dict[str, Any] = {"path": path, "concurrency": conc, "latency_ms": latency, "rollouts": n,
+                               "reps": {k: [] for k in self.kinds(path, workers)}}
+        extra = {"workers": workers} if workers > 1 else {}
+        if extra:
+            row.update(extra)
+        for _ in range(self.args.repeat):
+            for kind in row["reps"]:
+                row["reps"][kind].append(self.one(kind, path, conc, latency, n, **(extra if kind == "engine" else {})))
+        for kind, reps in row["reps"].items():
+            row[kind] = median_run(reps)
+        self.log(f"{path} c={conc} L={latency:g}" + (f" workers={workers}" if workers > 1 else "") + ": " + summary(row))
+        self.r["runs"].append(row)
 
     def memory(self, paths: list[str]) -> None:
         """RSS per in-flight rollout: after a warm-up run in the same process, every rollout
@@ -248,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=1000)
     parser.add_argument("--docker-max", type=int, default=16, help="highest concurrency of the Docker paths")
     parser.add_argument("--local-max", type=int, default=256, help="highest concurrency of the local sandbox paths")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="the in-process and Gym paths also get a row at 1,000 concurrent, 200 ms model with "
+                             "react-eval's `workers: N` (worker processes); 1: no such row")
     parser.add_argument("--warm-pool", type=int, default=8)
     parser.add_argument("--lifecycle-counts", default="1,8,32",
                         help="Docker lifecycle: how many sandboxes are created at once, per row (both modes)")

@@ -16,6 +16,37 @@ LABELS = {"inprocess": "in-process tool", "gym": "Gym resources server", "local"
           "bwrap": "bwrap sandbox bash", "docker": "Docker sandbox bash",
           "docker+warm": "Docker sandbox bash, warm pool", "gym+local": "Gym + local sandbox"}
 
+def row_label(row: dict[str, Any]) -> str:
+    """The path's name; a row whose react-eval ran in worker processes says how many."""
+    label = LABELS.get(row["path"], row["path"])
+    return f"{label}, **workers: {row['workers']}**" if row.get("workers", 1) > 1 else label
+
+
+def peak_rss(row: dict[str, Any]) -> str:
+    """react-eval's peak RSS; with worker processes, the parent's and each worker's."""
+    e = row["engine"]
+    parent = f"{fmt(e['peak_rss_kb'] / 1024, 0)} MiB"
+    if row.get("workers", 1) > 1:
+        return f"{parent} + {row['workers']}× {fmt(e.get('worker_peak_rss_kb', 0) / 1024, 0)} MiB"
+    return parent
+
+
+def workers_note(runs: list[dict[str, Any]]) -> list[str]:
+    """What a ``workers: N`` row measures, with its workers' start-up."""
+    rows = [r for r in runs if r.get("workers", 1) > 1 and "error" not in r["engine"]]
+    if not rows:
+        return []
+    starts = ", ".join(f"{LABELS.get(r['path'], r['path'])} {fmt(r['engine'].get('startup_s', 0.0) * 1000, 0)} ms"
+                       for r in rows)
+    return ["", "Rows marked **workers: N** run react-eval's engine with `workers: N` (`ProcessExecutor`: N worker "
+            "processes forked from a fork server that preloads the engine; records come back as the lines to "
+            "write). Their CPU / turn counts every process of the client: the parent's own CPU, each worker's "
+            "(reported by the worker as it exits) and the fork server's (from /proc), over the same turns. The "
+            "fork server starts during the warm-up run (its imports are not measured, as the one-process client's "
+            "are not); forking the workers and building their runners is measured, in the CPU and in the wall "
+            f"time (the rollouts/s). Workers' start-up (run start to every worker ready): {starts}."]
+
+
 def per_turn(r: dict[str, Any]) -> float:
     return r["cpu_s"] / max(1, r["turns"]) * 1000
 
@@ -147,7 +178,7 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
     ]
     for row in r["runs"]:
         e, b = row["engine"], row["bare"]
-        head = f"| {LABELS.get(row['path'], row['path'])} | {row['concurrency']} | {row['latency_ms']:g} ms | {row['rollouts']} "
+        head = f"| {row_label(row)} | {row['concurrency']} | {row['latency_ms']:g} ms | {row['rollouts']} "
         if "error" in e or "error" in b:
             lines.append(head + "| error | | | | | | | | | | | |")
             continue
@@ -165,7 +196,8 @@ def render(r: dict[str, Any], m: dict[str, str], quick: bool) -> str:
                      f"| {kids} | {nel_cpu} | {x_nel} "
                      f"| {spread(fmt(median_rate(e), 1), *e.get('rate_range', [0, 0]), 1, reps)} | {fmt(median_rate(b), 1)} "
                      f"| {fmt(median_rate(e) / median_rate(b) * 100, 0)}% | {eff} "
-                     f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {fmt(e['peak_rss_kb'] / 1024, 0)} MiB |")
+                     f"| {e['failed'] + e['dropped']} ({b['failed'] + b['dropped']}) | {peak_rss(row)} |")
+    lines += workers_note(r["runs"])
     lines += ["", "RSS per in-flight rollout: each client first makes a warm-up run in the same process, then "
               "N rollouts park on a slow model's first reply; per rollout = (RSS parked − RSS after the warm-up) "
               "/ N, so one-off imports and pools are not counted per rollout. RSS of the client process; the "

@@ -31,6 +31,7 @@ from react_eval.engine.defaults import (
     wants_sandbox_tools,
 )
 from react_eval.engine.failures import causes
+from react_eval.engine.lines import EncodedRecord, RecordEncoder, RecordSink
 from react_eval.engine.lock import OutputLocked, output_lock
 from react_eval.engine.executor import Executor, FatalRunError, LocalExecutor
 from react_eval.engine.processes import ProcessExecutor
@@ -39,13 +40,12 @@ from react_eval.engine.progress import Progress
 from react_eval.engine.artifacts import write_run_artifacts
 from react_eval.engine.manifest import Manifest, config_hash, diff_fields, hashed_fields
 from react_eval.engine.provenance import config_git_sha, package_versions
-from react_eval.engine.results import RolloutFiles, RolloutResult, read_jsonl
+from react_eval.engine.results import RolloutFiles, read_jsonl
 from react_eval.engine.resume import reconcile
 from react_eval.engine.variants import plan_entry
-from react_eval.engine.rollout import RolloutRecord, RolloutRunner, RolloutSpec
+from react_eval.engine.rollout import RolloutRunner, RolloutSpec
 from react_eval.grading.envs import EnvError, EnvSpec
 from react_eval.grading.sandbox import rollout_config
-from react_eval.jsonsafe import clean_json
 from react_eval.metrics import summarize
 from react_eval.model.factory import build_model
 from react_eval.model.protocol import Model
@@ -331,25 +331,12 @@ async def _run_benchmark(config: EvalConfig, entry: BenchmarkEntry, out_dir: Pat
     if progress:
         progress.start(entry.name, len(specs))
 
-    keys = _secret_bytes(config)
-
-    def on_done(record: RolloutRecord) -> None:
-        row = record.result.model_dump(mode="json")
-        try:
-            raw = data = orjson.dumps(row)
-        except TypeError:  # text orjson refuses (a lone surrogate from some server): written as U+FFFD
-            row = clean_json(row)
-            raw = data = orjson.dumps(row)
-            record.result = RolloutResult.model_validate(row)
-        trajectory = record.trajectory
-        if keys:  # a server may echo the key in an error message: it is never written out
-            data, trajectory = _redact(raw, keys), _redact(trajectory, keys)
-            if data is not raw:
-                row = orjson.loads(data)
-                record.result = RolloutResult.model_validate(row)  # e.g. the message of a fatal 401
-        files.add(trajectory, data)
+    def write(done: EncodedRecord) -> None:
+        files.add(done.trajectory, done.row)
         if progress:
-            progress.advance(row)
+            progress.advance(done.head)
+
+    on_done = RecordSink(RecordEncoder(_secret_bytes(config)), write)  # workers encode with it too
 
     bench_run = BenchmarkRun(entry.name, out_dir)
     if executor is None and config.executor is not None and model is None:
@@ -396,15 +383,6 @@ def _secret_bytes(config: EvalConfig) -> list[bytes]:
             if len(key) >= 8:
                 found.update({key.encode(), orjson.dumps(key)[1:-1]})
     return sorted(found, key=len, reverse=True)
-
-
-def _redact(data: bytes | None, keys: list[bytes]) -> bytes | None:
-    """``data`` with every key replaced by ``***`` (the same object when none occurs)."""
-    if data is None or not any(k in data for k in keys):
-        return data
-    for k in keys:
-        data = data.replace(k, b"***")
-    return data
 
 
 def _key_source(name: str, service: ApiService) -> str:

@@ -98,3 +98,18 @@ def test_sandbox_processes_are_their_own_column_for_both_clients():
     gym = row("gym", {"engine": [run(0.8, children_cpu_s=-1e-7)], "bare": [run(0.2)]})
     assert table_line(report.render({"turns": 4, "runs": [gym], "memory": {}}, MACHINE, True),
                       "Gym resources server")[7] == "–"
+
+
+def test_a_workers_row_is_labelled_and_says_what_it_counts():
+    one = row("inprocess", {"engine": [run(0.8)], "bare": [run(0.4)]})
+    two = row("inprocess", {"engine": [dict(run(1.0, wall_s=1.0), workers=2, startup_s=0.125,
+                                            worker_peak_rss_kb=60 * 1024)], "bare": [run(0.4)]})
+    two["workers"] = 2
+    text = report.render({"turns": 4, "runs": [one, two], "memory": {}}, MACHINE, True)
+    plain, workers = table_line(text, "in-process tool"), table_line(text, "in-process tool, **workers: 2**")
+    assert (plain[4], plain[6]) == ("2.000 ms", "2.00×")
+    assert (workers[4], workers[6]) == ("2.500 ms", "2.50×")  # CPU / turn as the row's run reported it
+    assert workers[10] == "100.0" and workers[12] == "200%"  # 100 rollouts in 1 s, against the bare 50/s
+    assert (plain[15], workers[15]) == ("80 MiB", "80 MiB + 2× 60 MiB")  # the workers' memory is not hidden
+    assert "workers' start-up (run start to every worker ready): in-process tool 125 ms" in text.lower()
+    assert "**workers: N**" not in report.render({"turns": 4, "runs": [one], "memory": {}}, MACHINE, True)

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from react_eval.benchmarks.base import Benchmark, Verification
 from react_eval.benchmarks.registry import get_benchmark
 from react_eval.engine.config import validate_config
 from react_eval.engine.executor import FatalRunError
-from react_eval.engine.processes import WorkerError
-from react_eval.engine.results import load_results
+from react_eval.engine.lines import EncodedRecord, RecordEncoder, RecordSink
+from react_eval.engine.processes import ProcessExecutor, WorkerError
+from react_eval.engine.results import RolloutFiles, load_results
+from react_eval.engine.rollout import RolloutSpec
 from react_eval.engine.run import EntryRunners, run_benchmark
 from react_eval.types import Task
 from tests.harbor_atif import validate_with_harbor
@@ -247,3 +250,134 @@ def test_the_cli_runs_a_sandboxed_benchmark_in_worker_processes(scripted_server,
         assert len(rows) == 12
     assert scores["1"] == scores["2"]
     assert sum(1 for *_, reward, _ in scores["2"] if reward == 1.0) == 10  # one task is answered wrongly on purpose
+
+
+# ---- records travel as the lines to write --------------------------------------------------------
+
+
+class PidTaggingEncoder(RecordEncoder):
+    """Encodes as a run does, then signs the row with the encoding process's pid: a line that
+    reaches the file with that pid was written as the worker sent it, not re-serialised."""
+
+    def __call__(self, record):
+        done = super().__call__(record)
+        done.row = done.row[:-1] + b',"encoded_in":' + str(os.getpid()).encode() + b"}"
+        return done
+
+
+class BrokenEncoder(RecordEncoder):
+    """Encodes wrongly on purpose: ``how`` says which way."""
+
+    def __init__(self, how: str):
+        super().__init__([])
+        self.how = how
+
+    def __call__(self, record):
+        done = super().__call__(record)
+        if self.how == "newline":
+            done.row = done.row[:-1] + b',"x":1}\n{"task_id":"forged","repeat":0}'
+        elif self.how == "not-json":
+            done.row = b"not a row"
+        elif self.how == "other-rollout":
+            done.head["task_id"] = "someone-else"
+        elif self.how == "raises":
+            raise ValueError("cannot encode this one")
+        return done
+
+
+def run_with_sink(srv, tmp_path, encoder, *, n=6):
+    """ProcessExecutor.run_all with ``encoder`` shipped to the workers; the parent appends
+    what arrives to results.jsonl / trajectories.jsonl (as run_benchmark does)."""
+    config = config_for(srv, n=n)
+    entry = config.benchmarks[0]
+    factory = EntryRunners(config, entry, "r1", PidBenchmark(n=n))
+    specs = [RolloutSpec("r1", entry.name, t, 0) for t in PidBenchmark(n=n).tasks()]
+    files = RolloutFiles(tmp_path)
+    got: list[EncodedRecord] = []
+
+    def write(done: EncodedRecord) -> None:
+        got.append(done)
+        files.add(done.trajectory, done.row)
+
+    executor = ProcessExecutor(4, 2)
+    try:
+        anyio.run(executor.run_all, specs, factory, RecordSink(encoder, write))
+    finally:
+        files.close()
+    return executor, got
+
+
+def test_a_workers_lines_are_written_byte_for_byte(scripted_server, tmp_path):
+    srv = scripted_server(answer_by_task)
+    executor, got = run_with_sink(srv, tmp_path, PidTaggingEncoder([]))
+    lines = (tmp_path / "results.jsonl").read_bytes().splitlines()
+    assert sorted(lines) == sorted(d.row for d in got) and len(lines) == 6
+    rows = [json.loads(x) for x in lines]
+    assert {r["encoded_in"] for r in rows} == {r["verification"]["pid"] for r in rows}  # the worker that ran it
+    assert os.getpid() not in {r["encoded_in"] for r in rows} and len({r["encoded_in"] for r in rows}) == 2
+    assert all(r["reward"] == 1.0 for r in rows)
+    trajectories = (tmp_path / "trajectories.jsonl").read_bytes().splitlines()
+    assert sorted(trajectories) == sorted(d.trajectory for d in got)
+    assert all(validate_with_harbor(json.loads(t)) == [] for t in trajectories)
+    assert executor.startup_s is not None and executor.worker_cpu_s > 0  # the workers reported their CPU
+
+
+@pytest.mark.parametrize("how, message", [
+    ("newline", r"sent a row for p\d#0 that is not one JSON object line"),
+    ("not-json", r"sent a row for p\d#0 that is not one JSON object line"),
+    ("other-rollout", r"sent a record for someone-else#0, which it was not running"),
+    ("raises", r"encoding the record of p\d#0:(.|\n)*cannot encode this one"),
+])
+def test_a_malformed_record_fails_the_run_and_is_never_written(scripted_server, tmp_path, how, message):
+    srv = scripted_server(answer_by_task)
+    with pytest.raises(WorkerError, match=message):
+        run_with_sink(srv, tmp_path, BrokenEncoder(how))
+    assert (tmp_path / "results.jsonl").read_bytes() == b""  # the first bad record stops the run, unwritten
+    assert b"forged" not in (tmp_path / "trajectories.jsonl").read_bytes()
+
+
+def test_a_message_that_does_not_unpickle_is_an_error():
+    from react_eval.engine.processes import Malformed, _HEADER, _Link
+
+    async def main() -> None:
+        mine, theirs = socket.socketpair()
+        link = await _Link.open(mine)
+        theirs.sendall(_HEADER.pack(5) + b"junk!")
+        with pytest.raises(Malformed, match="does not unpickle"):
+            await link.receive()
+        theirs.sendall(_HEADER.pack(100) + b"short")  # then the worker died half-way through a message
+        theirs.close()
+        assert await link.receive() is None
+        await link.close()
+
+    anyio.run(main)
+
+
+def test_a_key_a_server_echoes_is_redacted_in_the_worker(scripted_server, tmp_path, monkeypatch):
+    key = "sk-proc-test-" + "9" * 24
+    monkeypatch.setenv("P16_TEST_KEY", key)
+    srv = scripted_server(lambda req: http_error(400, message=f"Invalid request for API key {key}")
+                          if req.first_user_text.endswith(" 1") else answer_by_task(req))
+    config = config_for(srv, n=4)
+    config.services["model"].api_key_env = "P16_TEST_KEY"
+    anyio.run(run, config, tmp_path)
+    text = (tmp_path / "results.jsonl").read_text()
+    assert key not in text and key not in (tmp_path / "trajectories.jsonl").read_text()
+    rows = {r.task_id: r for r in load_results(tmp_path / "results.jsonl")}
+    assert rows["p1"].error_kind == "model_error" and "API key ***" in rows["p1"].error
+    assert all(srv_req.headers["authorization"] == f"Bearer {key}" for srv_req in srv.requests)
+    assert {r.verification.get("pid") for t, r in rows.items() if t != "p1"} - {None, os.getpid()}
+
+
+def test_an_on_done_without_an_encoder_gets_the_records_themselves(scripted_server, tmp_path):
+    from react_eval.engine.rollout import RolloutRecord
+
+    srv = scripted_server(answer_by_task)
+    config = config_for(srv, n=5)
+    entry = config.benchmarks[0]
+    specs = [RolloutSpec("r1", entry.name, t, 0) for t in PidBenchmark(n=5).tasks()]
+    got: list = []
+    anyio.run(ProcessExecutor(4, 2).run_all, specs, EntryRunners(config, entry, "r1", PidBenchmark(n=5)), got.append)
+    assert all(isinstance(r, RolloutRecord) for r in got) and len(got) == 5
+    assert sorted(r.result.task_id for r in got) == [f"p{i}" for i in range(5)]
+    assert {r.result.verification["pid"] for r in got} - {os.getpid()} and all(r.result.reward == 1.0 for r in got)
