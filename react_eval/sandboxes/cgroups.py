@@ -1,6 +1,11 @@
 """A per-sandbox cgroup that caps processes (pids) and memory, on cgroup v1 or v2.
 
-Created when a sandbox starts and removed when it closes. On cgroup v1 a
+A provider's sandboxes draw their cgroups from a :class:`CgroupPool`: a
+sandbox that closes has every member killed, and once the group is empty it
+is kept for the provider's next sandbox instead of being removed and made
+again (creating a memory cgroup and removing it are the costliest steps of a
+short sandbox's life); the pool removes its groups when the provider closes.
+On cgroup v1 a
 sandbox gets one directory per controller (``/sys/fs/cgroup/pids/<name>``,
 ``/sys/fs/cgroup/memory/<name>``); on v2 one directory with both limits. Every
 sandbox process joins before it starts anything: a jailed or one-shot command
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import time
@@ -198,6 +204,25 @@ class SandboxCgroup:
                 return
             time.sleep(0.01)
 
+    async def aempty(self, limit: float = 2.0) -> bool:
+        """SIGKILL every member until none is left (up to ``limit`` seconds);
+        True once the group is empty. Waits with ``anyio.sleep``, as
+        :meth:`aremove` does."""
+        delay, waited = 0.001, 0.0
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if waited >= limit:
+                return False
+            sigkill(pids)
+            await anyio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.02)
+
+    def exists(self) -> bool:
+        return all(os.path.isdir(p) for p in self.paths)
+
     async def aremove(self) -> None:
         """:meth:`remove` on the event loop: every step is a few reads, kills
         and rmdirs of cgroupfs files (no disk, no waiting in the kernel), and
@@ -225,3 +250,61 @@ class SandboxCgroup:
             return not left
         sigkill(pids)
         return False
+
+
+class CgroupPool:
+    """The cgroups of one provider's sandboxes, each reused once emptied.
+
+    :meth:`acquire` hands out an empty group with the provider's limits (a
+    kept one, or a new one); :meth:`release` kills every member of a closed
+    sandbox's group until none is left and keeps the empty group for the next
+    sandbox, so none of a sandbox's processes outlives its ``close`` either
+    way. A group that cannot be emptied is removed as before (which keeps
+    killing its members); :meth:`remove_all` removes the kept ones.
+    """
+
+    def __init__(self, *, pids: int | None, memory: int | None):
+        self.pids = pids
+        self.memory = memory
+        self._free: list[SandboxCgroup] = []
+        #: whether one group was made (sweeping and the join test are done then)
+        self._checked = False
+
+    @property
+    def kept(self) -> tuple[SandboxCgroup, ...]:
+        """The empty groups waiting for a sandbox."""
+        return tuple(self._free)
+
+    async def acquire(self) -> SandboxCgroup | None:
+        """An empty group for a new sandbox, or None when none can be made."""
+        while self._free:
+            group = self._free.pop()
+            if group.exists():  # another harness's sweep may have removed an idle group
+                return group
+        make = lambda: SandboxCgroup.create(  # noqa: E731
+            f"react-eval-{secrets.token_hex(8)}", pids=self.pids, memory=self.memory
+        )
+        if self._checked:
+            return make()  # a few mkdirs and writes in cgroupfs
+        group = await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
+        self._checked = True
+        return group
+
+    async def release(self, group: SandboxCgroup, *, keep: bool = True) -> None:
+        """Kill every member of ``group``; keep it for the next sandbox once
+        empty (``keep``), else remove it."""
+        if keep and await group.aempty():
+            for path in group.paths:  # a fresh mtime: another harness's sweep leaves it alone
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+            self._free.append(group)
+            return
+        await group.aremove()
+
+    def remove_all(self) -> None:
+        """Remove every kept group (blocking; they are empty, so at once)."""
+        free, self._free = self._free, []
+        for group in free:
+            group.remove()

@@ -33,7 +33,6 @@ import stat as stat_mod
 import subprocess
 import tempfile
 import time
-from functools import partial
 from typing import Callable, Literal
 
 import anyio
@@ -41,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from react_eval.sandboxes.base import ExecResult, FileInfo, FileTooLargeError, SandboxInfo, SandboxLimits
 from react_eval.sandboxes.bwrap import SANDBOX_PATH, bwrap_argv
-from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
+from react_eval.sandboxes.cgroups import CgroupPool, SandboxCgroup, parse_bytes
 from react_eval.sandboxes.lifecycle import prepare
 from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
 from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
@@ -119,12 +118,15 @@ class LocalSandbox:
         limits: SandboxLimits,
         token: str,
         cgroup: SandboxCgroup | None = None,
+        cgroups: CgroupPool | None = None,
     ):
         self.workdir = workdir
         self.config = config
         self.limits = limits
         self.token = token
         self.cgroup = cgroup
+        #: the pool ``cgroup`` came from and goes back to at close (else it is removed)
+        self.cgroups = cgroups
         self.info = SandboxInfo(
             provider="local",
             ident=os.path.basename(workdir),
@@ -351,16 +353,17 @@ class LocalSandbox:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
+            emptied = False
             if self.cgroup is not None:
                 # every process the sandbox started is a member and cannot leave
                 # (under bwrap; unjailed, a root agent could, but is trusted):
                 # the shell's session goes first, then whatever is left in the
-                # cgroup, and removing the cgroup waits until all are gone
+                # cgroup is killed until none is left
                 self._transport.owner_kills_strays = True
                 try:
                     await self.shell.close()
                 finally:
-                    await self.cgroup.aremove()
+                    emptied = await self.cgroup.aempty()
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags
@@ -370,6 +373,13 @@ class LocalSandbox:
                 await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
                                      since_ticks=self._born)  # older processes cannot be ours
             await self._remove_workdir()
+            if self.cgroup is not None:
+                # the empty group goes back to the provider's pool (a kept
+                # workdir's files stay charged to it: that one is removed)
+                if self.cgroups is not None:
+                    await self.cgroups.release(self.cgroup, keep=emptied and not self.config.keep)
+                else:
+                    await self.cgroup.aremove()
         if self.on_close is not None:
             self.on_close(self)
 
@@ -430,9 +440,9 @@ class LocalSandboxProvider:
         self.setup_timeout = setup_timeout
         self._open: set[LocalSandbox] = set()
         self._root: str | None = None  # resolved workdir root, once checked
-        self._memory = parse_bytes(self.config.memory) if self.config.memory else None
-        #: whether a cgroup was tried once (sweeping and the join test are done then)
-        self._cgroup_checked = False
+        memory = parse_bytes(self.config.memory) if self.config.memory else None
+        #: every sandbox's cgroup, kept for the next one once emptied at close
+        self.cgroups = CgroupPool(pids=self.config.pids_limit, memory=memory)
 
     def _check_isolation(self) -> None:
         if self.config.isolation == "bwrap" and shutil.which("bwrap") is None:
@@ -463,13 +473,13 @@ class LocalSandboxProvider:
         # under a resolved root, mkdtemp's path is already the real one
         workdir = tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root)
         token = secrets.token_hex(8)
-        make = partial(SandboxCgroup.create, f"react-eval-{token}", pids=self.config.pids_limit, memory=self._memory)
-        if self._cgroup_checked:
-            cgroup = make()  # a few mkdirs and writes in cgroupfs
-        else:  # the first one may sweep stale groups and test joining with a subprocess
-            cgroup = await anyio.to_thread.run_sync(make)
-            self._cgroup_checked = True
-        sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup)
+        try:
+            cgroup = await self.cgroups.acquire()
+        except BaseException:
+            os.rmdir(workdir)
+            raise
+        sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
+                               cgroups=self.cgroups)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
         await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
@@ -479,3 +489,4 @@ class LocalSandboxProvider:
         """Close every sandbox this provider created that is still open."""
         for sandbox in list(self._open):
             await sandbox.close()
+        self.cgroups.remove_all()
