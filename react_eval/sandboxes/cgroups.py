@@ -19,6 +19,7 @@ spill into the host's RAM.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -34,6 +35,7 @@ V1_ROOT = "/sys/fs/cgroup"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+@functools.lru_cache(maxsize=64)
 def parse_bytes(text: str | int) -> int:
     """``"4g"``, ``"512m"``, ``"1.5G"``, ``"2048"`` (docker's notation) as bytes."""
     if isinstance(text, int):
@@ -59,8 +61,11 @@ def _v2_controllers(root: str) -> set[str]:
 
 
 def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # one write(2), as cgroupfs wants; no file object
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 class SandboxCgroup:
@@ -68,6 +73,8 @@ class SandboxCgroup:
 
     def __init__(self, paths: list[str], limits: dict[str, int]):
         self.paths = paths
+        #: each directory's member list (read and written for every sandbox)
+        self._procs = [os.path.join(p, "cgroup.procs") for p in paths]
         #: controller -> the limit applied (``pids``: processes, ``memory``: bytes)
         self.limits = limits
 
@@ -172,15 +179,15 @@ class SandboxCgroup:
         """Move ``pid`` into this cgroup (raises OSError if it may not join).
         Only safe for a process that has started nothing yet (its children
         stay where they are): a shell still waiting for its first command."""
-        for path in self.paths:
-            _write(os.path.join(path, "cgroup.procs"), str(pid))
+        for procs in self._procs:
+            _write(procs, str(pid))
 
     def pids(self) -> list[int]:
         found: set[int] = set()
-        for path in self.paths:
+        for procs in self._procs:
             try:
-                with open(os.path.join(path, "cgroup.procs")) as f:
-                    found.update(int(line) for line in f if line.strip())
+                with open(procs, "rb") as f:
+                    found.update(map(int, f.read().split()))
             except OSError:
                 pass
         return sorted(found)
@@ -256,10 +263,10 @@ class CgroupPool:
     """The cgroups of one provider's sandboxes, each reused once emptied.
 
     :meth:`acquire` hands out an empty group with the provider's limits (a
-    kept one, or a new one); :meth:`release` kills every member of a closed
-    sandbox's group until none is left and keeps the empty group for the next
-    sandbox, so none of a sandbox's processes outlives its ``close`` either
-    way. A group that cannot be emptied is removed as before (which keeps
+    kept one, or a new one); :meth:`release` takes back a closed
+    sandbox's group once :meth:`SandboxCgroup.aempty` killed every member
+    (so none of a sandbox's processes outlives its ``close``) and keeps it
+    for the next sandbox. A group that cannot be emptied is removed as before (which keeps
     killing its members); :meth:`remove_all` removes the kept ones.
     """
 
@@ -290,10 +297,10 @@ class CgroupPool:
         self._checked = True
         return group
 
-    async def release(self, group: SandboxCgroup, *, keep: bool = True) -> None:
-        """Kill every member of ``group``; keep it for the next sandbox once
-        empty (``keep``), else remove it."""
-        if keep and await group.aempty():
+    async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
+        """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
+        next sandbox when ``keep``, else remove it (killing what is left)."""
+        if keep:
             for path in group.paths:  # a fresh mtime: another harness's sweep leaves it alone
                 try:
                     os.utime(path)

@@ -119,6 +119,7 @@ class LocalSandbox:
         token: str,
         cgroup: SandboxCgroup | None = None,
         cgroups: CgroupPool | None = None,
+        resolved: bool = False,
     ):
         self.workdir = workdir
         self.config = config
@@ -139,7 +140,8 @@ class LocalSandbox:
         )
         #: when the sandbox was made, in /proc's clock: none of its processes is older
         self._born = _boot_ticks()
-        self._real_workdir = os.path.realpath(workdir)
+        #: (``resolved``: the caller made ``workdir`` under a resolved root, so it is real already)
+        self._real_workdir = workdir if resolved else os.path.realpath(workdir)
         #: every file operation goes through this descriptor of the workdir
         self._fs = Beneath(self._real_workdir)
         self._closed = False
@@ -479,7 +481,7 @@ class LocalSandboxProvider:
             os.rmdir(workdir)
             raise
         sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
-                               cgroups=self.cgroups)
+                               cgroups=self.cgroups, resolved=True)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
         await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")

@@ -23,7 +23,9 @@ work on a short command.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 from typing import Callable
@@ -99,6 +101,7 @@ class LocalShellTransport:
             # spawned in place, as asyncio would (vfork + exec: a short pause)
             proc = subprocess.Popen(
                 self.argv,
+                executable=_executable(self.argv[0], self.env.get("PATH")),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -252,6 +255,13 @@ class LocalShellTransport:
             await self._reap(proc, pidfd, 5)
             if pidfd is not None:
                 os.close(pidfd)
+
+
+@functools.lru_cache(maxsize=64)
+def _executable(name: str, path: str | None) -> str | None:
+    """Where ``name`` is on ``path`` (looked up once per process, not by each
+    spawn trying every directory), or None to let the spawn report it missing."""
+    return name if os.sep in name else shutil.which(name, path=os.defpath if path is None else path)
 
 
 def _pidfd_open(pid: int) -> int | None:
