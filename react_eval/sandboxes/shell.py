@@ -11,7 +11,7 @@ break the framing)::
 
     __re_c=$'<command>'; if (parse $__re_c with set -n in a subshell); then
     <restore $?>; builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; fi;
-    <save rc, hide xtrace>; builtin printf '<marker format>' <nonce-a> <nonce-b> <seq> "$__re_rc" "$PWD" ...
+    __re_rc=$?; __re_end <seq>     (builtin printf '<marker format>' <nonce-a> <nonce-b> <seq> "$__re_rc" "$PWD" ...)
 
 * The command travels ANSI-C quoted (every byte outside printable ASCII, plus
   ``'`` and ``\\``, as ``\\xHH``), so quotes, heredocs, comments and unbalanced
@@ -211,27 +211,29 @@ class ShellSession:
         the fixed work after the command lives in ``__re_end`` (defined once
         per shell); the command's own ``eval`` stays at the top level, where
         ``local``, ``return`` and ``$1`` mean what they mean in a terminal.
-        Everything but the ``eval`` runs with stderr on /dev/null, so ``set
-        -x`` traces only the command.
+        Everything but the ``eval`` runs with the shell's own stderr, which the
+        set-up points at /dev/null, so ``set -x`` and ``set -v`` show only the
+        command, and the frame needs no redirection of its own.
         """
         quoted = ansi_c_quote(command.encode("utf-8", errors="surrogateescape"))
         run = b'builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; '
         if needs_syntax_check(command):
-            head = b"\n{ __re_c=" + quoted + b"; } 2>/dev/null; "
+            head = b"\n__re_c=" + quoted + b"; "
             run = (
-                b"if ( { builtin set +x; } 2>/dev/null; builtin shopt -s extglob; "
+                b"if ( { builtin set +xv; } 2>/dev/null; builtin shopt -s extglob; "
                 b"builtin eval \"builtin set -n\"$'\\n'\"$__re_c\" ) </dev/null >&\"$__re_fd\" 2>&1; "
-                b'then { __re_ret "$__re_rc" && :; } 2>/dev/null; ' + run
-                + b'else { __re_ret "$?" && :; } 2>/dev/null; fi; '
+                b'then __re_ret "$__re_rc" && :; ' + run + b'else __re_ret "$?" && :; fi; '
             )
         else:
-            head = b"\n{ __re_c=" + quoted + b'; __re_ret "$__re_rc" && :; } 2>/dev/null; '
-        return head + run + b"{ __re_rc=$?; __re_end " + str(seq).encode() + b"; } 2>/dev/null\n"
+            head = b"\n__re_c=" + quoted + b'; __re_ret "$__re_rc" && :; '
+        return head + run + b"__re_rc=$?; __re_end " + str(seq).encode() + b"\n"
 
     def _init_script(self, cwd: str | None) -> bytes:
         trap_body = self._printf(b"x", b'"$?"').replace(b"'", b"'\\''")
         lines = [
-            b"exec {__re_fd}>&1 2>&1",
+            # the shell's own stderr is /dev/null: only the command's (the eval's
+            # 2>&1) reaches the output, so the frame needs no redirections of its own
+            b"exec {__re_fd}>&1 2>/dev/null",
             b"__re_rc=0",
             b'__re_ret() { return "$1"; }',
             # after each command (stderr is /dev/null around the call): the marker
@@ -323,7 +325,7 @@ class ShellSession:
         marker = None
         with anyio.move_on_after(self.start_timeout):
             try:  # one write: the set-up and the first command
-                await self.transport.send(self._init_script(cwd) + self._frame('builtin echo "$$"', seq))
+                await self.transport.send(self._init_script(cwd) + self._frame("builtin echo $$", seq))
             except ShellTransportError:
                 pass  # the shell died at once: its output below says why
             marker = await self._read_marker(seq, out)

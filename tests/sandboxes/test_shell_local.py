@@ -245,6 +245,19 @@ async def test_redirecting_shell_stdout_does_not_break_framing(sb):
     assert (await sb.exec("echo visible", 5)).output == "visible\n"
 
 
+async def test_traces_show_the_command_and_nothing_of_the_frame(sb):
+    await sb.exec("set -x", 5)
+    r = await sb.exec("echo 'traced' | cat; ls /nonexistent-q", 5)
+    assert sorted(r.output.splitlines()[:2]) == ["++ cat", "++ echo traced"] and "nonexistent-q" in r.output
+    assert "__re_" not in r.output and "builtin eval" not in r.output and r.exit_code == 2
+    r = await sb.exec("set +x; set -v", 5)
+    r = await sb.exec("echo verbose", 5)
+    assert r.output == "echo verbose\nverbose\n"  # the line as the command has it, not the frame's
+    r = await sb.exec("set +v; echo $?", 5)
+    assert r.output == "set +v; echo $?\n0\n"
+    assert (await sb.exec("echo quiet", 5)).output == "quiet\n"
+
+
 async def test_shell_introspection_cannot_fake_a_marker(sb):
     r = await sb.exec("set; declare -f; trap -p; set -x; echo traced", 5)
     assert r.exit_code == 0 and "traced" in r.output
