@@ -46,6 +46,7 @@ from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
 from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
 from react_eval.sandboxes.safe_fs import Beneath
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
+from react_eval.sandboxes.workdirs import WorkdirPool
 from react_eval.types import SandboxError, SandboxSpec
 
 __all__ = ["TAG_VAR", "LocalSandbox", "LocalSandboxConfig", "LocalSandboxProvider", "find_processes", "kill_processes"]
@@ -119,6 +120,7 @@ class LocalSandbox:
         token: str,
         cgroup: SandboxCgroup | None = None,
         cgroups: CgroupPool | None = None,
+        workdirs: WorkdirPool | None = None,
         resolved: bool = False,
     ):
         self.workdir = workdir
@@ -128,6 +130,8 @@ class LocalSandbox:
         self.cgroup = cgroup
         #: the pool ``cgroup`` came from and goes back to at close (else it is removed)
         self.cgroups = cgroups
+        #: where an empty workdir goes at close, for the next sandbox (else it is removed)
+        self.workdirs = workdirs
         self.info = SandboxInfo(
             provider="local",
             ident=os.path.basename(workdir),
@@ -374,7 +378,9 @@ class LocalSandbox:
                 await self.shell.close()
                 await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
                                      since_ticks=self._born)  # older processes cannot be ours
-            await self._remove_workdir()
+            # none of its processes is left when its cgroup was emptied: then an
+            # empty workdir may serve the next sandbox
+            await self._remove_workdir(reuse=emptied)
             if self.cgroup is not None:
                 # the empty group goes back to the provider's pool (a kept
                 # workdir's files stay charged to it: that one is removed)
@@ -385,11 +391,12 @@ class LocalSandbox:
         if self.on_close is not None:
             self.on_close(self)
 
-    async def _remove_workdir(self) -> None:
+    async def _remove_workdir(self, reuse: bool = False) -> None:
         """Close the workdir's descriptor and remove it (unless ``keep``): an
-        empty one in place, a tree in a worker thread."""
+        empty one in place (or, ``reuse``, kept for the provider's next
+        sandbox), a tree in a worker thread."""
         self._fs.close()
-        if self.config.keep:
+        if self.config.keep or (reuse and self.workdirs is not None and self.workdirs.keep(self.workdir)):
             return
         try:
             os.rmdir(self.workdir)
@@ -445,6 +452,8 @@ class LocalSandboxProvider:
         memory = parse_bytes(self.config.memory) if self.config.memory else None
         #: every sandbox's cgroup, kept for the next one once emptied at close
         self.cgroups = CgroupPool(pids=self.config.pids_limit, memory=memory)
+        #: empty workdirs of closed sandboxes, renamed for the next one
+        self.workdirs = WorkdirPool()
 
     def _check_isolation(self) -> None:
         if self.config.isolation == "bwrap" and shutil.which("bwrap") is None:
@@ -472,8 +481,8 @@ class LocalSandboxProvider:
         spec = spec or SandboxSpec()
         label = labels.get("task_id") or labels.get("react-eval.rollout") or ""
         hint = _UNSAFE_NAME.sub("_", label)[:40]  # names the workdir, for debugging
-        # under a resolved root, mkdtemp's path is already the real one
-        workdir = tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root)
+        # under a resolved root, the new directory's path is already the real one
+        workdir = self.workdirs.make(root, f"react-eval-{hint}-" if hint else "react-eval-")
         token = secrets.token_hex(8)
         try:
             cgroup = await self.cgroups.acquire()
@@ -481,7 +490,7 @@ class LocalSandboxProvider:
             os.rmdir(workdir)
             raise
         sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
-                               cgroups=self.cgroups, resolved=True)
+                               cgroups=self.cgroups, workdirs=self.workdirs, resolved=True)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
         await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
@@ -492,3 +501,4 @@ class LocalSandboxProvider:
         for sandbox in list(self._open):
             await sandbox.close()
         self.cgroups.remove_all()
+        self.workdirs.remove_all()
