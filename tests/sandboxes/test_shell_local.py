@@ -373,7 +373,8 @@ async def test_background_process_killed_on_close(provider):
     await sb.close()
     for pid in pids:
         assert await wait_dead(pid), f"pid {pid} survived close()"
-    assert not os.path.exists(sb.workdir)
+    # removed, or (every process dead) kept empty for the provider's next sandbox
+    assert not os.path.exists(sb.workdir) or (sb.workdir in provider.workdirs.kept and not os.listdir(sb.workdir))
     with pytest.raises(SandboxError):
         await sb.exec("echo x", 5)
 
@@ -541,7 +542,10 @@ async def test_setup_failure_raises_with_output(tmp_path):
     with pytest.raises(SandboxError, match="exited with 4") as exc:
         await provider.create(SandboxSpec(setup="echo broken-dep >&2; exit 4"), labels={})
     assert "broken-dep" in str(exc.value)
-    assert os.listdir(tmp_path) == [], "a failed create removes its workdir"
+    left = [str(tmp_path / name) for name in os.listdir(tmp_path)]
+    assert all(p in provider.workdirs.kept and not os.listdir(p) for p in left), "only an empty, kept workdir is left"
+    await provider.aclose()
+    assert os.listdir(tmp_path) == [], "a failed create leaves no workdir behind"
 
 
 async def test_spec_files_cannot_escape(tmp_path):
