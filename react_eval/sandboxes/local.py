@@ -167,7 +167,10 @@ class LocalSandbox:
             wrapped=config.isolation == "bwrap",
             join=join,
         )
-        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes)
+        # unjailed, the shell is bash alone (``shell_ready`` has nothing to note),
+        # so its start-up probe is read with the first command, not on its own
+        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes,
+                                  answer_with_first_call=config.isolation == "none")
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:

@@ -162,8 +162,14 @@ class ShellSession:
         max_output_bytes: int = 1 << 20,
         interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
         start_timeout: float = DEFAULT_START_TIMEOUT,
+        answer_with_first_call: bool = False,
     ):
         self.transport = transport
+        #: ``start`` only sends the set-up and its probe; the first call reads
+        #: the probe's answer (and fails as ``start`` would) just before its own,
+        #: so a sandbox's first command costs no extra round trip. Only for a
+        #: transport whose ``shell_ready`` may run after the first command was sent.
+        self.answer_with_first_call = answer_with_first_call
         self.max_output_bytes = max_output_bytes
         self.interrupt_grace = interrupt_grace
         self.start_timeout = start_timeout
@@ -185,6 +191,8 @@ class ShellSession:
         self._started = False
         self._closed = False
         self._broken: str | None = None  # why the shell must be restarted before the next call
+        #: the sequence number of a start-up probe not read yet (answer_with_first_call)
+        self._probe: int | None = None
 
     # ---- framing -------------------------------------------------------
 
@@ -306,11 +314,12 @@ class ShellSession:
     # ---- lifecycle -----------------------------------------------------
 
     async def start(self) -> None:
-        """Start the shell and check it answers (raises SandboxError if not)."""
+        """Start the shell and check it answers (raises SandboxError if not;
+        with ``answer_with_first_call``, the first call checks)."""
         async with self._lock:
-            await self._start_locked(self.cwd)
+            await self._start_locked(self.cwd, defer=self.answer_with_first_call)
 
-    async def _start_locked(self, cwd: str | None) -> None:
+    async def _start_locked(self, cwd: str | None, defer: bool = False) -> None:
         if self._closed:
             raise SandboxError("the sandbox shell is closed")
         self._pending.clear()
@@ -321,23 +330,33 @@ class ShellSession:
             raise SandboxError(f"could not start the sandbox shell: {exc}") from exc
         self._seq += 1
         seq = self._seq
+        try:  # one write: the set-up and the first command
+            await self.transport.send(self._init_script(cwd) + self._frame("builtin echo $$", seq))
+        except ShellTransportError:
+            pass  # the shell died at once: its output says why (read below, or by the first call)
+        self._probe = seq
+        self._started = True
+        if not defer:
+            await self._read_probe()
+
+    async def _read_probe(self) -> None:
+        """Read the start-up probe's answer: note the shell's pid and cwd, or
+        close the transport and raise SandboxError with the shell's output."""
+        seq, self._probe = self._probe, None
+        assert seq is not None
         out = CappedBuffer(65536)
         marker = None
         with anyio.move_on_after(self.start_timeout):
-            try:  # one write: the set-up and the first command
-                await self.transport.send(self._init_script(cwd) + self._frame("builtin echo $$", seq))
-            except ShellTransportError:
-                pass  # the shell died at once: its output below says why
             marker = await self._read_marker(seq, out)
         text = out.text().strip()
         if marker is None or marker.exited:
+            self._started = False
             await self.transport.close()
             why = "did not answer in time" if marker is None else f"exited with {marker.rc}"
             raise SandboxError(f"the sandbox shell {why}; its output: {text!r}")
         self.cwd = marker.cwd
         lines = text.splitlines()
         self.shell_pid = int(lines[-1]) if lines and lines[-1].isdigit() else None
-        self._started = True
         self.transport.shell_ready()
 
     async def _restart(self) -> None:
@@ -404,9 +423,20 @@ class ShellSession:
         frame = self._frame(command, seq)
         self.transport.mark_command_start()
         marker: _Marker | None = None
-        with anyio.move_on_after(max(timeout, 0.001)) as scope:
+        sent = False
+        if self._probe is not None:
+            # the first call: its command goes right behind the start-up probe,
+            # whose answer is read first (both usually come back in one read)
             try:
                 await self.transport.send(frame)
+                sent = True
+            except ShellTransportError:
+                pass  # a shell that died at once fails the probe below
+            await self._read_probe()
+        with anyio.move_on_after(max(timeout, 0.001)) as scope:
+            try:
+                if not sent:
+                    await self.transport.send(frame)
             except ShellTransportError:
                 # the shell died between calls: one fresh shell, then retry once
                 self._check_open()

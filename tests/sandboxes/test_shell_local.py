@@ -14,6 +14,7 @@ from react_eval.sandboxes.base import FileTooLargeError, Sandbox, SandboxLimits,
 from react_eval.sandboxes.local import LocalSandbox, LocalSandboxConfig, LocalSandboxProvider
 from react_eval.sandboxes.shell import (
     CappedBuffer,
+    ShellSession,
     ShellTransport,
     ansi_c_quote,
     decode_output,
@@ -681,3 +682,31 @@ async def test_without_a_pidfd_the_shell_is_still_reaped_and_restarted(provider,
     last = sb.shell.transport.pid
     await sb.close()
     assert await wait_dead(last)
+
+
+@pytest.mark.parametrize("with_first_call", [False, True])
+async def test_a_shell_that_dies_at_start_fails_start_or_the_first_call_never_a_command(tmp_path, with_first_call):
+    from react_eval.sandboxes.local_shell import LocalShellTransport
+
+    transport = LocalShellTransport(["sh", "-c", "echo no-shell-here; exit 3"], cwd=str(tmp_path),
+                                    env={"PATH": os.environ["PATH"]}, tag_entry="X=1")
+    session = ShellSession(transport, cwd=str(tmp_path), answer_with_first_call=with_first_call)
+    if not with_first_call:
+        with pytest.raises(SandboxError, match="no-shell-here"):
+            await session.start()
+        return
+    await session.start()  # only sent the set-up: the first call reads the answer
+    with pytest.raises(SandboxError, match="did not answer.*no-shell-here"):
+        await session.exec("echo should-not-run", 5)
+    assert transport.pid is None  # closed, not left running
+    await session.close()
+
+
+async def test_the_first_call_reads_the_start_up_answer_apart_from_its_own_output(provider):
+    sb = await provider.create(None, labels={})
+    assert sb.shell.answer_with_first_call and sb.shell.shell_pid is None  # nothing read at create
+    r = await sb.exec("echo first; echo $$", 5)
+    assert r.output.splitlines()[0] == "first" and r.exit_code == 0
+    assert sb.shell.shell_pid == int(r.output.splitlines()[1]) == sb.shell.transport.pid
+    assert (await sb.exec("echo second", 5)).output == "second\n"
+    await sb.close()
