@@ -301,9 +301,10 @@ class ShellSession:
     async def _read_marker(self, seq: int, out: CappedBuffer) -> _Marker | None:
         """Read until this call's marker; None at end of stream."""
         while True:
-            marker = self._scan(seq, out)
-            if marker is not None:
-                return marker
+            if self._pending:  # nothing to scan before the first chunk of a call
+                marker = self._scan(seq, out)
+                if marker is not None:
+                    return marker
             chunk = await self.transport.receive()
             if not chunk:
                 out.add(self._pending)
