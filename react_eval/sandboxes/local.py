@@ -16,9 +16,11 @@ visible and read-only, the workdir the only writable host path, a size-capped
 
 In both modes, when the harness may create cgroups (root, or a delegated
 cgroup v2 subtree), every process of a sandbox runs in its own cgroup capped
-at ``pids_limit`` processes and ``memory`` bytes (v1 or v2), created and
-removed with the sandbox; without that permission the caps are skipped and
-``info.extra`` says so.
+at ``pids_limit`` processes and ``memory`` bytes (v1 or v2); at close every
+member is killed, and the emptied cgroup (and an empty workdir) serves the
+provider's next sandbox (:mod:`react_eval.sandboxes.cgroups`,
+:mod:`react_eval.sandboxes.workdirs`); without that permission the caps are
+skipped and ``info.extra`` says so.
 """
 
 from __future__ import annotations
