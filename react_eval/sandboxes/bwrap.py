@@ -104,6 +104,20 @@ def bwrap_argv(
     ro_binds: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     """``inner`` run inside a fresh jail whose only writable host path is ``workdir``."""
+    flags, bound = _jail_flags(tmp_size, tuple(ro_binds))
+    argv = list(flags)
+    for path in harness_paths():
+        if _under(path, bound) and not _under(workdir, [path]):
+            argv += ["--tmpfs", path]
+    argv += ["--bind", workdir, workdir, "--chdir", cwd or workdir, "--", *inner]
+    return argv
+
+
+@functools.lru_cache(maxsize=16)
+def _jail_flags(tmp_size: int | None, ro_binds: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """The flags every jail of these settings shares (the host's system
+    directories looked at once per process, not for every sandbox), and the
+    host paths they bind read-only."""
     argv = [
         "bwrap",
         "--unshare-all",
@@ -132,8 +146,4 @@ def bwrap_argv(
         bound.append(path)
     for path in etc_secrets():
         argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-    for path in harness_paths():
-        if _under(path, bound) and not _under(workdir, [path]):
-            argv += ["--tmpfs", path]
-    argv += ["--bind", workdir, workdir, "--chdir", cwd or workdir, "--", *inner]
-    return argv
+    return tuple(argv), bound

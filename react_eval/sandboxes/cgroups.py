@@ -1,6 +1,11 @@
 """A per-sandbox cgroup that caps processes (pids) and memory, on cgroup v1 or v2.
 
-Created when a sandbox starts and removed when it closes. On cgroup v1 a
+A provider's sandboxes draw their cgroups from a :class:`CgroupPool`: a
+sandbox that closes has every member killed, and once the group is empty it
+is kept for the provider's next sandbox instead of being removed and made
+again (creating a memory cgroup and removing it are the costliest steps of a
+short sandbox's life); the pool removes its groups when the provider closes.
+On cgroup v1 a
 sandbox gets one directory per controller (``/sys/fs/cgroup/pids/<name>``,
 ``/sys/fs/cgroup/memory/<name>``); on v2 one directory with both limits. Every
 sandbox process joins before it starts anything: a jailed or one-shot command
@@ -14,8 +19,10 @@ spill into the host's RAM.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import time
@@ -28,6 +35,7 @@ V1_ROOT = "/sys/fs/cgroup"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+@functools.lru_cache(maxsize=64)
 def parse_bytes(text: str | int) -> int:
     """``"4g"``, ``"512m"``, ``"1.5G"``, ``"2048"`` (docker's notation) as bytes."""
     if isinstance(text, int):
@@ -53,8 +61,11 @@ def _v2_controllers(root: str) -> set[str]:
 
 
 def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # one write(2), as cgroupfs wants; no file object
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 class SandboxCgroup:
@@ -62,6 +73,8 @@ class SandboxCgroup:
 
     def __init__(self, paths: list[str], limits: dict[str, int]):
         self.paths = paths
+        #: each directory's member list (read and written for every sandbox)
+        self._procs = [os.path.join(p, "cgroup.procs") for p in paths]
         #: controller -> the limit applied (``pids``: processes, ``memory``: bytes)
         self.limits = limits
 
@@ -166,15 +179,15 @@ class SandboxCgroup:
         """Move ``pid`` into this cgroup (raises OSError if it may not join).
         Only safe for a process that has started nothing yet (its children
         stay where they are): a shell still waiting for its first command."""
-        for path in self.paths:
-            _write(os.path.join(path, "cgroup.procs"), str(pid))
+        for procs in self._procs:
+            _write(procs, str(pid))
 
     def pids(self) -> list[int]:
         found: set[int] = set()
-        for path in self.paths:
+        for procs in self._procs:
             try:
-                with open(os.path.join(path, "cgroup.procs")) as f:
-                    found.update(int(line) for line in f if line.strip())
+                with open(procs, "rb") as f:
+                    found.update(map(int, f.read().split()))
             except OSError:
                 pass
         return sorted(found)
@@ -197,6 +210,25 @@ class SandboxCgroup:
             if self._kill_or_remove():
                 return
             time.sleep(0.01)
+
+    async def aempty(self, limit: float = 2.0) -> bool:
+        """SIGKILL every member until none is left (up to ``limit`` seconds);
+        True once the group is empty. Waits with ``anyio.sleep``, as
+        :meth:`aremove` does."""
+        delay, waited = 0.001, 0.0
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if waited >= limit:
+                return False
+            sigkill(pids)
+            await anyio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.02)
+
+    def exists(self) -> bool:
+        return all(os.path.isdir(p) for p in self.paths)
 
     async def aremove(self) -> None:
         """:meth:`remove` on the event loop: every step is a few reads, kills
@@ -225,3 +257,61 @@ class SandboxCgroup:
             return not left
         sigkill(pids)
         return False
+
+
+class CgroupPool:
+    """The cgroups of one provider's sandboxes, each reused once emptied.
+
+    :meth:`acquire` hands out an empty group with the provider's limits (a
+    kept one, or a new one); :meth:`release` takes back a closed
+    sandbox's group once :meth:`SandboxCgroup.aempty` killed every member
+    (so none of a sandbox's processes outlives its ``close``) and keeps it
+    for the next sandbox. A group that cannot be emptied is removed as before (which keeps
+    killing its members); :meth:`remove_all` removes the kept ones.
+    """
+
+    def __init__(self, *, pids: int | None, memory: int | None):
+        self.pids = pids
+        self.memory = memory
+        self._free: list[SandboxCgroup] = []
+        #: whether one group was made (sweeping and the join test are done then)
+        self._checked = False
+
+    @property
+    def kept(self) -> tuple[SandboxCgroup, ...]:
+        """The empty groups waiting for a sandbox."""
+        return tuple(self._free)
+
+    async def acquire(self) -> SandboxCgroup | None:
+        """An empty group for a new sandbox, or None when none can be made."""
+        while self._free:
+            group = self._free.pop()
+            if group.exists():  # another harness's sweep may have removed an idle group
+                return group
+        make = lambda: SandboxCgroup.create(  # noqa: E731
+            f"react-eval-{secrets.token_hex(8)}", pids=self.pids, memory=self.memory
+        )
+        if self._checked:
+            return make()  # a few mkdirs and writes in cgroupfs
+        group = await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
+        self._checked = True
+        return group
+
+    async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
+        """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
+        next sandbox when ``keep``, else remove it (killing what is left)."""
+        if keep:
+            for path in group.paths:  # a fresh mtime: another harness's sweep leaves it alone
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+            self._free.append(group)
+            return
+        await group.aremove()
+
+    def remove_all(self) -> None:
+        """Remove every kept group (blocking; they are empty, so at once)."""
+        free, self._free = self._free, []
+        for group in free:
+            group.remove()

@@ -16,9 +16,11 @@ visible and read-only, the workdir the only writable host path, a size-capped
 
 In both modes, when the harness may create cgroups (root, or a delegated
 cgroup v2 subtree), every process of a sandbox runs in its own cgroup capped
-at ``pids_limit`` processes and ``memory`` bytes (v1 or v2), created and
-removed with the sandbox; without that permission the caps are skipped and
-``info.extra`` says so.
+at ``pids_limit`` processes and ``memory`` bytes (v1 or v2); at close every
+member is killed, and the emptied cgroup (and an empty workdir) serves the
+provider's next sandbox (:mod:`react_eval.sandboxes.cgroups`,
+:mod:`react_eval.sandboxes.workdirs`); without that permission the caps are
+skipped and ``info.extra`` says so.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import stat as stat_mod
 import subprocess
 import tempfile
 import time
-from functools import partial
 from typing import Callable, Literal
 
 import anyio
@@ -41,12 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from react_eval.sandboxes.base import ExecResult, FileInfo, FileTooLargeError, SandboxInfo, SandboxLimits
 from react_eval.sandboxes.bwrap import SANDBOX_PATH, bwrap_argv
-from react_eval.sandboxes.cgroups import SandboxCgroup, parse_bytes
+from react_eval.sandboxes.cgroups import CgroupPool, SandboxCgroup, parse_bytes
 from react_eval.sandboxes.lifecycle import prepare
 from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
 from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
 from react_eval.sandboxes.safe_fs import Beneath
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
+from react_eval.sandboxes.workdirs import WorkdirPool
 from react_eval.types import SandboxError, SandboxSpec
 
 __all__ = ["TAG_VAR", "LocalSandbox", "LocalSandboxConfig", "LocalSandboxProvider", "find_processes", "kill_processes"]
@@ -119,12 +121,19 @@ class LocalSandbox:
         limits: SandboxLimits,
         token: str,
         cgroup: SandboxCgroup | None = None,
+        cgroups: CgroupPool | None = None,
+        workdirs: WorkdirPool | None = None,
+        resolved: bool = False,
     ):
         self.workdir = workdir
         self.config = config
         self.limits = limits
         self.token = token
         self.cgroup = cgroup
+        #: the pool ``cgroup`` came from and goes back to at close (else it is removed)
+        self.cgroups = cgroups
+        #: where an empty workdir goes at close, for the next sandbox (else it is removed)
+        self.workdirs = workdirs
         self.info = SandboxInfo(
             provider="local",
             ident=os.path.basename(workdir),
@@ -137,7 +146,8 @@ class LocalSandbox:
         )
         #: when the sandbox was made, in /proc's clock: none of its processes is older
         self._born = _boot_ticks()
-        self._real_workdir = os.path.realpath(workdir)
+        #: (``resolved``: the caller made ``workdir`` under a resolved root, so it is real already)
+        self._real_workdir = workdir if resolved else os.path.realpath(workdir)
         #: every file operation goes through this descriptor of the workdir
         self._fs = Beneath(self._real_workdir)
         self._closed = False
@@ -159,7 +169,10 @@ class LocalSandbox:
             wrapped=config.isolation == "bwrap",
             join=join,
         )
-        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes)
+        # unjailed, the shell is bash alone (``shell_ready`` has nothing to note),
+        # so its start-up probe is read with the first command, not on its own
+        self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes,
+                                  answer_with_first_call=config.isolation == "none")
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:
@@ -351,16 +364,17 @@ class LocalSandbox:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
+            emptied = False
             if self.cgroup is not None:
                 # every process the sandbox started is a member and cannot leave
                 # (under bwrap; unjailed, a root agent could, but is trusted):
                 # the shell's session goes first, then whatever is left in the
-                # cgroup, and removing the cgroup waits until all are gone
+                # cgroup is killed until none is left
                 self._transport.owner_kills_strays = True
                 try:
                     await self.shell.close()
                 finally:
-                    await self.cgroup.aremove()
+                    emptied = await self.cgroup.aempty()
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags
@@ -369,15 +383,25 @@ class LocalSandbox:
                 await self.shell.close()
                 await kill_processes(session=session, env_prefix=f"{TAG_VAR}={self.token}.".encode(),
                                      since_ticks=self._born)  # older processes cannot be ours
-            await self._remove_workdir()
+            # none of its processes is left when its cgroup was emptied: then an
+            # empty workdir may serve the next sandbox
+            await self._remove_workdir(reuse=emptied)
+            if self.cgroup is not None:
+                # the empty group goes back to the provider's pool (a kept
+                # workdir's files stay charged to it: that one is removed)
+                if self.cgroups is not None:
+                    await self.cgroups.release(self.cgroup, keep=emptied and not self.config.keep)
+                else:
+                    await self.cgroup.aremove()
         if self.on_close is not None:
             self.on_close(self)
 
-    async def _remove_workdir(self) -> None:
+    async def _remove_workdir(self, reuse: bool = False) -> None:
         """Close the workdir's descriptor and remove it (unless ``keep``): an
-        empty one in place, a tree in a worker thread."""
+        empty one in place (or, ``reuse``, kept for the provider's next
+        sandbox), a tree in a worker thread."""
         self._fs.close()
-        if self.config.keep:
+        if self.config.keep or (reuse and self.workdirs is not None and self.workdirs.keep(self.workdir)):
             return
         try:
             os.rmdir(self.workdir)
@@ -430,9 +454,11 @@ class LocalSandboxProvider:
         self.setup_timeout = setup_timeout
         self._open: set[LocalSandbox] = set()
         self._root: str | None = None  # resolved workdir root, once checked
-        self._memory = parse_bytes(self.config.memory) if self.config.memory else None
-        #: whether a cgroup was tried once (sweeping and the join test are done then)
-        self._cgroup_checked = False
+        memory = parse_bytes(self.config.memory) if self.config.memory else None
+        #: every sandbox's cgroup, kept for the next one once emptied at close
+        self.cgroups = CgroupPool(pids=self.config.pids_limit, memory=memory)
+        #: empty workdirs of closed sandboxes, renamed for the next one
+        self.workdirs = WorkdirPool()
 
     def _check_isolation(self) -> None:
         if self.config.isolation == "bwrap" and shutil.which("bwrap") is None:
@@ -460,16 +486,16 @@ class LocalSandboxProvider:
         spec = spec or SandboxSpec()
         label = labels.get("task_id") or labels.get("react-eval.rollout") or ""
         hint = _UNSAFE_NAME.sub("_", label)[:40]  # names the workdir, for debugging
-        # under a resolved root, mkdtemp's path is already the real one
-        workdir = tempfile.mkdtemp(prefix=f"react-eval-{hint}-" if hint else "react-eval-", dir=root)
+        # under a resolved root, the new directory's path is already the real one
+        workdir = self.workdirs.make(root, f"react-eval-{hint}-" if hint else "react-eval-")
         token = secrets.token_hex(8)
-        make = partial(SandboxCgroup.create, f"react-eval-{token}", pids=self.config.pids_limit, memory=self._memory)
-        if self._cgroup_checked:
-            cgroup = make()  # a few mkdirs and writes in cgroupfs
-        else:  # the first one may sweep stale groups and test joining with a subprocess
-            cgroup = await anyio.to_thread.run_sync(make)
-            self._cgroup_checked = True
-        sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup)
+        try:
+            cgroup = await self.cgroups.acquire()
+        except BaseException:
+            os.rmdir(workdir)
+            raise
+        sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
+                               cgroups=self.cgroups, workdirs=self.workdirs, resolved=True)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
         await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
@@ -479,3 +505,5 @@ class LocalSandboxProvider:
         """Close every sandbox this provider created that is still open."""
         for sandbox in list(self._open):
             await sandbox.close()
+        self.cgroups.remove_all()
+        self.workdirs.remove_all()

@@ -23,7 +23,9 @@ work on a short command.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 from typing import Callable
@@ -77,6 +79,8 @@ class LocalShellTransport:
         self._in: int | None = None
         self._out: int | None = None
         self._pidfd: int | None = None
+        #: our descriptors a send or receive is waiting on (close must wake it)
+        self._waiting: set[int] = set()
         self._shell_pids: set[int] = set()
         #: the bash process itself (host pid), which gets ABORT_SIGNAL
         self._bash: int | None = None
@@ -99,6 +103,7 @@ class LocalShellTransport:
             # spawned in place, as asyncio would (vfork + exec: a short pause)
             proc = subprocess.Popen(
                 self.argv,
+                executable=_executable(self.argv[0], self.env.get("PATH")),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -141,7 +146,11 @@ class LocalShellTransport:
                 try:
                     view = view[os.write(fd, view):]
                 except BlockingIOError:  # the shell is not reading: wait for room
-                    await anyio.wait_writable(fd)
+                    self._waiting.add(fd)
+                    try:
+                        await anyio.wait_writable(fd)
+                    finally:
+                        self._waiting.discard(fd)
                     if self._in != fd:
                         raise ShellTransportError("the shell was closed")
         except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError) as exc:
@@ -152,10 +161,13 @@ class LocalShellTransport:
         # neither starve the event loop nor dodge the caller's timeout
         fd = self._out
         while fd is not None:
+            self._waiting.add(fd)
             try:
                 await anyio.wait_readable(fd)
             except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
                 return b""
+            finally:
+                self._waiting.discard(fd)
             if self._out != fd:
                 return b""  # closed (and the number maybe reused) while waiting
             try:
@@ -238,8 +250,8 @@ class LocalShellTransport:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            for fd in fds:  # wakes a receive() waiting on it (it returns b"")
-                if fd is not None:
+            for fd in fds:  # wakes a send() or receive() waiting on it (it returns b"")
+                if fd is not None and fd in self._waiting:
                     anyio.notify_closing(fd)
             # the Popen object owns the pipe descriptors: closing its files closes them
             for f in (proc.stdin, proc.stdout):
@@ -252,6 +264,13 @@ class LocalShellTransport:
             await self._reap(proc, pidfd, 5)
             if pidfd is not None:
                 os.close(pidfd)
+
+
+@functools.lru_cache(maxsize=64)
+def _executable(name: str, path: str | None) -> str | None:
+    """Where ``name`` is on ``path`` (looked up once per process, not by each
+    spawn trying every directory), or None to let the spawn report it missing."""
+    return name if os.sep in name else shutil.which(name, path=os.defpath if path is None else path)
 
 
 def _pidfd_open(pid: int) -> int | None:

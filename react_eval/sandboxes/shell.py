@@ -11,7 +11,7 @@ break the framing)::
 
     __re_c=$'<command>'; if (parse $__re_c with set -n in a subshell); then
     <restore $?>; builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; fi;
-    <save rc, hide xtrace>; builtin printf '<marker format>' <nonce-a> <nonce-b> <seq> "$__re_rc" "$PWD" ...
+    __re_rc=$?; __re_end <seq>     (builtin printf '<marker format>' <nonce-a> <nonce-b> <seq> "$__re_rc" "$PWD" ...)
 
 * The command travels ANSI-C quoted (every byte outside printable ASCII, plus
   ``'`` and ``\\``, as ``\\xHH``), so quotes, heredocs, comments and unbalanced
@@ -162,8 +162,14 @@ class ShellSession:
         max_output_bytes: int = 1 << 20,
         interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
         start_timeout: float = DEFAULT_START_TIMEOUT,
+        answer_with_first_call: bool = False,
     ):
         self.transport = transport
+        #: ``start`` only sends the set-up and its probe; the first call reads
+        #: the probe's answer (and fails as ``start`` would) just before its own,
+        #: so a sandbox's first command costs no extra round trip. Only for a
+        #: transport whose ``shell_ready`` may run after the first command was sent.
+        self.answer_with_first_call = answer_with_first_call
         self.max_output_bytes = max_output_bytes
         self.interrupt_grace = interrupt_grace
         self.start_timeout = start_timeout
@@ -185,6 +191,8 @@ class ShellSession:
         self._started = False
         self._closed = False
         self._broken: str | None = None  # why the shell must be restarted before the next call
+        #: the sequence number of a start-up probe not read yet (answer_with_first_call)
+        self._probe: int | None = None
 
     # ---- framing -------------------------------------------------------
 
@@ -211,27 +219,29 @@ class ShellSession:
         the fixed work after the command lives in ``__re_end`` (defined once
         per shell); the command's own ``eval`` stays at the top level, where
         ``local``, ``return`` and ``$1`` mean what they mean in a terminal.
-        Everything but the ``eval`` runs with stderr on /dev/null, so ``set
-        -x`` traces only the command.
+        Everything but the ``eval`` runs with the shell's own stderr, which the
+        set-up points at /dev/null, so ``set -x`` and ``set -v`` show only the
+        command, and the frame needs no redirection of its own.
         """
         quoted = ansi_c_quote(command.encode("utf-8", errors="surrogateescape"))
         run = b'builtin eval "$__re_c" </dev/null >&"$__re_fd" 2>&1; '
         if needs_syntax_check(command):
-            head = b"\n{ __re_c=" + quoted + b"; } 2>/dev/null; "
+            head = b"\n__re_c=" + quoted + b"; "
             run = (
-                b"if ( { builtin set +x; } 2>/dev/null; builtin shopt -s extglob; "
+                b"if ( { builtin set +xv; } 2>/dev/null; builtin shopt -s extglob; "
                 b"builtin eval \"builtin set -n\"$'\\n'\"$__re_c\" ) </dev/null >&\"$__re_fd\" 2>&1; "
-                b'then { __re_ret "$__re_rc" && :; } 2>/dev/null; ' + run
-                + b'else { __re_ret "$?" && :; } 2>/dev/null; fi; '
+                b'then __re_ret "$__re_rc" && :; ' + run + b'else __re_ret "$?" && :; fi; '
             )
         else:
-            head = b"\n{ __re_c=" + quoted + b'; __re_ret "$__re_rc" && :; } 2>/dev/null; '
-        return head + run + b"{ __re_rc=$?; __re_end " + str(seq).encode() + b"; } 2>/dev/null\n"
+            head = b"\n__re_c=" + quoted + b'; __re_ret "$__re_rc" && :; '
+        return head + run + b"__re_rc=$?; __re_end " + str(seq).encode() + b"\n"
 
     def _init_script(self, cwd: str | None) -> bytes:
         trap_body = self._printf(b"x", b'"$?"').replace(b"'", b"'\\''")
         lines = [
-            b"exec {__re_fd}>&1 2>&1",
+            # the shell's own stderr is /dev/null: only the command's (the eval's
+            # 2>&1) reaches the output, so the frame needs no redirections of its own
+            b"exec {__re_fd}>&1 2>/dev/null",
             b"__re_rc=0",
             b'__re_ret() { return "$1"; }',
             # after each command (stderr is /dev/null around the call): the marker
@@ -291,9 +301,10 @@ class ShellSession:
     async def _read_marker(self, seq: int, out: CappedBuffer) -> _Marker | None:
         """Read until this call's marker; None at end of stream."""
         while True:
-            marker = self._scan(seq, out)
-            if marker is not None:
-                return marker
+            if self._pending:  # nothing to scan before the first chunk of a call
+                marker = self._scan(seq, out)
+                if marker is not None:
+                    return marker
             chunk = await self.transport.receive()
             if not chunk:
                 out.add(self._pending)
@@ -304,11 +315,12 @@ class ShellSession:
     # ---- lifecycle -----------------------------------------------------
 
     async def start(self) -> None:
-        """Start the shell and check it answers (raises SandboxError if not)."""
+        """Start the shell and check it answers (raises SandboxError if not;
+        with ``answer_with_first_call``, the first call checks)."""
         async with self._lock:
-            await self._start_locked(self.cwd)
+            await self._start_locked(self.cwd, defer=self.answer_with_first_call)
 
-    async def _start_locked(self, cwd: str | None) -> None:
+    async def _start_locked(self, cwd: str | None, defer: bool = False) -> None:
         if self._closed:
             raise SandboxError("the sandbox shell is closed")
         self._pending.clear()
@@ -319,23 +331,33 @@ class ShellSession:
             raise SandboxError(f"could not start the sandbox shell: {exc}") from exc
         self._seq += 1
         seq = self._seq
+        try:  # one write: the set-up and the first command
+            await self.transport.send(self._init_script(cwd) + self._frame("builtin echo $$", seq))
+        except ShellTransportError:
+            pass  # the shell died at once: its output says why (read below, or by the first call)
+        self._probe = seq
+        self._started = True
+        if not defer:
+            await self._read_probe()
+
+    async def _read_probe(self) -> None:
+        """Read the start-up probe's answer: note the shell's pid and cwd, or
+        close the transport and raise SandboxError with the shell's output."""
+        seq, self._probe = self._probe, None
+        assert seq is not None
         out = CappedBuffer(65536)
         marker = None
         with anyio.move_on_after(self.start_timeout):
-            try:  # one write: the set-up and the first command
-                await self.transport.send(self._init_script(cwd) + self._frame('builtin echo "$$"', seq))
-            except ShellTransportError:
-                pass  # the shell died at once: its output below says why
             marker = await self._read_marker(seq, out)
         text = out.text().strip()
         if marker is None or marker.exited:
+            self._started = False
             await self.transport.close()
             why = "did not answer in time" if marker is None else f"exited with {marker.rc}"
             raise SandboxError(f"the sandbox shell {why}; its output: {text!r}")
         self.cwd = marker.cwd
         lines = text.splitlines()
         self.shell_pid = int(lines[-1]) if lines and lines[-1].isdigit() else None
-        self._started = True
         self.transport.shell_ready()
 
     async def _restart(self) -> None:
@@ -402,9 +424,20 @@ class ShellSession:
         frame = self._frame(command, seq)
         self.transport.mark_command_start()
         marker: _Marker | None = None
-        with anyio.move_on_after(max(timeout, 0.001)) as scope:
+        sent = False
+        if self._probe is not None:
+            # the first call: its command goes right behind the start-up probe,
+            # whose answer is read first (both usually come back in one read)
             try:
                 await self.transport.send(frame)
+                sent = True
+            except ShellTransportError:
+                pass  # a shell that died at once fails the probe below
+            await self._read_probe()
+        with anyio.move_on_after(max(timeout, 0.001)) as scope:
+            try:
+                if not sent:
+                    await self.transport.send(frame)
             except ShellTransportError:
                 # the shell died between calls: one fresh shell, then retry once
                 self._check_open()

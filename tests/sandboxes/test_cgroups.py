@@ -39,7 +39,7 @@ def _limit(group: SandboxCgroup, controller: str) -> int:
 
 
 @pytest.mark.anyio
-async def test_each_sandbox_gets_its_own_capped_cgroup_removed_on_close(tmp_path):
+async def test_each_sandbox_gets_its_own_capped_cgroup_emptied_on_close(tmp_path):
     provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), memory="300m", pids_limit=77))
     sb = await provider.create(None, labels={})
     group = sb.cgroup
@@ -53,9 +53,52 @@ async def test_each_sandbox_gets_its_own_capped_cgroup_removed_on_close(tmp_path
         assert int(r.output) in group.pids()  # the shell is a member of every hierarchy
         r = await sb.exec("python3 -c 'b = bytearray(600 << 20); print(len(b))'; echo rc=$?", 60)
         assert "rc=137" in r.output  # killed by the cgroup's OOM killer, not the host's
+        other = await provider.create(None, labels={})
+        assert other.cgroup.paths != group.paths  # in use: never shared
+        await other.close()
     finally:
         await sb.close()
+        await provider.aclose()
+    assert not any(os.path.exists(p) for p in group.paths + other.cgroup.paths)
+
+
+@pytest.mark.anyio
+async def test_a_closed_sandboxs_cgroup_is_emptied_then_reused_and_removed_with_the_provider(tmp_path):
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), pids_limit=40))
+    sb = await provider.create(None, labels={})
+    group = sb.cgroup
+    if group is None:
+        await sb.close()
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    try:
+        r = await sb.exec("sleep 60 & env -i setsid sleep 61 & nohup sleep 62 >/dev/null 2>&1 & echo started", 10)
+        assert r.output.strip() == "started" and len(group.pids()) >= 4
+        left = group.pids()
+        await sb.close()
+        assert group.pids() == [] and all(os.path.isdir(p) for p in group.paths)  # emptied, kept
+        for pid in left:
+            assert not os.path.exists(f"/proc/{pid}") or b") Z" in open(f"/proc/{pid}/stat", "rb").read()
+        again = await provider.create(None, labels={})
+        assert again.cgroup is group  # the next sandbox gets the emptied group, limits and all
+        assert _limit(group, "pids") == 40
+        r = await again.exec("echo $$", 10)
+        assert group.pids() == [int(r.output)]  # only the new shell: nothing of the last sandbox
+        await again.close()
+    finally:
+        await provider.aclose()
     assert not any(os.path.exists(p) for p in group.paths)
+
+
+@pytest.mark.anyio
+async def test_a_kept_workdirs_cgroup_is_removed_not_reused(tmp_path):
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), keep=True))
+    sb = await provider.create(None, labels={})
+    group = sb.cgroup
+    await sb.close()
+    if group is None:
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    assert not any(os.path.exists(p) for p in group.paths)  # its files stay charged to it: not for reuse
+    await provider.aclose()
 
 
 def test_joining_is_probed_once_per_process(monkeypatch):
@@ -97,6 +140,8 @@ async def test_everything_the_unjailed_shell_starts_is_in_its_cgroup_and_dies_wi
         await sb.close()
     for pid in started:
         assert not os.path.exists(f"/proc/{pid}") or b") Z" in open(f"/proc/{pid}/stat", "rb").read()
+    assert group.pids() == []
+    await provider.aclose()
     assert not any(os.path.exists(p) for p in group.paths)
 
 

@@ -14,6 +14,7 @@ from react_eval.sandboxes.base import FileTooLargeError, Sandbox, SandboxLimits,
 from react_eval.sandboxes.local import LocalSandbox, LocalSandboxConfig, LocalSandboxProvider
 from react_eval.sandboxes.shell import (
     CappedBuffer,
+    ShellSession,
     ShellTransport,
     ansi_c_quote,
     decode_output,
@@ -245,6 +246,19 @@ async def test_redirecting_shell_stdout_does_not_break_framing(sb):
     assert (await sb.exec("echo visible", 5)).output == "visible\n"
 
 
+async def test_traces_show_the_command_and_nothing_of_the_frame(sb):
+    await sb.exec("set -x", 5)
+    r = await sb.exec("echo 'traced' | cat; ls /nonexistent-q", 5)
+    assert sorted(r.output.splitlines()[:2]) == ["++ cat", "++ echo traced"] and "nonexistent-q" in r.output
+    assert "__re_" not in r.output and "builtin eval" not in r.output and r.exit_code == 2
+    r = await sb.exec("set +x; set -v", 5)
+    r = await sb.exec("echo verbose", 5)
+    assert r.output == "echo verbose\nverbose\n"  # the line as the command has it, not the frame's
+    r = await sb.exec("set +v; echo $?", 5)
+    assert r.output == "set +v; echo $?\n0\n"
+    assert (await sb.exec("echo quiet", 5)).output == "quiet\n"
+
+
 async def test_shell_introspection_cannot_fake_a_marker(sb):
     r = await sb.exec("set; declare -f; trap -p; set -x; echo traced", 5)
     assert r.exit_code == 0 and "traced" in r.output
@@ -360,7 +374,8 @@ async def test_background_process_killed_on_close(provider):
     await sb.close()
     for pid in pids:
         assert await wait_dead(pid), f"pid {pid} survived close()"
-    assert not os.path.exists(sb.workdir)
+    # removed, or (every process dead) kept empty for the provider's next sandbox
+    assert not os.path.exists(sb.workdir) or (sb.workdir in provider.workdirs.kept and not os.listdir(sb.workdir))
     with pytest.raises(SandboxError):
         await sb.exec("echo x", 5)
 
@@ -528,7 +543,10 @@ async def test_setup_failure_raises_with_output(tmp_path):
     with pytest.raises(SandboxError, match="exited with 4") as exc:
         await provider.create(SandboxSpec(setup="echo broken-dep >&2; exit 4"), labels={})
     assert "broken-dep" in str(exc.value)
-    assert os.listdir(tmp_path) == [], "a failed create removes its workdir"
+    left = [str(tmp_path / name) for name in os.listdir(tmp_path)]
+    assert all(p in provider.workdirs.kept and not os.listdir(p) for p in left), "only an empty, kept workdir is left"
+    await provider.aclose()
+    assert os.listdir(tmp_path) == [], "a failed create leaves no workdir behind"
 
 
 async def test_spec_files_cannot_escape(tmp_path):
@@ -664,3 +682,31 @@ async def test_without_a_pidfd_the_shell_is_still_reaped_and_restarted(provider,
     last = sb.shell.transport.pid
     await sb.close()
     assert await wait_dead(last)
+
+
+@pytest.mark.parametrize("with_first_call", [False, True])
+async def test_a_shell_that_dies_at_start_fails_start_or_the_first_call_never_a_command(tmp_path, with_first_call):
+    from react_eval.sandboxes.local_shell import LocalShellTransport
+
+    transport = LocalShellTransport(["sh", "-c", "echo no-shell-here; exit 3"], cwd=str(tmp_path),
+                                    env={"PATH": os.environ["PATH"]}, tag_entry="X=1")
+    session = ShellSession(transport, cwd=str(tmp_path), answer_with_first_call=with_first_call)
+    if not with_first_call:
+        with pytest.raises(SandboxError, match="no-shell-here"):
+            await session.start()
+        return
+    await session.start()  # only sent the set-up: the first call reads the answer
+    with pytest.raises(SandboxError, match="did not answer.*no-shell-here"):
+        await session.exec("echo should-not-run", 5)
+    assert transport.pid is None  # closed, not left running
+    await session.close()
+
+
+async def test_the_first_call_reads_the_start_up_answer_apart_from_its_own_output(provider):
+    sb = await provider.create(None, labels={})
+    assert sb.shell.answer_with_first_call and sb.shell.shell_pid is None  # nothing read at create
+    r = await sb.exec("echo first; echo $$", 5)
+    assert r.output.splitlines()[0] == "first" and r.exit_code == 0
+    assert sb.shell.shell_pid == int(r.output.splitlines()[1]) == sb.shell.transport.pid
+    assert (await sb.exec("echo second", 5)).output == "second\n"
+    await sb.close()
