@@ -33,7 +33,7 @@ from typing import Callable
 import anyio
 
 from react_eval.sandboxes.procs import _boot_ticks, command_name, descendants, kill_processes, pid_namespace
-from react_eval.sandboxes.shell import ABORT_SIGNUM, ShellTransportError
+from react_eval.sandboxes.shell_transport import ABORT_SIGNUM, ShellTransportError
 
 
 def status_code(returncode: int | None) -> int | None:

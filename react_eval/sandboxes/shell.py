@@ -52,18 +52,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import anyio
 
 from react_eval.sandboxes.base import ExecResult
+from react_eval.sandboxes.shell_transport import ABORT_SIGNAL, ABORT_SIGNUM, ShellTransport, ShellTransportError
 from react_eval.sandboxes.shell_text import CappedBuffer, ansi_c_quote, decode_output, needs_syntax_check
 from react_eval.types import SandboxError
 
-# the text helpers were born here; importers keep finding them here
+# the text helpers and the transport's contract were born here; importers keep finding them here
 __all__ = [
     "ABORT_SIGNAL", "ABORT_SIGNUM", "CappedBuffer", "ShellSession", "ShellTransport", "ShellTransportError",
     "ansi_c_quote", "decode_output", "needs_syntax_check",
@@ -74,64 +73,10 @@ __all__ = [
 DEFAULT_INTERRUPT_GRACE = 1.0
 #: how long a freshly started shell may take to answer its first command
 DEFAULT_START_TIMEOUT = 20.0
-#: the signal (bash's name) whose trap makes the shell skip the rest of a
-#: timed-out command; a real-time signal, which programs rarely trap
-ABORT_SIGNAL = "RTMIN+3"
-#: its number for ``os.kill`` on this host (bash and Python share the C library's SIGRTMIN)
-ABORT_SIGNUM = signal.SIGRTMIN + 3
 
 
 #: what a marker holds between its tags: sequence (or ``x``), status, cwd
 _MARKER_BODY = re.compile(rb":(x|\d+):(-?\d+):(.*)", re.S)
-
-
-class ShellTransportError(Exception):
-    """The byte stream to the shell broke (the shell cannot be reached)."""
-
-
-@runtime_checkable
-class ShellTransport(Protocol):
-    """Where a :class:`ShellSession`'s bash runs, and how to stop its processes.
-
-    The shell must be ``bash`` reading commands from the stream written by
-    ``send``, with stdout (and ideally stderr) coming back through ``receive``.
-    """
-
-    async def start(self) -> None:
-        """Start a fresh shell, killing any previous one and its processes."""
-        ...
-
-    async def send(self, data: bytes) -> None:
-        """Write to the shell's stdin; raise ShellTransportError if it is gone."""
-        ...
-
-    async def receive(self) -> bytes:
-        """Next chunk of the shell's output; ``b""`` at end of stream."""
-        ...
-
-    def shell_ready(self) -> None:
-        """Called once the shell answered its first command (a good moment to
-        note which processes make up the shell itself)."""
-        ...
-
-    def mark_command_start(self) -> None:
-        """Called right before each command: processes started after this
-        belong to the command (``interrupt`` may use it)."""
-        ...
-
-    async def interrupt(self) -> None:
-        """Stop the running command: send the shell :data:`ABORT_SIGNAL` (so it
-        skips the rest of the command), then kill every process the command
-        started, sparing the shell when possible (then it keeps its state)."""
-        ...
-
-    async def exit_status(self) -> int | None:
-        """After end of stream: the shell's exit status (128+N for signal N)."""
-        ...
-
-    async def close(self) -> None:
-        """Kill the shell and everything it started; release the stream."""
-        ...
 
 
 def _display(path: str | None) -> str:

@@ -29,18 +29,25 @@ from __future__ import annotations
 
 import mimetypes
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any, Callable
 
-import orjson
 from pydantic_core import to_jsonable_python
 
 from react_eval.trajectories.atif import (
     ATIF_SCHEMA_VERSION,
     ContentPart,
-    FinalMetrics,
     Step,
     Trajectory,
+)
+from react_eval.trajectories.document import (
+    AFTER_OBSERVATION,
+    FINAL_FIELDS,
+    ROOT_FIELDS,
+    document_of,
+    final_metrics_of,
+    json_bytes,
+    ordered,
+    plain,
 )
 from react_eval.events import HarnessNote, LoopEvent, MessageAdded, ModelReplied, ToolAnswered
 from react_eval.timestamps import utc_now_iso
@@ -67,11 +74,6 @@ def _iso(moment: datetime) -> str:
     else:
         moment = moment.astimezone(timezone.utc)
     return moment.isoformat()
-
-
-def _plain(value: Any) -> Any:
-    """Enum members become their values so extras read naturally in JSON."""
-    return value.value if isinstance(value, Enum) else value
 
 
 class TrajectoryRecorder:
@@ -196,7 +198,7 @@ class TrajectoryRecorder:
         if u.reasoning_tokens is not None:
             metrics_extra["reasoning_tokens"] = u.reasoning_tokens
         if finish_reason is not None:
-            metrics_extra["finish_reason"] = _plain(finish_reason)
+            metrics_extra["finish_reason"] = plain(finish_reason)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:
@@ -239,7 +241,7 @@ class TrajectoryRecorder:
         if observation is None:
             # in the model's field order (after the calls, before the fields that follow it),
             # so that finish() can hand the data to the writer as is
-            after = [(key, step.pop(key)) for key in _AFTER_OBSERVATION if key in step]
+            after = [(key, step.pop(key)) for key in AFTER_OBSERVATION if key in step]
             step["observation"] = {"results": [entry]}
             step.update(after)
         else:
@@ -286,7 +288,7 @@ class TrajectoryRecorder:
         steps = self._steps
         notes = None
         if not steps:
-            reason = _plain(error_kind) or "unknown"
+            reason = plain(error_kind) or "unknown"
             notes = "The rollout ended before any step was recorded."
             steps = [
                 {
@@ -305,22 +307,22 @@ class TrajectoryRecorder:
         if extra:
             root_extra.update(extra)
 
-        final_metrics = self._final_metrics(steps, error_kind)
+        final_metrics = final_metrics_of(steps, error_kind)
         if all(type(step["message"]) is str for step in steps):
             # the document in the form the writer wants (root and final metrics in the models'
             # order, None fields left out; every other dict is built that way), as JSON bytes
             # and parsed back: one pass makes it JSON data (values JSON cannot hold become
             # text, as below) and gives the bytes to write; the validation pass is the same
-            document = _ordered({
+            document = ordered({
                 "schema_version": ATIF_SCHEMA_VERSION,
                 "session_id": self.session_id,
                 "agent": self._agent,
                 "steps": steps,
                 "notes": notes,
-                "final_metrics": _ordered(final_metrics, _FINAL_FIELDS),
+                "final_metrics": ordered(final_metrics, FINAL_FIELDS),
                 "extra": root_extra,
-            }, _ROOT_FIELDS)
-            raw = _json_bytes(document)
+            }, ROOT_FIELDS)
+            raw = json_bytes(document)
             if raw is not None:
                 # validated as the very bytes to be written (pydantic parses them itself: no
                 # dicts of ours in between); they are what model_dump(mode="json",
@@ -344,126 +346,10 @@ class TrajectoryRecorder:
             "extra": to_jsonable_python(root_extra, fallback=str),
         }
         trajectory = Trajectory.model_validate(data)
-        document = _document(data)
+        document = document_of(data)
         if document is not None:
             object.__setattr__(trajectory, "_document", document)
         return trajectory
-
-    def _final_metrics(self, steps: list[dict[str, Any]], error_kind: str | None) -> dict[str, Any]:
-        prompt = completion = cached = reasoning_total = None
-        latency_total = 0.0
-        agent_steps = calls = invalid_json_calls = results = errors = 0
-        calls_by_tool: dict[str, int] = {}
-        errors_by_kind: dict[str, int] = {}
-
-        for step in steps:
-            if step["source"] != "agent":
-                continue
-            agent_steps += 1
-            metrics = step.get("metrics")
-            if metrics is not None:
-                value = metrics.get("prompt_tokens")
-                if value is not None:
-                    prompt = (prompt or 0) + value
-                value = metrics.get("completion_tokens")
-                if value is not None:
-                    completion = (completion or 0) + value
-                value = metrics.get("cached_tokens")
-                if value is not None:
-                    cached = (cached or 0) + value
-                m_extra = metrics.get("extra")
-                if m_extra:
-                    value = m_extra.get("reasoning_tokens")
-                    if value is not None:
-                        reasoning_total = (reasoning_total or 0) + value
-                    value = m_extra.get("latency_ms")
-                    if value is not None:
-                        latency_total += value
-            tool_calls = step.get("tool_calls")
-            if tool_calls:
-                for call in tool_calls:
-                    calls += 1
-                    name = call["function_name"]
-                    calls_by_tool[name] = calls_by_tool.get(name, 0) + 1
-                    call_extra = call.get("extra")
-                    if call_extra and "parse_error" in call_extra:
-                        invalid_json_calls += 1
-            observation = step.get("observation")
-            if observation is not None:
-                for result in observation["results"]:
-                    results += 1
-                    r_extra = result.get("extra")
-                    if r_extra and r_extra.get("is_error"):
-                        errors += 1
-                        kind = str(r_extra.get("error_kind") or "unspecified")
-                        errors_by_kind[kind] = errors_by_kind.get(kind, 0) + 1
-
-        return {
-            "total_prompt_tokens": prompt,
-            "total_completion_tokens": completion,
-            "total_cached_tokens": cached,
-            "total_steps": len(steps),
-            "extra": {
-                "error_kind": _plain(error_kind),
-                "total_reasoning_tokens": reasoning_total,
-                "total_model_latency_ms": latency_total,
-                "agent_steps": agent_steps,
-                "tool_calls": calls,
-                "tool_calls_by_name": calls_by_tool,
-                "tool_calls_invalid_json": invalid_json_calls,
-                "tool_results": results,
-                "tool_errors": errors,
-                "tool_errors_by_kind": errors_by_kind,
-            },
-        }
-
-
-_ROOT_FIELDS = tuple(Trajectory.model_fields)
-_STEP_FIELDS = tuple(Step.model_fields)
-#: a step's fields that come after its ``observation``, in order
-_AFTER_OBSERVATION = _STEP_FIELDS[_STEP_FIELDS.index("observation") + 1:]
-_FINAL_FIELDS = tuple(FinalMetrics.model_fields)
-
-
-def _ordered(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """``data``'s fields in the model's order, None left out (free-form values untouched)."""
-    return {key: data[key] for key in fields if data.get(key) is not None}
-
-
-#: values orjson would write its own way go to :func:`_jsonable` instead, as pydantic writes them
-_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _jsonable(value: Any) -> Any:
-    return to_jsonable_python(value, fallback=str)
-
-
-def _json_bytes(document: dict[str, Any]) -> bytes | None:
-    """``document`` as JSON, every value JSON cannot hold as pydantic's JSON mode gives it
-    (``str()`` where it has no form); None when orjson refuses the data itself."""
-    try:
-        return orjson.dumps(document, default=_jsonable, option=_PASSTHROUGH)
-    except TypeError:  # orjson.JSONEncodeError
-        return None
-
-
-def _document(data: dict[str, Any]) -> dict[str, Any] | None:
-    """Validated recorder data as ``Trajectory.to_json_dict`` would dump it, or None.
-
-    The recorder builds every step, tool call, result and metrics dict with the
-    model's fields in the model's order and no None field (:meth:`TrajectoryRecorder.observe`
-    puts a step's observation in its place), and validation refused any other
-    key; free-form ``extra`` and ``arguments`` keep their Nones, as pydantic's
-    ``exclude_none`` does. So only the root and the final metrics need ordering.
-    Content-part messages (whose parts carry None fields) are left to the models.
-    """
-    for step in data["steps"]:
-        if type(step["message"]) is not str:
-            return None
-    root = _ordered(data, _ROOT_FIELDS)
-    if "final_metrics" in root:
-        root["final_metrics"] = _ordered(root["final_metrics"], _FINAL_FIELDS)
-    return root
 
 
 def _tool_call(call: ModelToolCall, cap: int = 0) -> dict[str, Any]:

@@ -4,7 +4,6 @@ renamed for the next sandbox, anything a sandbox changed is removed instead."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
 import pytest
@@ -14,7 +13,8 @@ from react_eval.sandboxes.workdirs import WorkdirPool
 
 pytestmark = pytest.mark.anyio
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+# installed by sandboxes/ensure_bwrap.sh when missing (the bwrap_available fixture); skipped only when it cannot be had
+needs_bwrap = pytest.mark.usefixtures("bwrap_available")
 
 
 async def _closed_workdir(provider: LocalSandboxProvider, command: str) -> tuple[str, int]:

@@ -25,7 +25,7 @@ from react_eval.trajectories import (
     TrajectoryRecorder,
     atif_json_schema,
 )
-from react_eval.trajectories.recorder import _ROOT_FIELDS, _json_bytes, _ordered
+from react_eval.trajectories.document import ROOT_FIELDS, json_bytes, ordered
 from react_eval.types import ErrorKind, ToolCall, ToolResult, Usage
 from tests.harbor_atif import HarborUnavailable, load_harbor, validate_with_harbor
 
@@ -693,8 +693,8 @@ def test_finish_refuses_what_the_models_refuse(mutate):
     """finish() validates the JSON bytes it writes (pydantic's JSON mode): whatever the
     models refuse as Python data, it refuses too; no more lenient."""
     rec = _recorded_then(mutate)
-    data = orjson.loads(_json_bytes(_ordered({"schema_version": ATIF_SCHEMA_VERSION, "session_id": "s",
-                                              "agent": rec._agent, "steps": rec._steps}, _ROOT_FIELDS)))
+    data = orjson.loads(json_bytes(ordered({"schema_version": ATIF_SCHEMA_VERSION, "session_id": "s",
+                                              "agent": rec._agent, "steps": rec._steps}, ROOT_FIELDS)))
     with pytest.raises(ValidationError):
         Trajectory.model_validate(data)
     with pytest.raises((ValidationError, TypeError)):  # TypeError: a text count cannot even be summed

@@ -12,7 +12,7 @@ from typing import Protocol
 import anyio
 
 from react_eval.sandboxes.docker.stream import ExecStream
-from react_eval.sandboxes.shell import ABORT_SIGNAL, ShellTransportError
+from react_eval.sandboxes.shell_transport import ABORT_SIGNAL, ShellTransportError
 from react_eval.types import SandboxError
 
 #: environment entry that marks the processes of one sandbox role (shell, run #n)

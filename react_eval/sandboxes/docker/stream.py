@@ -11,7 +11,7 @@ from typing import Any, Callable
 import anyio
 from anyio.abc import ByteStream, SocketStream
 
-from react_eval.sandboxes.shell import ShellTransportError
+from react_eval.sandboxes.shell_transport import ShellTransportError
 
 async def stream_from_docker_socket(raw: Any, *, bridge: bool = False) -> ByteStream:
     """An async byte stream over the connection ``exec_start(socket=True)`` returned.

@@ -11,7 +11,7 @@ import anyio
 from react_eval.sandboxes.docker.control import TAG_VAR, ExecHost
 from react_eval.sandboxes.docker.control import boot_ticks as _boot_ticks
 from react_eval.sandboxes.docker.stream import ExecStream
-from react_eval.sandboxes.shell import ShellTransportError
+from react_eval.sandboxes.shell_transport import ShellTransportError
 from react_eval.types import SandboxError
 
 
