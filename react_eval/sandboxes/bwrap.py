@@ -91,7 +91,7 @@ def supports_tmpfs_size() -> bool:
     return "--size" in out.stdout + out.stderr
 
 
-def _under(path: str, roots: list[str]) -> bool:
+def _under(path: str, roots: list[str] | tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
@@ -114,7 +114,7 @@ def bwrap_argv(
 
 
 @functools.lru_cache(maxsize=16)
-def _jail_flags(tmp_size: int | None, ro_binds: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+def _jail_flags(tmp_size: int | None, ro_binds: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The flags every jail of these settings shares (the host's system
     directories looked at once per process, not for every sandbox), and the
     host paths they bind read-only."""
@@ -146,4 +146,4 @@ def _jail_flags(tmp_size: int | None, ro_binds: tuple[str, ...]) -> tuple[tuple[
         bound.append(path)
     for path in etc_secrets():
         argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-    return tuple(argv), bound
+    return tuple(argv), tuple(bound)  # cached: shared by every caller, so immutable

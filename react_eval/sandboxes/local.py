@@ -341,8 +341,8 @@ class LocalSandbox:
             # empty workdir may serve the next sandbox
             await self._remove_workdir(reuse=emptied)
             if self.cgroup is not None:
-                # the empty group goes back to the provider's pool (a kept
-                # workdir's files stay charged to it: that one is removed)
+                # the emptied group goes back to the provider's pool; with ``keep``
+                # (debugging) the workdir's files stay charged to it, so it is removed
                 if self.cgroups is not None:
                     await self.cgroups.release(self.cgroup, keep=emptied and not self.config.keep)
                 else:

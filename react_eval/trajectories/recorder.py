@@ -310,9 +310,9 @@ class TrajectoryRecorder:
         final_metrics = final_metrics_of(steps, error_kind)
         if all(type(step["message"]) is str for step in steps):
             # the document in the form the writer wants (root and final metrics in the models'
-            # order, None fields left out; every other dict is built that way), as JSON bytes
-            # and parsed back: one pass makes it JSON data (values JSON cannot hold become
-            # text, as below) and gives the bytes to write; the validation pass is the same
+            # order, None fields left out; every other dict is built that way), as JSON bytes:
+            # one orjson pass makes it JSON (values JSON cannot hold become text, as below)
+            # and gives the bytes to write, which the models then validate as they are
             document = ordered({
                 "schema_version": ATIF_SCHEMA_VERSION,
                 "session_id": self.session_id,
