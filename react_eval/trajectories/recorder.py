@@ -48,7 +48,9 @@ from react_eval.trajectories.document import (
     json_bytes,
     ordered,
     plain,
+    trajectory_bytes,
 )
+from react_eval.trajectories.shape import surely_valid
 from react_eval.events import HarnessNote, LoopEvent, MessageAdded, ModelReplied, ToolAnswered
 from react_eval.timestamps import utc_now_iso
 from react_eval.types import ToolCall as ModelToolCall
@@ -285,6 +287,32 @@ class TrajectoryRecorder:
         before any step still yields a valid trajectory: one system step
         saying so (ATIF requires at least one step).
         """
+        parts = self._parts(error_kind, extra)
+        document, raw = _fast_document(self.session_id, self._agent, *parts)
+        if raw is not None:
+            # validated as the very bytes to be written (pydantic parses them itself: no
+            # dicts of ours in between); they are what model_dump(mode="json",
+            # exclude_none=True) gives (tests/trajectories prove the two equal), so
+            # writing them needs no second walk, and to_json_dict() parses them on demand
+            trajectory = Trajectory.model_validate_json(raw)
+            object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
+            return trajectory
+        return self._validated_by_models(*parts)
+
+    def finish_json(self, *, error_kind: str | None = None, extra: dict | None = None) -> bytes:
+        """What :meth:`finish` returns, as the JSON bytes a run writes (text orjson refuses
+        written as U+FFFD). When :func:`~react_eval.trajectories.shape.surely_valid` proves the
+        document valid ATIF, the bytes come without building the models (the rollout's hot
+        path); anything else is validated by :meth:`finish`, which raises for what it refuses."""
+        parts = self._parts(error_kind, extra)
+        document, raw = _fast_document(self.session_id, self._agent, *parts)
+        if raw is not None and surely_valid(document):
+            return raw
+        return trajectory_bytes(self.finish(error_kind=error_kind, extra=extra))
+
+    def _parts(self, error_kind: str | None,
+               extra: dict | None) -> tuple[list[dict[str, Any]], str | None, dict[str, Any], dict[str, Any]]:
+        """(steps, notes, root extra, final metrics) of the trajectory so far."""
         steps = self._steps
         notes = None
         if not steps:
@@ -306,36 +334,14 @@ class TrajectoryRecorder:
             root_extra["events"] = list(self._root_events)
         if extra:
             root_extra.update(extra)
+        return steps, notes, root_extra, final_metrics_of(steps, error_kind)
 
-        final_metrics = final_metrics_of(steps, error_kind)
-        if all(type(step["message"]) is str for step in steps):
-            # the document in the form the writer wants (root and final metrics in the models'
-            # order, None fields left out; every other dict is built that way), as JSON bytes:
-            # one orjson pass makes it JSON (values JSON cannot hold become text, as below)
-            # and gives the bytes to write, which the models then validate as they are
-            document = ordered({
-                "schema_version": ATIF_SCHEMA_VERSION,
-                "session_id": self.session_id,
-                "agent": self._agent,
-                "steps": steps,
-                "notes": notes,
-                "final_metrics": ordered(final_metrics, FINAL_FIELDS),
-                "extra": root_extra,
-            }, ROOT_FIELDS)
-            raw = json_bytes(document)
-            if raw is not None:
-                # validated as the very bytes to be written (pydantic parses them itself: no
-                # dicts of ours in between); they are what model_dump(mode="json",
-                # exclude_none=True) gives (tests/trajectories prove the two equal), so
-                # writing them needs no second walk, and to_json_dict() parses them on demand
-                trajectory = Trajectory.model_validate_json(raw)
-                object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
-                return trajectory
-
-        # Content parts (models with None fields of their own), or values orjson refuses
-        # (a lone surrogate, an int past 64 bits, a non-text key): one JSON-mode pass
-        # (values JSON cannot hold become strings rather than failing the rollout)
-        # guarantees the result serializes; one validation pass enforces every ATIF rule.
+    def _validated_by_models(self, steps: list[dict[str, Any]], notes: str | None, root_extra: dict[str, Any],
+                             final_metrics: dict[str, Any]) -> Trajectory:
+        """Content parts (models with None fields of their own), or values orjson refuses
+        (a lone surrogate, an int past 64 bits, a non-text key): one JSON-mode pass
+        (values JSON cannot hold become strings rather than failing the rollout)
+        guarantees the result serializes; one validation pass enforces every ATIF rule."""
         data = {
             "schema_version": ATIF_SCHEMA_VERSION,
             "session_id": self.session_id,
@@ -350,6 +356,27 @@ class TrajectoryRecorder:
         if document is not None:
             object.__setattr__(trajectory, "_document", document)
         return trajectory
+
+
+def _fast_document(session_id: str, agent: dict[str, Any], steps: list[dict[str, Any]], notes: str | None,
+                   root_extra: dict[str, Any], final_metrics: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """The document in the form the writer wants (root and final metrics in the models'
+    order, None fields left out; every other dict is built that way) and its JSON bytes:
+    one orjson pass makes it JSON (values JSON cannot hold become text, as the models'
+    path makes them). No bytes when a message is content parts or orjson refuses the data."""
+    document = ordered({
+        "schema_version": ATIF_SCHEMA_VERSION,
+        "session_id": session_id,
+        "agent": agent,
+        "steps": steps,
+        "notes": notes,
+        "final_metrics": ordered(final_metrics, FINAL_FIELDS),
+        "extra": root_extra,
+    }, ROOT_FIELDS)
+    for step in steps:
+        if type(step["message"]) is not str:
+            return document, None
+    return document, json_bytes(document)
 
 
 def _tool_call(call: ModelToolCall, cap: int = 0) -> dict[str, Any]:
