@@ -86,6 +86,7 @@ class LoopOutcome:
         if self._trajectory is None:
             assert self._trajectory_json is not None
             self._trajectory = Trajectory.model_validate_json(self._trajectory_json)
+            object.__setattr__(self._trajectory, "_raw", self._trajectory_json)  # as finish() does
         return self._trajectory
 
     @trajectory.setter
