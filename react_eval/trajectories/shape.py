@@ -20,6 +20,7 @@ agent-only fields, results that name a call of their step, ISO 8601 timestamps
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from react_eval.trajectories.atif import SUPPORTED_SCHEMA_VERSIONS, is_iso_timestamp
@@ -28,16 +29,17 @@ __all__ = ["surely_valid"]
 
 _ROOT_KEYS = frozenset({"schema_version", "session_id", "agent", "steps", "notes", "final_metrics", "extra"})
 _AGENT_KEYS = frozenset({"name", "version", "model_name", "tool_definitions", "extra"})
-#: the keys of a system or user step, and of an agent step (a subset of the model's: others are left to it)
-_PLAIN_STEP_KEYS = frozenset({"step_id", "timestamp", "source", "message", "extra"})
-_AGENT_STEP_KEYS = _PLAIN_STEP_KEYS | {"model_name", "reasoning_content", "tool_calls", "observation", "metrics",
-                                       "llm_call_count"}
-_CALL_KEYS = frozenset({"tool_call_id", "function_name", "arguments", "extra"})
-_RESULT_KEYS = frozenset({"source_call_id", "content", "extra"})
+#: the keys of a system or user step, and of an agent step (a subset of the model's: others are left to
+#: it), each with the one type it may have here
+_PLAIN_TYPES: dict[str, type] = {"step_id": int, "timestamp": str, "source": str, "message": str, "extra": dict}
+_AGENT_TYPES: dict[str, type] = {**_PLAIN_TYPES, "model_name": str, "reasoning_content": str, "tool_calls": list,
+                                 "observation": dict, "metrics": dict, "llm_call_count": int}
+_CALL_TYPES: dict[str, type] = {"tool_call_id": str, "function_name": str, "arguments": dict, "extra": dict}
+_RESULT_TYPES: dict[str, type] = {"source_call_id": str, "content": str, "extra": dict}
 _METRICS_KEYS = frozenset({"prompt_tokens", "completion_tokens", "cached_tokens", "extra"})
 _FINAL_KEYS = frozenset({"total_prompt_tokens", "total_completion_tokens", "total_cached_tokens", "total_steps",
                          "extra"})
-_SOURCES = {"system": _PLAIN_STEP_KEYS, "user": _PLAIN_STEP_KEYS, "agent": _AGENT_STEP_KEYS}
+_TYPES_BY_SOURCE = {"system": _PLAIN_TYPES, "user": _PLAIN_TYPES, "agent": _AGENT_TYPES}
 _VERSIONS = frozenset(SUPPORTED_SCHEMA_VERSIONS)
 
 
@@ -83,48 +85,55 @@ def _agent_ok(agent: dict[str, Any]) -> bool:
 
 def _step_ok(step: dict[str, Any], index: int) -> bool:
     source = step.get("source")
-    allowed = _SOURCES.get(source) if type(source) is str else None
-    if allowed is None or not step.keys() <= allowed:  # also: agent-only fields only on agent steps
+    types = _TYPES_BY_SOURCE.get(source) if type(source) is str else None
+    if types is None:
         return False
-    if type(step.get("step_id")) is not int or step["step_id"] != index or type(step.get("message")) is not str:
+    for key, value in step.items():  # only known keys (agent-only ones on agent steps), each of its type
+        if types.get(key) is not type(value):
+            return False
+    if step.get("step_id") != index or "message" not in step:
         return False
-    if "timestamp" in step and (type(step["timestamp"]) is not str or not is_iso_timestamp(step["timestamp"])):
-        return False
-    if "extra" in step and type(step["extra"]) is not dict:
-        return False
-    if allowed is _PLAIN_STEP_KEYS:  # a system or user step: nothing else to look at
+    stamp = step.get("timestamp")
+    if stamp is not None:
+        if "Z" in stamp:
+            if not is_iso_timestamp(stamp):
+                return False
+        else:  # the models' rule, whose "Z" -> "+00:00" changes nothing here
+            try:
+                datetime.fromisoformat(stamp)
+            except ValueError:
+                return False
+    if types is _PLAIN_TYPES:  # a system or user step: nothing else to look at
         return True
-    if "model_name" in step and type(step["model_name"]) is not str:
+    if step.get("llm_call_count", 1) < 1:  # 0 has rules of its own: left to the models
         return False
-    if "reasoning_content" in step and type(step["reasoning_content"]) is not str:
+    metrics = step.get("metrics")
+    if metrics is not None and not _counts_ok(metrics, _METRICS_KEYS):
         return False
-    if "llm_call_count" in step:
-        count = step["llm_call_count"]
-        if type(count) is not int or count < 1:  # 0 has rules of its own: left to the models
-            return False
-    if "metrics" in step and not _counts_ok(step["metrics"], _METRICS_KEYS):
-        return False
+    calls = step.get("tool_calls")
     call_ids = set()
-    if "tool_calls" in step:
-        calls = step["tool_calls"]
-        if type(calls) is not list:
-            return False
+    if calls is not None:
         for call in calls:
-            if (type(call) is not dict or not call.keys() <= _CALL_KEYS or type(call.get("tool_call_id")) is not str
-                    or type(call.get("function_name")) is not str or type(call.get("arguments")) is not dict
-                    or ("extra" in call and type(call["extra"]) is not dict)):
-                return False
+            if type(call) is not dict or not _typed(call, _CALL_TYPES) or len(call) - ("extra" in call) != 3:
+                return False  # not exactly an id, a name, the arguments (and an extra)
             call_ids.add(call["tool_call_id"])
-    if "observation" in step:
-        observation = step["observation"]
-        if type(observation) is not dict or observation.keys() != {"results"} or type(observation["results"]) is not list:
+    observation = step.get("observation")
+    if observation is not None:
+        results = observation.get("results")
+        if len(observation) != 1 or type(results) is not list:
             return False
-        for result in observation["results"]:
-            if (type(result) is not dict or not result.keys() <= _RESULT_KEYS
-                    or type(result.get("source_call_id")) is not str or result["source_call_id"] not in call_ids
-                    or ("content" in result and type(result["content"]) is not str)
-                    or ("extra" in result and type(result["extra"]) is not dict)):
+        for result in results:
+            if (type(result) is not dict or not _typed(result, _RESULT_TYPES)
+                    or result.get("source_call_id") not in call_ids):
                 return False
+    return True
+
+
+def _typed(data: dict[str, Any], types: dict[str, type]) -> bool:
+    """Every key of ``data`` is one of ``types``, its value of that type."""
+    for key, value in data.items():
+        if types.get(key) is not type(value):
+            return False
     return True
 
 
