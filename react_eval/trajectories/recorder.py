@@ -173,34 +173,40 @@ class TrajectoryRecorder:
 
         ``usage`` gives the step's token counts and its ``model_latency_ms``
         (stored as ``metrics.extra.latency_ms``); fields it leaves None are left out."""
-        step: dict[str, Any] = {
-            "step_id": 0,
-            "timestamp": _iso(timestamp) if timestamp is not None else self._now(),
-            "source": "agent",
-        }
+        return self._agent_step(message, reasoning, tool_calls, model_name, usage or _NO_USAGE, finish_reason,
+                           _iso(timestamp) if timestamp is not None else self._now(), extra)
+
+    def _agent_step(self, message: str, reasoning: str | None, tool_calls: list[ModelToolCall], model_name: str | None,
+               u: Usage, finish_reason: str | None, timestamp: str, extra: dict | None) -> int:
+        step_id = self._last_agent_step = len(self._steps) + 1
+        step: dict[str, Any] = {"step_id": step_id, "timestamp": timestamp, "source": "agent"}
         if model_name is not None:
             step["model_name"] = model_name
         step["message"] = message if message is not None else ""
         if reasoning:
             step["reasoning_content"] = reasoning
         if tool_calls:
-            step["tool_calls"] = [_tool_call(call, self.max_argument_chars) for call in tool_calls]
-
-        u = usage or _NO_USAGE
-        metrics: dict[str, Any] = {}  # Metrics' fields in its order, None ones left out (by hand: every step)
-        if u.prompt_tokens is not None:
-            metrics["prompt_tokens"] = u.prompt_tokens
-        if u.completion_tokens is not None:
-            metrics["completion_tokens"] = u.completion_tokens
-        if u.cached_tokens is not None:
-            metrics["cached_tokens"] = u.cached_tokens
+            cap = self.max_argument_chars
+            step["tool_calls"] = [_tool_call(call, cap) for call in tool_calls]
+        # Metrics' fields in its order, None ones left out (by hand: every step)
+        prompt, completion, cached = u.prompt_tokens, u.completion_tokens, u.cached_tokens
+        if prompt is not None and completion is not None and cached is not None:  # what servers send
+            metrics: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": cached}
+        else:
+            metrics = {}
+            if prompt is not None:
+                metrics["prompt_tokens"] = prompt
+            if completion is not None:
+                metrics["completion_tokens"] = completion
+            if cached is not None:
+                metrics["cached_tokens"] = cached
         metrics_extra: dict[str, Any] = {}
         if u.model_latency_ms is not None:
             metrics_extra["latency_ms"] = u.model_latency_ms
         if u.reasoning_tokens is not None:
             metrics_extra["reasoning_tokens"] = u.reasoning_tokens
         if finish_reason is not None:
-            metrics_extra["finish_reason"] = plain(finish_reason)
+            metrics_extra["finish_reason"] = finish_reason if type(finish_reason) is str else plain(finish_reason)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:
@@ -208,7 +214,7 @@ class TrajectoryRecorder:
         step["llm_call_count"] = 1
         if extra:
             step["extra"] = dict(extra)
-        step_id = self._last_agent_step = self._append(step)
+        self._steps.append(step)
         return step_id
 
     def observe(self, step_id: int, call_id: str, result: ToolResult) -> None:
@@ -267,9 +273,8 @@ class TrajectoryRecorder:
             self.observe(self._last_agent_step, event.call.id, event.result)
         elif type(event) is ModelReplied:
             r = event.response
-            self.agent(message=r.content, reasoning=r.reasoning, tool_calls=r.tool_calls, model_name=r.model,
-                       usage=r.usage, finish_reason=r.finish_reason,
-                       extra={"attempts": r.attempts} if r.attempts > 1 else None)
+            self._agent_step(r.content, r.reasoning, r.tool_calls, r.model, r.usage, r.finish_reason, self._now(),
+                             {"attempts": r.attempts} if r.attempts > 1 else None)
         elif type(event) is MessageAdded:
             if event.role == "system":
                 self.system(event.content, extra=event.extra)
