@@ -105,6 +105,15 @@ class ToolSpec(BaseModel):
         }
 
 
+def _add(a: float | None, b: float | None) -> Any:
+    """Sum where None means "not reported": absent + absent stays absent."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
 @dataclass(slots=True)
 class Usage:
     """What model calls and tool calls cost: tokens and latencies, adding up with ``+``.
@@ -130,22 +139,16 @@ class Usage:
     LATENCY_FIELDS: ClassVar[tuple[str, ...]] = ("model_latency_ms", "tool_latency_ms")
 
     def __add__(self, other: "Usage") -> "Usage":
-        if type(other) is not Usage and not isinstance(other, Usage):
+        if not isinstance(other, Usage):
             return NotImplemented
-        # per field, None + None stays None (spelled out: a turn's usage is added to its rollout's on every turn)
-        a, b = self.prompt_tokens, other.prompt_tokens
-        prompt = b if a is None else a if b is None else a + b
-        a, b = self.completion_tokens, other.completion_tokens
-        completion = b if a is None else a if b is None else a + b
-        a, b = self.cached_tokens, other.cached_tokens
-        cached = b if a is None else a if b is None else a + b
-        a, b = self.reasoning_tokens, other.reasoning_tokens
-        reasoning = b if a is None else a if b is None else a + b
-        x, y = self.model_latency_ms, other.model_latency_ms
-        model_ms = y if x is None else x if y is None else x + y
-        x, y = self.tool_latency_ms, other.tool_latency_ms
-        tool_ms = y if x is None else x if y is None else x + y
-        return Usage(prompt, completion, cached, reasoning, model_ms, tool_ms)
+        return Usage(
+            _add(self.prompt_tokens, other.prompt_tokens),
+            _add(self.completion_tokens, other.completion_tokens),
+            _add(self.cached_tokens, other.cached_tokens),
+            _add(self.reasoning_tokens, other.reasoning_tokens),
+            _add(self.model_latency_ms, other.model_latency_ms),
+            _add(self.tool_latency_ms, other.tool_latency_ms),
+        )
 
     def __radd__(self, other: Any) -> "Usage":
         if other == 0:  # sum(usages) starts from 0
