@@ -24,7 +24,7 @@ from react_eval.trajectories.document import json_bytes
 from react_eval.trajectories.shape import surely_valid
 from react_eval.types import ToolCall, ToolResult, Usage
 from tests.harbor_atif import validate_with_harbor
-from tests.trajectories.test_atif import _call, _recorded_then, _text_only_rollout
+from tests.trajectories.test_atif import BROKEN_RECORDINGS, _call, _recorded_then, _text_only_rollout
 
 
 def _models_accept(raw: bytes) -> bool:
@@ -89,18 +89,7 @@ def test_recorded_documents_are_proven_without_the_models():
     assert surely_valid(_document(empty, error_kind="timeout"))  # the placeholder step
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda steps: steps[1].update(step_id=7),
-    lambda steps: steps[0].update(model_name="m"),
-    lambda steps: steps[0].update(timestamp="yesterday"),
-    lambda steps: steps[0].update(colour="red"),
-    lambda steps: steps[1]["metrics"].update(prompt_tokens="12x"),
-    lambda steps: steps[1]["metrics"].update(prompt_tokens=1.5),
-    lambda steps: steps[1].update(source="robot"),
-    lambda steps: steps[1]["observation"]["results"][0].update(source_call_id="nope"),
-    lambda steps: steps[1].update(llm_call_count=-1),
-    lambda steps: steps[1]["tool_calls"][0].update(arguments=["not", "an", "object"]),
-])
+@pytest.mark.parametrize("mutate", BROKEN_RECORDINGS)
 def test_finish_json_refuses_what_the_models_refuse(mutate):
     """The same broken recordings test_atif feeds finish(): finish_json refuses them too."""
     rec = _recorded_then(mutate)
