@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,7 @@ from react_eval.model.protocol import Model
 from react_eval.tools.base import TOOL_TIMEOUT_GRACE, CompositeBackend
 from react_eval.tools.output import truncate_middle
 from react_eval.trajectories import Trajectory, TrajectoryRecorder
+from react_eval.trajectories.document import trajectory_bytes
 from react_eval.types import ErrorKind, RolloutError, Task, ToolCall, ToolResult, Usage
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "TOOL_TIMEOUT_GRACE", "LoopConfig", "LoopOutcome", "ReActLoop", "render_template"]
@@ -52,21 +53,56 @@ class LoopConfig(BaseModel):
     max_tool_calls_per_turn: int = Field(default=32, ge=1)
 
 
-@dataclass
 class LoopOutcome:
-    """What a rollout's conversation produced, for verification and results."""
+    """What a rollout's conversation produced, for verification and results.
 
-    final_message: str
-    messages: list[dict[str, Any]]
-    turns: int
-    trajectory: Trajectory
-    error_kind: ErrorKind | None = None
-    error: str | None = None
-    calls: list[tuple[ToolCall, ToolResult]] = field(default_factory=list)
-    #: the turn (1-based model call) of each entry of ``calls``
-    call_turns: list[int] = field(default_factory=list)
-    #: the model calls' and tool calls' tokens and latencies, summed
-    usage: Usage = field(default_factory=Usage)
+    ``trajectory`` is given as the validated :class:`Trajectory` or as its JSON bytes
+    (what :meth:`TrajectoryRecorder.finish_json` returns: valid ATIF, proven without
+    building the models); :attr:`trajectory` is the model either way (made from the
+    bytes on first use) and :meth:`trajectory_json` the bytes a run writes."""
+
+    __slots__ = ("final_message", "messages", "turns", "_trajectory", "_trajectory_json", "error_kind", "error",
+                 "calls", "call_turns", "usage")
+
+    def __init__(self, final_message: str, messages: list[dict[str, Any]], turns: int, trajectory: Trajectory | bytes,
+                 error_kind: ErrorKind | None = None, error: str | None = None,
+                 calls: list[tuple[ToolCall, ToolResult]] | None = None, call_turns: list[int] | None = None,
+                 usage: Usage | None = None):
+        self.final_message = final_message
+        self.messages = messages
+        self.turns = turns
+        self._trajectory: Trajectory | None = None if isinstance(trajectory, bytes) else trajectory
+        self._trajectory_json: bytes | None = trajectory if isinstance(trajectory, bytes) else None
+        self.error_kind = error_kind
+        self.error = error
+        self.calls: list[tuple[ToolCall, ToolResult]] = calls if calls is not None else []
+        #: the turn (1-based model call) of each entry of ``calls``
+        self.call_turns: list[int] = call_turns if call_turns is not None else []
+        #: the model calls' and tool calls' tokens and latencies, summed
+        self.usage = usage if usage is not None else Usage()
+
+    @property
+    def trajectory(self) -> Trajectory:
+        if self._trajectory is None:
+            assert self._trajectory_json is not None
+            self._trajectory = Trajectory.model_validate_json(self._trajectory_json)
+            object.__setattr__(self._trajectory, "_raw", self._trajectory_json)  # as finish() does
+        return self._trajectory
+
+    @trajectory.setter
+    def trajectory(self, value: Trajectory) -> None:
+        self._trajectory, self._trajectory_json = value, None
+
+    def trajectory_json(self) -> bytes:
+        """The trajectory as the JSON bytes a run writes (text orjson refuses as U+FFFD)."""
+        if self._trajectory_json is None:
+            assert self._trajectory is not None
+            self._trajectory_json = trajectory_bytes(self._trajectory)
+        return self._trajectory_json
+
+    def __repr__(self) -> str:
+        return (f"LoopOutcome(final_message={self.final_message!r}, turns={self.turns}, "
+                f"error_kind={self.error_kind!r}, error={self.error!r}, calls={len(self.calls)})")
 
 
 class _Tally:
@@ -90,7 +126,7 @@ class _Tally:
             self.turns = event.turn
             self.usage += event.response.usage
 
-    def outcome(self, final_message: str, messages: list[dict[str, Any]], trajectory: Trajectory,
+    def outcome(self, final_message: str, messages: list[dict[str, Any]], trajectory: Trajectory | bytes,
                 error: tuple[ErrorKind, str] | None) -> LoopOutcome:
         return LoopOutcome(
             final_message=final_message, messages=messages, turns=self.turns, trajectory=trajectory,
@@ -229,7 +265,7 @@ class ReActLoop:
         extra: dict[str, Any] = {"turns": tally.turns}
         if end.error is not None:
             extra["error"] = end.error[1]
-        trajectory = self.recorder.finish(error_kind=end.error[0].value if end.error else None, extra=extra)
+        trajectory = self.recorder.finish_json(error_kind=end.error[0].value if end.error else None, extra=extra)
         return tally.outcome(end.final_message, convo.messages, trajectory, end.error)
 
     async def _turns_within(self, limit: float, convo: _Conversation, tool_defs: list[dict[str, Any]],

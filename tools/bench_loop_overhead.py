@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from react_eval.engine.results import RolloutResult  # noqa: E402
-from react_eval.engine.rollout import _outcome_fields, trajectory_bytes  # noqa: E402
+from react_eval.engine.rollout import _outcome_fields  # noqa: E402
 from react_eval.loop import LoopConfig, ReActLoop  # noqa: E402
 from react_eval.model.response import ModelResponse, make_tool_call  # noqa: E402
 from react_eval.tools.base import CompositeBackend  # noqa: E402
@@ -78,7 +78,7 @@ async def react_eval_rollouts(n: int, turns: int) -> None:
         recorder = TrajectoryRecorder(session_id=f"s{i}", agent_version="bench", model_name="bench",
                                       tool_definitions=defs, system_prompt="sys")
         outcome = await ReActLoop(model, tools, config, recorder).run(Task(id=f"t{i}", prompt="go"), "sys", defs)
-        trajectory_bytes(outcome.trajectory)
+        outcome.trajectory_json()  # what the runner writes
         row = {"run_id": "r", "benchmark": "b", "task_id": f"t{i}", "repeat": 0, "rollout_id": "x" * 16,
                "started_at": "", "finished_at": "", **_outcome_fields(outcome)}
         RolloutResult.model_validate(row).model_dump_json()

@@ -27,7 +27,8 @@ from react_eval.jsonsafe import clean_json, clean_text
 from react_eval.sandboxes.base import Sandbox, SandboxProvider
 from react_eval.timestamps import utc_now_iso_ms
 from react_eval.tools.base import CompositeBackend, ToolBackend, ToolSource
-from react_eval.trajectories import Trajectory, TrajectoryRecorder
+from react_eval.trajectories import TrajectoryRecorder
+from react_eval.trajectories.document import trajectory_bytes
 from react_eval.types import ErrorKind, RolloutError, SandboxError, Task, VerifyError
 
 
@@ -60,14 +61,6 @@ class _Attempt:
     recorder: TrajectoryRecorder | None = None
     outcome: LoopOutcome | None = None
     trajectory: bytes | None = None
-
-
-def trajectory_bytes(trajectory: Trajectory) -> bytes:
-    """The trajectory as JSON; text orjson refuses (a lone surrogate) is written as U+FFFD."""
-    try:
-        return trajectory.to_json_bytes()
-    except TypeError:  # orjson.JSONEncodeError
-        return orjson.dumps(clean_json(trajectory.to_json_dict()))
 
 
 def minimal_trajectory(spec: RolloutSpec, kind: ErrorKind, message: str,
@@ -184,7 +177,7 @@ class RolloutRunner:
             outcome = await self.solver(self.model, tools, self._loop_config(task), attempt.recorder).run(
                 task, system_prompt, tool_defs)
             attempt.outcome = outcome
-            attempt.trajectory = trajectory_bytes(outcome.trajectory)
+            attempt.trajectory = outcome.trajectory_json()
             row.update(_outcome_fields(outcome))
             env = RolloutEnv(sandbox=sandbox, tools=tools, backends=backends, provider=self.sandbox_provider)
             verification = await self._verify(task, outcome, env, row)

@@ -99,10 +99,17 @@ def first_message(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelResponse:
     """A chat completion as plain JSON -> ModelResponse (never raises for a reply
-    that passed :func:`first_message`)."""
+    that passed :func:`first_message`). Every value is read by the helpers above; the
+    shape nearly every server sends (ASCII text, calls with text fields, int counts)
+    is taken as it is, without a call per value, which gives the same result."""
     choice, message = first_message(data)
-    reasoning = as_text(message.get("reasoning_content")) or as_text(message.get("reasoning")) or None
-    content, think = split_reasoning(as_text(message.get("content")))
+    reasoning_content, reasoning_field = message.get("reasoning_content"), message.get("reasoning")
+    if reasoning_content is None and reasoning_field is None:
+        reasoning = None
+    else:
+        reasoning = as_text(reasoning_content) or as_text(reasoning_field) or None
+    text = message.get("content")
+    content, think = split_reasoning(text if type(text) is str and text.isascii() else as_text(text))
     if think and not reasoning:
         reasoning = think
     raw_calls = message.get("tool_calls")
@@ -112,8 +119,14 @@ def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelRespon
     for tc in raw_calls if isinstance(raw_calls, list) else ():
         fn = tc.get("function") if isinstance(tc, dict) else None
         if isinstance(fn, dict):
-            calls.append(make_tool_call(call_id_text(tc.get("id")), name_text(fn.get("name")),
-                                        arguments_text(fn.get("arguments")), len(calls)))
+            call_id, name, arguments = tc.get("id"), fn.get("name"), fn.get("arguments")
+            if not (type(call_id) is str and call_id.isascii() and call_id):
+                call_id = call_id_text(call_id)
+            if not (type(name) is str and name.isascii()):
+                name = name_text(name)
+            if not (type(arguments) is str and arguments.isascii()):
+                arguments = arguments_text(arguments)
+            calls.append(make_tool_call(call_id, name, arguments, len(calls)))
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     prompt_details = usage.get("prompt_tokens_details")
@@ -121,20 +134,19 @@ def parse_completion(data: Any, latency_ms: float, attempts: int) -> ModelRespon
     finish = choice.get("finish_reason")
     model = data.get("model")
     return ModelResponse(
-        content=content,
-        tool_calls=calls,
-        reasoning=reasoning,
-        finish_reason=clean_text(finish) if isinstance(finish, str) else None,
-        usage=Usage(
-            prompt_tokens=as_count(usage.get("prompt_tokens")),
-            completion_tokens=as_count(usage.get("completion_tokens")),
-            cached_tokens=as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
-            reasoning_tokens=(as_count(completion_details.get("reasoning_tokens"))
-                              if isinstance(completion_details, dict) else None),
-            model_latency_ms=latency_ms,
+        content,
+        calls,
+        reasoning,
+        clean_text(finish) if isinstance(finish, str) else None,
+        Usage(
+            as_count(usage.get("prompt_tokens")),
+            as_count(usage.get("completion_tokens")),
+            as_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+            as_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None,
+            latency_ms,
         ),
-        model=clean_text(model) if isinstance(model, str) else None,
-        attempts=attempts,
+        clean_text(model) if isinstance(model, str) else None,
+        attempts,
     )
 
 

@@ -85,6 +85,20 @@ _AGENT_ONLY_FIELDS = (
 )
 
 
+def iso_timestamp_problem(value: str) -> str | None:
+    """Why ``value`` is not an ISO 8601 timestamp as ATIF reads them (``Z`` for UTC
+    allowed), or None when it is one: the rule of :attr:`Step.timestamp`."""
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def is_iso_timestamp(value: str) -> bool:
+    return iso_timestamp_problem(value) is None
+
+
 # --------------------------------------------------------------------------
 # Actions and their results
 # --------------------------------------------------------------------------
@@ -266,10 +280,9 @@ class Step(Strict):
     def _iso_timestamp(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"timestamp {value!r} is not ISO 8601: {exc}") from None
+        problem = iso_timestamp_problem(value)
+        if problem is not None:
+            raise ValueError(f"timestamp {value!r} is not ISO 8601: {problem}")
         return value
 
     @model_validator(mode="after")

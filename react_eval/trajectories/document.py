@@ -12,9 +12,11 @@ from typing import Any
 import orjson
 from pydantic_core import to_jsonable_python
 
+from react_eval.jsonsafe import clean_json
 from react_eval.trajectories.atif import FinalMetrics, Step, Trajectory
 
-__all__ = ["AFTER_OBSERVATION", "FINAL_FIELDS", "ROOT_FIELDS", "document_of", "final_metrics_of", "json_bytes", "ordered", "plain"]
+__all__ = ["AFTER_OBSERVATION", "FINAL_FIELDS", "ROOT_FIELDS", "document_of", "final_metrics_of", "json_bytes", "ordered", "plain",
+           "trajectory_bytes"]
 
 
 def plain(value: Any) -> Any:
@@ -49,6 +51,14 @@ def json_bytes(document: dict[str, Any]) -> bytes | None:
         return orjson.dumps(document, default=_jsonable, option=_PASSTHROUGH)
     except TypeError:  # orjson.JSONEncodeError
         return None
+
+
+def trajectory_bytes(trajectory: Trajectory) -> bytes:
+    """The trajectory as JSON; text orjson refuses (a lone surrogate) is written as U+FFFD."""
+    try:
+        return trajectory.to_json_bytes()
+    except TypeError:  # orjson.JSONEncodeError
+        return orjson.dumps(clean_json(trajectory.to_json_dict()))
 
 
 def document_of(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -48,7 +48,9 @@ from react_eval.trajectories.document import (
     json_bytes,
     ordered,
     plain,
+    trajectory_bytes,
 )
+from react_eval.trajectories.shape import surely_valid
 from react_eval.events import HarnessNote, LoopEvent, MessageAdded, ModelReplied, ToolAnswered
 from react_eval.timestamps import utc_now_iso
 from react_eval.types import ToolCall as ModelToolCall
@@ -171,34 +173,40 @@ class TrajectoryRecorder:
 
         ``usage`` gives the step's token counts and its ``model_latency_ms``
         (stored as ``metrics.extra.latency_ms``); fields it leaves None are left out."""
-        step: dict[str, Any] = {
-            "step_id": 0,
-            "timestamp": _iso(timestamp) if timestamp is not None else self._now(),
-            "source": "agent",
-        }
+        return self._agent_step(message, reasoning, tool_calls, model_name, usage or _NO_USAGE, finish_reason,
+                           _iso(timestamp) if timestamp is not None else self._now(), extra)
+
+    def _agent_step(self, message: str, reasoning: str | None, tool_calls: list[ModelToolCall], model_name: str | None,
+               u: Usage, finish_reason: str | None, timestamp: str, extra: dict | None) -> int:
+        step_id = self._last_agent_step = len(self._steps) + 1
+        step: dict[str, Any] = {"step_id": step_id, "timestamp": timestamp, "source": "agent"}
         if model_name is not None:
             step["model_name"] = model_name
         step["message"] = message if message is not None else ""
         if reasoning:
             step["reasoning_content"] = reasoning
         if tool_calls:
-            step["tool_calls"] = [_tool_call(call, self.max_argument_chars) for call in tool_calls]
-
-        u = usage or _NO_USAGE
-        metrics: dict[str, Any] = {}  # Metrics' fields in its order, None ones left out (by hand: every step)
-        if u.prompt_tokens is not None:
-            metrics["prompt_tokens"] = u.prompt_tokens
-        if u.completion_tokens is not None:
-            metrics["completion_tokens"] = u.completion_tokens
-        if u.cached_tokens is not None:
-            metrics["cached_tokens"] = u.cached_tokens
+            cap = self.max_argument_chars
+            step["tool_calls"] = [_tool_call(call, cap) for call in tool_calls]
+        # Metrics' fields in its order, None ones left out (by hand: every step)
+        prompt, completion, cached = u.prompt_tokens, u.completion_tokens, u.cached_tokens
+        if prompt is not None and completion is not None and cached is not None:  # what servers send
+            metrics: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": cached}
+        else:
+            metrics = {}
+            if prompt is not None:
+                metrics["prompt_tokens"] = prompt
+            if completion is not None:
+                metrics["completion_tokens"] = completion
+            if cached is not None:
+                metrics["cached_tokens"] = cached
         metrics_extra: dict[str, Any] = {}
         if u.model_latency_ms is not None:
             metrics_extra["latency_ms"] = u.model_latency_ms
         if u.reasoning_tokens is not None:
             metrics_extra["reasoning_tokens"] = u.reasoning_tokens
         if finish_reason is not None:
-            metrics_extra["finish_reason"] = plain(finish_reason)
+            metrics_extra["finish_reason"] = finish_reason if type(finish_reason) is str else plain(finish_reason)
         if metrics_extra:
             metrics["extra"] = metrics_extra
         if metrics:
@@ -206,7 +214,7 @@ class TrajectoryRecorder:
         step["llm_call_count"] = 1
         if extra:
             step["extra"] = dict(extra)
-        step_id = self._last_agent_step = self._append(step)
+        self._steps.append(step)
         return step_id
 
     def observe(self, step_id: int, call_id: str, result: ToolResult) -> None:
@@ -265,9 +273,8 @@ class TrajectoryRecorder:
             self.observe(self._last_agent_step, event.call.id, event.result)
         elif type(event) is ModelReplied:
             r = event.response
-            self.agent(message=r.content, reasoning=r.reasoning, tool_calls=r.tool_calls, model_name=r.model,
-                       usage=r.usage, finish_reason=r.finish_reason,
-                       extra={"attempts": r.attempts} if r.attempts > 1 else None)
+            self._agent_step(r.content, r.reasoning, r.tool_calls, r.model, r.usage, r.finish_reason, self._now(),
+                             {"attempts": r.attempts} if r.attempts > 1 else None)
         elif type(event) is MessageAdded:
             if event.role == "system":
                 self.system(event.content, extra=event.extra)
@@ -285,6 +292,32 @@ class TrajectoryRecorder:
         before any step still yields a valid trajectory: one system step
         saying so (ATIF requires at least one step).
         """
+        parts = self._parts(error_kind, extra)
+        document, raw = _fast_document(self.session_id, self._agent, *parts)
+        if raw is not None:
+            # validated as the very bytes to be written (pydantic parses them itself: no
+            # dicts of ours in between); they are what model_dump(mode="json",
+            # exclude_none=True) gives (tests/trajectories prove the two equal), so
+            # writing them needs no second walk, and to_json_dict() parses them on demand
+            trajectory = Trajectory.model_validate_json(raw)
+            object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
+            return trajectory
+        return self._validated_by_models(*parts)
+
+    def finish_json(self, *, error_kind: str | None = None, extra: dict | None = None) -> bytes:
+        """What :meth:`finish` returns, as the JSON bytes a run writes (text orjson refuses
+        written as U+FFFD). When :func:`~react_eval.trajectories.shape.surely_valid` proves the
+        document valid ATIF, the bytes come without building the models (the rollout's hot
+        path); anything else is validated by :meth:`finish`, which raises for what it refuses."""
+        parts = self._parts(error_kind, extra)
+        document, raw = _fast_document(self.session_id, self._agent, *parts)
+        if raw is not None and surely_valid(document):
+            return raw
+        return trajectory_bytes(self.finish(error_kind=error_kind, extra=extra))
+
+    def _parts(self, error_kind: str | None,
+               extra: dict | None) -> tuple[list[dict[str, Any]], str | None, dict[str, Any], dict[str, Any]]:
+        """(steps, notes, root extra, final metrics) of the trajectory so far."""
         steps = self._steps
         notes = None
         if not steps:
@@ -306,36 +339,14 @@ class TrajectoryRecorder:
             root_extra["events"] = list(self._root_events)
         if extra:
             root_extra.update(extra)
+        return steps, notes, root_extra, final_metrics_of(steps, error_kind)
 
-        final_metrics = final_metrics_of(steps, error_kind)
-        if all(type(step["message"]) is str for step in steps):
-            # the document in the form the writer wants (root and final metrics in the models'
-            # order, None fields left out; every other dict is built that way), as JSON bytes:
-            # one orjson pass makes it JSON (values JSON cannot hold become text, as below)
-            # and gives the bytes to write, which the models then validate as they are
-            document = ordered({
-                "schema_version": ATIF_SCHEMA_VERSION,
-                "session_id": self.session_id,
-                "agent": self._agent,
-                "steps": steps,
-                "notes": notes,
-                "final_metrics": ordered(final_metrics, FINAL_FIELDS),
-                "extra": root_extra,
-            }, ROOT_FIELDS)
-            raw = json_bytes(document)
-            if raw is not None:
-                # validated as the very bytes to be written (pydantic parses them itself: no
-                # dicts of ours in between); they are what model_dump(mode="json",
-                # exclude_none=True) gives (tests/trajectories prove the two equal), so
-                # writing them needs no second walk, and to_json_dict() parses them on demand
-                trajectory = Trajectory.model_validate_json(raw)
-                object.__setattr__(trajectory, "_raw", raw)  # a slot: not pydantic's setattr
-                return trajectory
-
-        # Content parts (models with None fields of their own), or values orjson refuses
-        # (a lone surrogate, an int past 64 bits, a non-text key): one JSON-mode pass
-        # (values JSON cannot hold become strings rather than failing the rollout)
-        # guarantees the result serializes; one validation pass enforces every ATIF rule.
+    def _validated_by_models(self, steps: list[dict[str, Any]], notes: str | None, root_extra: dict[str, Any],
+                             final_metrics: dict[str, Any]) -> Trajectory:
+        """Content parts (models with None fields of their own), or values orjson refuses
+        (a lone surrogate, an int past 64 bits, a non-text key): one JSON-mode pass
+        (values JSON cannot hold become strings rather than failing the rollout)
+        guarantees the result serializes; one validation pass enforces every ATIF rule."""
         data = {
             "schema_version": ATIF_SCHEMA_VERSION,
             "session_id": self.session_id,
@@ -350,6 +361,27 @@ class TrajectoryRecorder:
         if document is not None:
             object.__setattr__(trajectory, "_document", document)
         return trajectory
+
+
+def _fast_document(session_id: str, agent: dict[str, Any], steps: list[dict[str, Any]], notes: str | None,
+                   root_extra: dict[str, Any], final_metrics: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """The document in the form the writer wants (root and final metrics in the models'
+    order, None fields left out; every other dict is built that way) and its JSON bytes:
+    one orjson pass makes it JSON (values JSON cannot hold become text, as the models'
+    path makes them). No bytes when a message is content parts or orjson refuses the data."""
+    document = ordered({
+        "schema_version": ATIF_SCHEMA_VERSION,
+        "session_id": session_id,
+        "agent": agent,
+        "steps": steps,
+        "notes": notes,
+        "final_metrics": ordered(final_metrics, FINAL_FIELDS),
+        "extra": root_extra,
+    }, ROOT_FIELDS)
+    for step in steps:
+        if type(step["message"]) is not str:
+            return document, None
+    return document, json_bytes(document)
 
 
 def _tool_call(call: ModelToolCall, cap: int = 0) -> dict[str, Any]:

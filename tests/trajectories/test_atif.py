@@ -677,7 +677,8 @@ def _recorded_then(mutate: Any) -> TrajectoryRecorder:
     return rec
 
 
-@pytest.mark.parametrize("mutate", [
+#: recordings broken after the fact, each in a way the models refuse
+BROKEN_RECORDINGS = [
     lambda steps: steps[1].update(step_id=7),  # ids must run 1, 2, ...
     lambda steps: steps[0].update(model_name="m"),  # an agent-only field on a user step
     lambda steps: steps[0].update(timestamp="yesterday"),
@@ -688,7 +689,10 @@ def _recorded_then(mutate: Any) -> TrajectoryRecorder:
     lambda steps: steps[1]["observation"]["results"][0].update(source_call_id="nope"),
     lambda steps: steps[1].update(llm_call_count=-1),
     lambda steps: steps[1]["tool_calls"][0].update(arguments=["not", "an", "object"]),
-])
+]
+
+
+@pytest.mark.parametrize("mutate", BROKEN_RECORDINGS)
 def test_finish_refuses_what_the_models_refuse(mutate):
     """finish() validates the JSON bytes it writes (pydantic's JSON mode): whatever the
     models refuse as Python data, it refuses too; no more lenient."""
