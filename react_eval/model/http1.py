@@ -37,6 +37,19 @@ class ExchangeError(Exception):
     """The reply did not come whole: no connection, the connection was lost or the reply is not HTTP."""
 
 
+class ConnectError(ExchangeError):
+    """No connection could be made: the request never left."""
+
+
+class ReplyTooLarge(ExchangeError):
+    """The reply's body is over the exchange's ``max_bytes`` (declared so, or counted
+    as it came, or once decoded); the connection was dropped unread."""
+
+    def __init__(self, status: int, declared: int | None):
+        super().__init__(f"HTTP {status} reply over the byte cap")
+        self.status, self.declared = status, declared
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; one exchange at a time."""
 
@@ -51,12 +64,14 @@ class _Connection(asyncio.Protocol):
         self.keep = False
         self.stray = False  # a reply began that no request was waiting for
         self.idle_since = 0.0
+        self.max_bytes: int | None = None  # the cap on this exchange's body (None: none)
+        self.size = 0
 
     # ------------------------------------------------------------ the exchange
 
-    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    def send(self, data: bytes, loop: asyncio.AbstractEventLoop, max_bytes: int | None = None) -> asyncio.Future[Any]:
         self.headers, self.body, self.framed, self.headers_done, self.keep = [], [], False, False, False
-        self.stray = False
+        self.stray, self.max_bytes, self.size = False, max_bytes, 0
         self.waiter = waiter = loop.create_future()
         assert self.transport is not None
         self.transport.write(data)
@@ -119,11 +134,26 @@ class _Connection(asyncio.Protocol):
         self.headers_done = True
         for name, value in self.headers:
             lower = name.lower()
-            if lower == b"content-length" or (lower == b"transfer-encoding" and b"chunked" in value.lower()):
+            if lower == b"content-length":
+                self.framed = True
+                if self.max_bytes is not None and value.strip().isdigit() and int(value) > self.max_bytes:
+                    self._too_large(int(value))
+            elif lower == b"transfer-encoding" and b"chunked" in value.lower():
                 self.framed = True
 
     def on_body(self, body: bytes) -> None:
+        if self.max_bytes is not None:
+            self.size += len(body)
+            if self.size > self.max_bytes:
+                self._too_large(None)
+                return
         self.body.append(body)
+
+    def _too_large(self, declared: int | None) -> None:
+        """Refuse the reply unread: its connection goes."""
+        self._fail(ReplyTooLarge(self.parser.get_status_code(), declared))
+        self.max_bytes, self.body = None, []
+        self.abort()
 
     def on_message_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -159,37 +189,47 @@ class Reply:
         return {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in self.raw_headers}
 
 
-def _decoded(body: bytes, encoding: str | None) -> bytes:
+def _decoded(body: bytes, encoding: str | None, status: int, max_bytes: int | None) -> bytes:
+    """The body without its gzip or deflate coding; decoding stops past ``max_bytes``
+    (a small bomb does not inflate in memory)."""
     if not encoding or encoding.strip().lower() == "identity":
         return body
     kind = encoding.strip().lower()
     if kind not in ("gzip", "x-gzip", "deflate"):
         raise ExchangeError(f"the reply is {encoding}-encoded, which was not asked for")
-    try:  # wbits 47: a gzip or zlib stream, told apart by its header
-        return zlib.decompressobj(47).decompress(body)
-    except zlib.error:
-        if kind != "deflate":
-            raise ExchangeError("the gzip-encoded reply is corrupt") from None
-    try:  # "deflate" sent as a raw stream, as some servers do
-        return zlib.decompressobj(-15).decompress(body)
-    except zlib.error as exc:
-        raise ExchangeError(f"the deflate-encoded reply is corrupt: {exc}") from None
+    limit = 0 if max_bytes is None else max_bytes + 1
+    for wbits in (47, -15):  # a gzip or zlib stream (told apart by its header); then raw deflate, as some send it
+        inflate = zlib.decompressobj(wbits)
+        try:
+            out = inflate.decompress(body, limit)
+        except zlib.error as exc:
+            if kind == "deflate" and wbits == 47:
+                continue
+            raise ExchangeError(f"the {kind}-encoded reply is corrupt: {exc}") from None
+        if max_bytes is not None and (len(out) > max_bytes or inflate.unconsumed_tail):
+            raise ReplyTooLarge(status, None)
+        return out
+    raise AssertionError("unreachable")
 
 
 class HTTP1Pool:
     """Keep-alive connections to one ``http://`` origin, made on demand, reused most
     recent first. Bound to the event loop it is first used on (another loop starts afresh)."""
 
-    def __init__(self, host: str, port: int, *, keepalive: float = KEEPALIVE_SECONDS):
-        self.host, self.port, self.keepalive = host, port, keepalive
+    def __init__(self, host: str, port: int, *, keepalive: float = KEEPALIVE_SECONDS, limit: int = 0):
+        self.host, self.port, self.keepalive, self.limit = host, port, keepalive, limit
         self._idle: deque[_Connection] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None  # ``limit`` > 0: exchanges (so connections) at once
         self.connections_made = 0
 
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start afresh on ``loop``: another loop's connections cannot be used on it."""
+        self._idle.clear()
+        self._loop = loop
+        self._slots = asyncio.Semaphore(self.limit) if self.limit > 0 else None
+
     def _take(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
-        if self._loop is not loop:
-            self._idle.clear()  # the other loop's connections cannot be used here
-            self._loop = loop
         idle = self._idle
         if not idle:
             return None
@@ -202,21 +242,46 @@ class HTTP1Pool:
                 return conn
         return None
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
-        try:
-            async with asyncio.timeout_at(deadline):
-                _, conn = await loop.create_connection(_Connection, self.host, self.port)
-        except OSError as exc:
-            raise ExchangeError(f"cannot connect to {self.host}:{self.port}: {type(exc).__name__}: {exc}") from exc
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float, connect_timeout: float | None) -> _Connection:
+        if connect_timeout is not None and loop.time() + connect_timeout < deadline:
+            try:
+                async with asyncio.timeout(connect_timeout):
+                    _, conn = await loop.create_connection(_Connection, self.host, self.port)
+            except TimeoutError as exc:
+                raise ConnectError(f"no connection to {self.host}:{self.port} within {connect_timeout:g}s") from exc
+            except OSError as exc:
+                raise ConnectError(f"cannot connect to {self.host}:{self.port}: {type(exc).__name__}: {exc}") from exc
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    _, conn = await loop.create_connection(_Connection, self.host, self.port)
+            except OSError as exc:
+                raise ConnectError(f"cannot connect to {self.host}:{self.port}: {type(exc).__name__}: {exc}") from exc
         self.connections_made += 1
         return conn
 
-    async def exchange(self, request: bytes, deadline: float) -> Reply:
-        """Send ``request`` (head and body) and read the whole reply by ``deadline``
-        (the loop's clock). Raises ``TimeoutError`` or :class:`ExchangeError`."""
+    async def exchange(self, request: bytes, deadline: float, *, max_bytes: int | None = None,
+                       connect_timeout: float | None = None) -> Reply:
+        """Send ``request`` (head and body) and read the whole reply by ``deadline`` (the
+        loop's clock), its body at most ``max_bytes``. Raises ``TimeoutError``,
+        :class:`ConnectError` (a new connection failed, within ``connect_timeout`` if
+        given), :class:`ReplyTooLarge` or :class:`ExchangeError`."""
         loop = asyncio.get_running_loop()
-        conn = self._take(loop) or await self._connect(loop, deadline)
-        waiter = conn.send(request, loop)
+        if self._loop is not loop:
+            self._bind(loop)
+        if self._slots is None:
+            return await self._exchange(loop, request, deadline, max_bytes, connect_timeout)
+        async with asyncio.timeout_at(deadline):  # waiting for a slot counts against the deadline
+            await self._slots.acquire()
+        try:
+            return await self._exchange(loop, request, deadline, max_bytes, connect_timeout)
+        finally:
+            self._slots.release()
+
+    async def _exchange(self, loop: asyncio.AbstractEventLoop, request: bytes, deadline: float,
+                        max_bytes: int | None, connect_timeout: float | None) -> Reply:
+        conn = self._take(loop) or await self._connect(loop, deadline, connect_timeout)
+        waiter = conn.send(request, loop, max_bytes)
         timer = loop.call_at(deadline, conn.expire)
         try:
             status, headers, body = await waiter
@@ -232,9 +297,9 @@ class HTTP1Pool:
             conn.abort()
         content = body[0] if len(body) == 1 else b"".join(body)
         reply = Reply(status, headers, content)
-        for name, value in headers:
+        for name, _ in headers:
             if name.lower() == b"content-encoding":
-                reply.content = _decoded(content, reply.header(b"content-encoding"))
+                reply.content = _decoded(content, reply.header(b"content-encoding"), status, max_bytes)
                 break
         return reply
 
