@@ -9,7 +9,7 @@ rollout cost about 15 ms of CPU each and most of the harness's memory; a pool
 per server costs nothing per rollout.
 
 To a plain ``http://`` server the requests go on a keep-alive pool framed by
-httptools (:class:`~react_eval.model.http1.HTTP1Pool`, the model client's: a
+httptools (:class:`~react_eval.http1.HTTP1Pool`, the model client's: a
 quarter of aiohttp's CPU per request); to an ``https://`` one, on aiohttp.
 
 Replies are read with a byte cap (``max_response_bytes``): a declared
@@ -39,7 +39,7 @@ import aiohttp
 from tenacity import RetryCallState, stop_after_attempt, wait_exponential
 from yarl import URL
 
-from react_eval.model.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge
+from react_eval.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge
 from react_eval.retrying import retrying_after
 from react_eval.version import __version__
 

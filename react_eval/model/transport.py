@@ -14,7 +14,7 @@ grow. This transport sends the same body for a fraction of that:
 * the body is one ``orjson.dumps``;
 * to a plain ``http://`` endpoint with no proxy (a local or cluster model
   server, the common case) the request goes out on the service's keep-alive
-  pool of :mod:`react_eval.model.http1` (one write, replies framed by
+  pool of :mod:`react_eval.http1` (one write, replies framed by
   httptools: about a quarter of aiohttp's CPU per request);
 * over TLS or through the environment's proxy (resolved once, not per
   request) it goes on one shared ``aiohttp.ClientSession`` per service, whose
@@ -41,7 +41,7 @@ from react_eval.jsonsafe import clean_json
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import (ModelConnectionError, ModelError, ModelHTTPError, ModelTimeoutError,
                                      UnusableReplyError)
-from react_eval.model.http1 import ExchangeError, HTTP1Pool, request_head
+from react_eval.http1 import ExchangeError, HTTP1Pool, request_head
 
 
 class Transport(Protocol):

@@ -1,23 +1,26 @@
-"""Plain-HTTP/1.1 exchanges of ``client: fast``: a keep-alive pool per origin whose
-replies are framed by httptools (llhttp, the parser uvicorn serves with).
+"""Plain-HTTP/1.1 exchanges for the model client and the Gym transport: a keep-alive
+pool per origin whose replies are framed by httptools (llhttp, the parser uvicorn
+serves with).
 
 Why not aiohttp's ``ClientSession`` here: above the exchange itself (one send,
 one receive, the parse) it costs about 100 µs of CPU per request in URL and
-header objects, a writer task, stream readers and timers -- measured 150
-against 37 µs per request on the same server, body and process, and about a
-fifth of a Gym rollout's CPU per turn inside the engine. The model client
-sends one kind of request (a JSON POST) to one origin and reads the whole
-reply, so the pool below does only that: the request is one write of
-pre-rendered head and body, the reply's bytes go to httptools, and one timer
-per request bounds it. Requests through a proxy or over TLS stay on aiohttp
-(:mod:`react_eval.model.transport`), whose job those are.
+header objects, a writer task, stream readers and timers: measured 150 against
+37 µs per request on the same server, body and process, which was a third of
+a Gym rollout's CPU per turn inside the engine. Both callers send small
+requests to one origin and read whole replies, so the pool does only that:
+the request is one write of its rendered head and body, the reply's bytes go
+to httptools, and one timer per request bounds it. Requests over TLS or
+through a proxy stay on aiohttp (in :mod:`react_eval.model.transport` and
+:mod:`react_eval.gym.transport`), whose job those are.
 
 Framing rules kept (RFC 9112): a reply ends at its ``Content-Length``, at the
 last chunk, or, with neither, when the server closes; 1xx interim replies are
-skipped; a connection is reused only when the reply allows keep-alive and was
-read whole; a connection idle for ``keepalive`` seconds is dropped before a
-typical server drops it (uvicorn: 5 s). A connection that dies, times out or
-is abandoned mid-exchange is closed, never reused.
+skipped; a connection is reused only when the reply allows keep-alive, was
+read whole and nothing followed it; a connection idle for ``keepalive``
+seconds is dropped before a typical server drops it (uvicorn: 5 s). A
+connection that dies, times out or is abandoned mid-exchange is closed, never
+reused. A body can be capped (``max_bytes``): over the cap, declared or
+counted as it arrives or while it is inflated, the reply is refused unread.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The plain-HTTP keep-alive pool (react_eval/model/http1.py) against raw servers on
+"""The plain-HTTP keep-alive pool (react_eval/http1.py) against raw servers on
 127.0.0.1 that answer with exactly the bytes each test scripts: framing, reuse, and
 that a connection in doubt is never reused."""
 
@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from react_eval.model.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge, request_head
+from react_eval.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge, request_head
 
 pytestmark = pytest.mark.anyio
 
