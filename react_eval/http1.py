@@ -105,7 +105,7 @@ class _Connection(asyncio.Protocol):
         waiter, self.waiter = self.waiter, None
         if waiter is None or waiter.done():
             return
-        if self.headers_done and not self.framed:  # a reply delimited by the close: it is whole
+        if exc is None and self.headers_done and not self.framed:  # delimited by a clean close: it is whole
             waiter.set_result((self.parser.get_status_code(), self.headers, self.body))
         else:
             why = f": {type(exc).__name__}: {exc}" if exc else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import struct
 from typing import Awaitable, Callable
 
 import pytest
@@ -97,6 +98,23 @@ async def test_a_reply_delimited_by_the_close_is_whole_and_its_connection_is_not
         pool.close()
     assert first.content == second.content == b'{"eof":true}'
     assert srv.connections == 2
+
+
+async def test_a_reset_ends_no_reply_even_one_delimited_by_the_close():
+    async def reset_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\n{\"partial\"")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a RST
+        writer.transport.abort()
+
+    async with RawServer(reset_mid_body) as srv:
+        pool = srv.pool()
+        with pytest.raises(ExchangeError, match="before the whole reply.*ConnectionResetError"):
+            await pool.exchange(REQUEST, deadline())
+        pool.close()
 
 
 async def test_a_body_cut_short_by_the_close_is_an_error_not_a_reply():
