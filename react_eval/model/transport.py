@@ -36,12 +36,12 @@ import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from react_eval.version import __version__
+from react_eval.http1 import ExchangeError, HTTP1Pool, request_head
 from react_eval.jsonsafe import clean_json
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import (ModelConnectionError, ModelError, ModelHTTPError, ModelTimeoutError,
                                      UnusableReplyError)
-from react_eval.http1 import ExchangeError, HTTP1Pool, request_head
+from react_eval.version import __version__
 
 
 class Transport(Protocol):
