@@ -123,10 +123,13 @@ class LocalSandbox:
             wrapped=config.isolation == "bwrap",
             join=join,
         )
-        # unjailed, the shell is bash alone (``shell_ready`` has nothing to note),
-        # so its start-up probe is read with the first command, not on its own
+        # the start-up probe is read with the first command, not on its own: unjailed
+        # the shell is bash alone, and under bwrap ``shell_ready`` tells the jail's
+        # own processes from the first command's (see LocalShellTransport); the
+        # provider has its first jails answer at create, so a host where bwrap
+        # cannot make one fails there, before any model call
         self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes,
-                                  answer_with_first_call=config.isolation == "none")
+                                  answer_with_first_call=True)
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:
@@ -408,6 +411,8 @@ class LocalSandboxProvider:
         self.setup_timeout = setup_timeout
         self._open: set[LocalSandbox] = set()
         self._root: str | None = None  # resolved workdir root, once checked
+        #: whether a jail of this provider answered at create (later ones answer with their first call)
+        self._jailed_once = False
         memory = parse_bytes(self.config.memory) if self.config.memory else None
         #: every sandbox's cgroup, kept for the next one once emptied at close
         self.cgroups = CgroupPool(pids=self.config.pids_limit, memory=memory)
@@ -452,7 +457,11 @@ class LocalSandboxProvider:
                                cgroups=self.cgroups, workdirs=self.workdirs, resolved=True)
         self._open.add(sandbox)
         sandbox.on_close = self._open.discard
+        if self.config.isolation == "bwrap" and not self._jailed_once:
+            sandbox.shell.answer_with_first_call = False  # see LocalSandbox.__init__
         await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
+        if not sandbox.shell.answer_with_first_call:
+            self._jailed_once = True
         return sandbox
 
     async def aclose(self) -> None:

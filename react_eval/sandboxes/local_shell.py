@@ -33,7 +33,16 @@ from typing import Callable
 import anyio
 
 from react_eval.sandboxes.fd_wait import FdReader, wait_readable
-from react_eval.sandboxes.procs import _boot_ticks, command_name, descendants, kill_processes, pid_namespace
+from react_eval.sandboxes.procs import (
+    _boot_ticks,
+    children,
+    command_name,
+    descendants,
+    kill_processes,
+    ns_pids,
+    own_pid_namespace,
+    pid_namespace,
+)
 from react_eval.sandboxes.shell_transport import ABORT_SIGNUM, ShellTransportError
 from react_eval.sandboxes.spawn import ShellProcess, spawn
 
@@ -157,15 +166,25 @@ class LocalShellTransport:
 
     def shell_ready(self) -> None:
         # under bwrap the shell is bwrap, its pid-1 helper (in a new session)
-        # and bash: all alive now is "the shell" and is spared by interrupt();
-        # unwrapped, bash is alone and nothing need be searched
+        # and bash, pid 2 of the jail's pid namespace: those three are "the
+        # shell" and spared by interrupt(). The first command may already run
+        # (its probe is read with the first call), but its processes are
+        # bash's children, or orphans adopted by the helper with higher pids
+        # in the jail. Unwrapped, bash is alone and nothing need be searched.
         if self._proc is None or not self.wrapped:
             return
-        inner = descendants(self._proc.pid)
-        self._shell_pids = {self._proc.pid, *inner}
-        self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
+        outer = self._proc.pid
+        helpers = children(outer)
+        shell = [p for p in children(helpers[0]) if ns_pids(p)[-1:] == [2]] if len(helpers) == 1 else []
+        if len(shell) == 1:
+            self._shell_pids = {outer, helpers[0], shell[0]}
+            self._bash = shell[0]
+        else:  # not the tree bwrap makes: all alive now is the shell, as when nothing had been sent
+            inner = descendants(outer)
+            self._shell_pids = {outer, *inner}
+            self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
         self._pidns = pid_namespace(self._bash) if self._bash is not None else None
-        if self._pidns is not None and self._pidns == pid_namespace(os.getpid()):
+        if self._pidns is not None and self._pidns == own_pid_namespace():
             self._pidns = None  # not a namespace of its own: matching it would match the host
 
     def mark_command_start(self) -> None:

@@ -647,6 +647,35 @@ async def test_bwrap_timeout_and_state(bw):
     assert r.output == f"{bw.workdir}/d\n"
 
 
+@needs_bwrap
+async def test_a_jail_answers_at_create_first_then_with_its_first_call(tmp_path):
+    """The provider's first jail answers at create (a host where bwrap cannot make
+    one fails there); later ones answer with their first call, whose processes
+    are still told apart from the jail's own: a timeout of that very first
+    command kills what it started (an orphan adopted by the jail's pid 1
+    included) and leaves the shell running."""
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), isolation="bwrap"))
+    try:
+        first = await provider.create(None, labels={})
+        assert first.shell.shell_pid == 2  # answered at create
+        later = await provider.create(None, labels={})
+        assert later.shell.answer_with_first_call and later.shell.shell_pid is None
+        needle = f"{os.getpid() % 1000}{time.monotonic_ns() % 100000}"
+        r = await later.exec(f"(sleep 7{needle} &); sleep 6{needle}", 1)
+        assert r.timed_out and r.note is None
+        transport = later.shell.transport
+        assert len(transport._shell_pids) == 3 and transport._bash in transport._shell_pids
+        assert open(f"/proc/{transport._bash}/comm").read().strip() == "bash"
+        for pid in host_pids_with_cmdline(f"sleep\x007{needle}".encode()):
+            assert await wait_dead(pid), "the first command's orphan outlived its timeout"
+        r = await later.exec("echo $$; jobs -p | wc -l", 5)
+        assert r.output.split() == ["2", "0"] and r.note is None  # the same shell, not restarted
+        await first.close()
+        await later.close()
+    finally:
+        await provider.aclose()
+
+
 # ---- the transport's own pipes and pidfd ------------------------------------------
 
 
