@@ -70,6 +70,41 @@ def _v2_controllers(root: str) -> set[str]:
         return set()
 
 
+@functools.lru_cache(maxsize=8)
+def _plans(controllers: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """The ways to make a group with ``controllers`` on this host, in order
+    (v1 hierarchies, then v2), each as (controller root, controller) pairs:
+    the hierarchies are mounted once for the process's life, so looked at once."""
+    attempts = []
+    v1 = tuple((os.path.join(V1_ROOT, c), c) for c in controllers
+               if os.path.exists(os.path.join(V1_ROOT, c, "cgroup.procs")))
+    if v1:
+        attempts.append(v1)
+    v2 = _v2_controllers(V1_ROOT)
+    if set(controllers) & v2:
+        attempts.append(tuple((V1_ROOT, c) for c in controllers if c in v2))
+    return tuple(attempts)
+
+
+#: controller root -> (its memory limit file, its swap limit file or ""), as the first group under it has them
+_memory_layout: dict[str, tuple[str, str]] = {}
+
+
+def _memory_files(root: str, group: str) -> tuple[str, str]:
+    """Which memory limit files groups under ``root`` have (v1 or v2; swap
+    accounting on or off), looked at in the first group made there."""
+    layout = _memory_layout.get(root)
+    if layout is None:
+        if os.path.exists(os.path.join(group, "memory.max")):
+            swap = "memory.swap.max"
+            layout = ("memory.max", swap if os.path.exists(os.path.join(group, swap)) else "")
+        else:
+            swap = "memory.memsw.limit_in_bytes"
+            layout = ("memory.limit_in_bytes", swap if os.path.exists(os.path.join(group, swap)) else "")
+        _memory_layout[root] = layout
+    return layout
+
+
 def _members(path: str) -> bytes:
     """The member list of the cgroup directory ``path`` (b"" if unreadable)."""
     try:
@@ -121,12 +156,7 @@ class SandboxCgroup:
         wanted = {k: v for k, v in (("pids", pids), ("memory", memory)) if v}
         if not wanted:
             return None
-        attempts: list[list[tuple[str, str]]] = []  # [(controller root, controller), ...]
-        v1 = [(os.path.join(V1_ROOT, c), c) for c in wanted if os.path.exists(os.path.join(V1_ROOT, c, "cgroup.procs"))]
-        if v1:
-            attempts.append(v1)
-        if set(wanted) & _v2_controllers(V1_ROOT):
-            attempts.append([(V1_ROOT, c) for c in wanted if c in _v2_controllers(V1_ROOT)])
+        attempts = _plans(tuple(wanted))
         for plan in attempts:
             group = cls._try(name, plan, wanted)
             if group is not None:
@@ -171,16 +201,16 @@ class SandboxCgroup:
         if controller == "pids":
             _write(os.path.join(path, "pids.max"), str(value))
             return
-        if os.path.exists(os.path.join(path, "memory.max")):  # v2
+        files = _memory_files(os.path.dirname(path), path)
+        if files[0] == "memory.max":  # v2
             _write(os.path.join(path, "memory.max"), str(value))
-            if os.path.exists(os.path.join(path, "memory.swap.max")):
-                _write(os.path.join(path, "memory.swap.max"), "0")
+            if files[1]:
+                _write(os.path.join(path, files[1]), "0")
             return
         _write(os.path.join(path, "memory.limit_in_bytes"), str(value))  # v1
-        swap = os.path.join(path, "memory.memsw.limit_in_bytes")
-        if os.path.exists(swap):  # memory + swap: no swapping past the limit either
+        if files[1]:  # memory + swap: no swapping past the limit either
             try:
-                _write(swap, str(value))
+                _write(os.path.join(path, files[1]), str(value))
             except OSError:
                 pass
 
