@@ -65,20 +65,29 @@ async def test_a_read_yields_even_when_data_is_ready(pipe):
     reader.close()
 
 
+async def closed_while_waiting(reader: FdReader, read, check=lambda: None) -> list[bytes]:
+    """What a ``read()`` waiting on ``reader`` returns when the reader is closed under it."""
+    got: list[bytes] = []
+
+    async def waiting():
+        got.append(await read())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiting)
+        await anyio.sleep(0.01)
+        check()
+        reader.close()
+    return got
+
+
 async def test_close_ends_a_waiting_read_and_unregisters(pipe):
     r, _ = pipe
     reader = FdReader(r)
-    got: list[bytes] = []
 
-    async def read():
-        got.append(await reader.read())
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(read)
-        await anyio.sleep(0.01)
+    def is_registered():
         assert registered(r)
-        reader.close()
-    assert got == [b""]
+
+    assert await closed_while_waiting(reader, reader.read, is_registered) == [b""]
     assert not registered(r)
     assert await reader.read() == b""  # closed: no waiting, no registration
     assert not registered(r)
@@ -104,16 +113,7 @@ async def test_the_anyio_path_reads_and_is_woken_by_close(pipe):
     reader = FdReader(r)
     os.write(w, b"data")
     assert await reader._read_anyio() == b"data"
-    got: list[bytes] = []
-
-    async def read():
-        got.append(await reader._read_anyio())
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(read)
-        await anyio.sleep(0.01)
-        reader.close()
-    assert got == [b""]
+    assert await closed_while_waiting(reader, reader._read_anyio) == [b""]
 
 
 async def test_wait_readable_on_a_pidfd(tmp_path):
