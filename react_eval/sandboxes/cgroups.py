@@ -5,7 +5,10 @@ sandbox that closes has every member killed, and once the group is empty it
 is kept for the provider's next sandbox instead of being removed and made
 again (creating a memory cgroup and removing it are the costliest steps of a
 short sandbox's life); the pool removes its groups when the provider closes.
-On cgroup v1 a
+A group keeps its member lists open for writing while it lives (joining is
+one ``write(2)`` per directory), and a kept group's mtime, which tells other
+harnesses' sweeps it is in use, is refreshed every ten minutes rather than at
+every reuse. On cgroup v1 a
 sandbox gets one directory per controller (``/sys/fs/cgroup/pids/<name>``,
 ``/sys/fs/cgroup/memory/<name>``); on v2 one directory with both limits. Every
 sandbox process joins before it starts anything: a jailed or one-shot command
@@ -46,6 +49,13 @@ def parse_bytes(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
+#: how old (mtime) an empty ``react-eval-*`` group must be before any harness's sweep removes it
+SWEEP_AGE = 3600.0
+#: how often a kept group's mtime is refreshed while the pool uses it, and how
+#: long after a refresh it is known to be there (no sweep can have removed it)
+REFRESH_EVERY = 600.0
+TRUSTED_FOR = 1800.0
+
 #: cgroup roots already swept of stale groups, and root sets a member has
 #: joined, in this process: both are done once, not for every sandbox
 _swept: set[str] = set()
@@ -58,6 +68,58 @@ def _v2_controllers(root: str) -> set[str]:
             return set(f.read().split())
     except OSError:
         return set()
+
+
+@functools.lru_cache(maxsize=8)
+def _plans(controllers: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """The ways to make a group with ``controllers`` on this host, in order
+    (v1 hierarchies, then v2), each as (controller root, controller) pairs:
+    the hierarchies are mounted once for the process's life, so looked at once."""
+    attempts = []
+    v1 = tuple((os.path.join(V1_ROOT, c), c) for c in controllers
+               if os.path.exists(os.path.join(V1_ROOT, c, "cgroup.procs")))
+    if v1:
+        attempts.append(v1)
+    v2 = _v2_controllers(V1_ROOT)
+    if set(controllers) & v2:
+        attempts.append(tuple((V1_ROOT, c) for c in controllers if c in v2))
+    return tuple(attempts)
+
+
+#: controller root -> (its memory limit file, its swap limit file or ""), as the first group under it has them
+_memory_layout: dict[str, tuple[str, str]] = {}
+
+
+def _memory_files(root: str, group: str) -> tuple[str, str]:
+    """Which memory limit files groups under ``root`` have (v1 or v2; swap
+    accounting on or off), looked at in the first group made there."""
+    layout = _memory_layout.get(root)
+    if layout is None:
+        if os.path.exists(os.path.join(group, "memory.max")):
+            swap = "memory.swap.max"
+            layout = ("memory.max", swap if os.path.exists(os.path.join(group, swap)) else "")
+        else:
+            swap = "memory.memsw.limit_in_bytes"
+            layout = ("memory.limit_in_bytes", swap if os.path.exists(os.path.join(group, swap)) else "")
+        _memory_layout[root] = layout
+    return layout
+
+
+def _members(path: str) -> bytes:
+    """The member list of the cgroup directory ``path`` (b"" if unreadable)."""
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "rb") as f:
+            return f.read().strip()
+    except OSError:
+        return b""
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _write(path: str, value: str) -> None:
@@ -77,6 +139,11 @@ class SandboxCgroup:
         self._procs = [os.path.join(p, "cgroup.procs") for p in paths]
         #: controller -> the limit applied (``pids``: processes, ``memory``: bytes)
         self.limits = limits
+        #: each directory's member list open for writing, kept while the group
+        #: lives: a join is one write(2) per directory
+        self._joins: list[int] | None = None
+        #: when the directories' mtimes were last refreshed (time.monotonic)
+        self.touched = time.monotonic()
 
     @property
     def path(self) -> str:
@@ -89,12 +156,7 @@ class SandboxCgroup:
         wanted = {k: v for k, v in (("pids", pids), ("memory", memory)) if v}
         if not wanted:
             return None
-        attempts: list[list[tuple[str, str]]] = []  # [(controller root, controller), ...]
-        v1 = [(os.path.join(V1_ROOT, c), c) for c in wanted if os.path.exists(os.path.join(V1_ROOT, c, "cgroup.procs"))]
-        if v1:
-            attempts.append(v1)
-        if set(wanted) & _v2_controllers(V1_ROOT):
-            attempts.append([(V1_ROOT, c) for c in wanted if c in _v2_controllers(V1_ROOT)])
+        attempts = _plans(tuple(wanted))
         for plan in attempts:
             group = cls._try(name, plan, wanted)
             if group is not None:
@@ -139,21 +201,21 @@ class SandboxCgroup:
         if controller == "pids":
             _write(os.path.join(path, "pids.max"), str(value))
             return
-        if os.path.exists(os.path.join(path, "memory.max")):  # v2
+        files = _memory_files(os.path.dirname(path), path)
+        if files[0] == "memory.max":  # v2
             _write(os.path.join(path, "memory.max"), str(value))
-            if os.path.exists(os.path.join(path, "memory.swap.max")):
-                _write(os.path.join(path, "memory.swap.max"), "0")
+            if files[1]:
+                _write(os.path.join(path, files[1]), "0")
             return
         _write(os.path.join(path, "memory.limit_in_bytes"), str(value))  # v1
-        swap = os.path.join(path, "memory.memsw.limit_in_bytes")
-        if os.path.exists(swap):  # memory + swap: no swapping past the limit either
+        if files[1]:  # memory + swap: no swapping past the limit either
             try:
-                _write(swap, str(value))
+                _write(os.path.join(path, files[1]), str(value))
             except OSError:
                 pass
 
     @staticmethod
-    def _sweep(root: str, min_age: float = 3600.0) -> None:
+    def _sweep(root: str, min_age: float = SWEEP_AGE) -> None:
         """Delete empty ``react-eval-*`` cgroups older than ``min_age`` seconds,
         left by harness processes that were killed (a live sandbox's cgroup
         always holds its shell; rmdir refuses a non-empty cgroup anyway)."""
@@ -165,7 +227,7 @@ class SandboxCgroup:
         for n in names:
             path = os.path.join(root, n)
             try:
-                if now - os.stat(path).st_mtime > min_age and not SandboxCgroup([path], {}).pids():
+                if now - os.stat(path).st_mtime > min_age and not _members(path):
                     os.rmdir(path)
             except OSError:
                 pass
@@ -179,17 +241,46 @@ class SandboxCgroup:
         """Move ``pid`` into this cgroup (raises OSError if it may not join).
         Only safe for a process that has started nothing yet (its children
         stay where they are): a shell still waiting for its first command."""
-        for procs in self._procs:
-            _write(procs, str(pid))
+        if self._joins is None:
+            self._joins = self._open_all(os.O_WRONLY)
+        data = str(pid).encode()
+        for fd in self._joins:
+            os.write(fd, data)  # one write(2) per member list, as cgroupfs wants
+
+    def _open_all(self, flags: int) -> list[int]:
+        """``cgroup.procs`` of every directory, opened with ``flags``."""
+        fds: list[int] = []
+        try:
+            for procs in self._procs:
+                fds.append(os.open(procs, flags | os.O_CLOEXEC))
+        except OSError:
+            _close_all(fds)
+            raise
+        return fds
+
+    def close_files(self) -> None:
+        """Close the member lists this group keeps open for joining."""
+        joins, self._joins = self._joins, None
+        _close_all(joins or [])
 
     def pids(self) -> list[int]:
+        # opened afresh each time: a v1 member list read again through the same
+        # descriptor may be the kernel's cached list of up to a second ago
         found: set[int] = set()
         for procs in self._procs:
             try:
-                with open(procs, "rb") as f:
-                    found.update(map(int, f.read().split()))
+                fd = os.open(procs, os.O_RDONLY | os.O_CLOEXEC)  # no file object: a few µs less per read
+            except OSError:  # removed (by a sweep, or this group's own removal)
+                continue
+            try:
+                data = b""
+                while chunk := os.read(fd, 65536):
+                    data += chunk
             except OSError:
-                pass
+                continue
+            finally:
+                os.close(fd)
+            found.update(map(int, data.split()))
         return sorted(found)
 
     def memory_peak(self) -> int | None:
@@ -210,6 +301,7 @@ class SandboxCgroup:
             if self._kill_or_remove():
                 return
             time.sleep(0.01)
+        self.close_files()
 
     async def aempty(self, limit: float = 2.0) -> bool:
         """SIGKILL every member until none is left (up to ``limit`` seconds);
@@ -236,7 +328,10 @@ class SandboxCgroup:
         the waits for members to exit are ``anyio.sleep`` s, so no worker
         thread is needed."""
         delay, waited = 0.001, 0.0
-        while not self._kill_or_remove() and waited < 2.0:
+        while not self._kill_or_remove():
+            if waited >= 2.0:
+                self.close_files()
+                return
             await anyio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.02)
@@ -246,6 +341,7 @@ class SandboxCgroup:
         members still alive got SIGKILL (or are still exiting)."""
         pids = self.pids()
         if not pids:
+            self.close_files()
             left = False
             for path in self.paths:
                 try:
@@ -286,8 +382,11 @@ class CgroupPool:
         """An empty group for a new sandbox, or None when none can be made."""
         while self._free:
             group = self._free.pop()
-            if group.exists():  # another harness's sweep may have removed an idle group
+            # another harness's sweep may have removed a group idle for an hour;
+            # one refreshed less than half an hour ago is surely still there
+            if time.monotonic() - group.touched < TRUSTED_FOR or group.exists():
                 return group
+            group.close_files()
         make = lambda: SandboxCgroup.create(  # noqa: E731
             f"react-eval-{secrets.token_hex(8)}", pids=self.pids, memory=self.memory
         )
@@ -301,11 +400,14 @@ class CgroupPool:
         """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
         next sandbox when ``keep``, else remove it (killing what is left)."""
         if keep:
-            for path in group.paths:  # a fresh mtime: another harness's sweep leaves it alone
-                try:
-                    os.utime(path)
-                except OSError:
-                    pass
+            now = time.monotonic()
+            if now - group.touched > REFRESH_EVERY:  # a fresh mtime: another harness's sweep leaves it alone
+                group.touched = now
+                for path in group.paths:
+                    try:
+                        os.utime(path)
+                    except OSError:
+                        pass
             self._free.append(group)
             return
         await group.aremove()

@@ -107,6 +107,8 @@ class LocalSandbox:
         self._closed = False
         #: called once closed (the provider uses it to forget the sandbox)
         self.on_close: Callable[[LocalSandbox], None] | None = None
+        #: called once the shell started (the provider learns a jail answered at create)
+        self.on_started: Callable[[], None] | None = None
         env = self._env("shell")
         # unjailed, the shell joins the cgroup from here before it reads its
         # first command (one write per controller instead of a /bin/sh that
@@ -123,10 +125,13 @@ class LocalSandbox:
             wrapped=config.isolation == "bwrap",
             join=join,
         )
-        # unjailed, the shell is bash alone (``shell_ready`` has nothing to note),
-        # so its start-up probe is read with the first command, not on its own
+        # the start-up probe is read with the first command, not on its own: unjailed
+        # the shell is bash alone, and under bwrap ``shell_ready`` tells the jail's
+        # own processes from the first command's (see LocalShellTransport); the
+        # provider has its first jails answer at create, so a host where bwrap
+        # cannot make one fails there, before any model call
         self.shell = ShellSession(self._transport, cwd=workdir, max_output_bytes=limits.max_output_bytes,
-                                  answer_with_first_call=config.isolation == "none")
+                                  answer_with_first_call=True)
 
     @property
     def _members(self) -> Callable[[], list[int]] | None:
@@ -180,6 +185,8 @@ class LocalSandbox:
 
     async def start(self) -> None:
         await self.shell.start()
+        if self.on_started is not None:
+            self.on_started()
 
     async def exec(self, command: str, timeout: float) -> ExecResult:
         return await self.shell.exec(command, timeout)
@@ -408,6 +415,10 @@ class LocalSandboxProvider:
         self.setup_timeout = setup_timeout
         self._open: set[LocalSandbox] = set()
         self._root: str | None = None  # resolved workdir root, once checked
+        #: whether a jail of this provider answered at create (later ones answer with their first call)
+        self._jailed_once = False
+        #: set once the jail answering at create answered or failed (None: none is trying)
+        self._jail_trial: anyio.Event | None = None
         memory = parse_bytes(self.config.memory) if self.config.memory else None
         #: every sandbox's cgroup, kept for the next one once emptied at close
         self.cgroups = CgroupPool(pids=self.config.pids_limit, memory=memory)
@@ -440,20 +451,54 @@ class LocalSandboxProvider:
         spec = spec or SandboxSpec()
         label = labels.get("task_id") or labels.get("react-eval.rollout") or ""
         hint = _UNSAFE_NAME.sub("_", label)[:40]  # names the workdir, for debugging
-        # under a resolved root, the new directory's path is already the real one
-        workdir = self.workdirs.make(root, f"react-eval-{hint}-" if hint else "react-eval-")
-        token = secrets.token_hex(8)
+        eager, trial = await self._answer_at_create() if self.config.isolation == "bwrap" else (False, None)
         try:
-            cgroup = await self.cgroups.acquire()
-        except BaseException:
-            os.rmdir(workdir)
-            raise
-        sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
-                               cgroups=self.cgroups, workdirs=self.workdirs, resolved=True)
-        self._open.add(sandbox)
-        sandbox.on_close = self._open.discard
-        await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
+            # under a resolved root, the new directory's path is already the real one
+            workdir = self.workdirs.make(root, f"react-eval-{hint}-" if hint else "react-eval-")
+            token = secrets.token_hex(8)
+            try:
+                cgroup = await self.cgroups.acquire()
+            except BaseException:
+                os.rmdir(workdir)
+                raise
+            sandbox = LocalSandbox(workdir, config=self.config, limits=self.limits, token=token, cgroup=cgroup,
+                                   cgroups=self.cgroups, workdirs=self.workdirs, resolved=True)
+            self._open.add(sandbox)
+            sandbox.on_close = self._open.discard
+            if eager:
+                sandbox.shell.answer_with_first_call = False  # see LocalSandbox.__init__
+                sandbox.on_started = self._jail_answered
+            await prepare(sandbox, spec, setup_timeout=self.setup_timeout, what=f"the sandbox workdir {workdir}")
+        finally:
+            if trial is not None:  # answered (see _jail_answered) or failed: the sandboxes waiting go on
+                if self._jail_trial is trial:
+                    self._jail_trial = None
+                trial.set()
         return sandbox
+
+    async def _answer_at_create(self) -> tuple[bool, anyio.Event | None]:
+        """Whether a new sandbox's jail answers at create, and the event to set
+        once it answered or failed when it is the one the others wait for.
+
+        Until one of this provider's jails has answered at create, a new jail
+        answers at create too: a host where bwrap cannot make one fails there,
+        before any model call. Sandboxes made meanwhile wait for that answer
+        rather than all starting their jails the slower way."""
+        if self.config.isolation != "bwrap" or self._jailed_once:
+            return False, None
+        if self._jail_trial is not None:
+            await self._jail_trial.wait()
+            if self._jailed_once:
+                return False, None
+        if self._jail_trial is None:
+            self._jail_trial = anyio.Event()
+            return True, self._jail_trial
+        return True, None
+
+    def _jail_answered(self) -> None:
+        self._jailed_once = True
+        if self._jail_trial is not None:
+            self._jail_trial.set()
 
     async def aclose(self) -> None:
         """Close every sandbox this provider created that is still open."""

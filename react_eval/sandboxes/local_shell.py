@@ -14,11 +14,12 @@ since it began is killed -- found, in order of strength, as
   keep the tag; only a process that both left the session and cleared its
   environment escapes, and that mode is for trusted code only.
 
-The shell's pipes are plain non-blocking descriptors read and written
-directly (``anyio.wait_readable``/``wait_writable``, asyncio or trio), and its
-exit is awaited on a pidfd: no subprocess transport, stream wrappers or
-child-watcher thread per shell, which cost more CPU than the shell's own
-work on a short command.
+The shell is started by :func:`~react_eval.sandboxes.spawn.spawn` and its
+pipes are plain non-blocking descriptors written directly and read from the
+event loop's readiness callback (:mod:`react_eval.sandboxes.fd_wait`; any
+anyio backend), and its exit is awaited on a pidfd: no subprocess transport,
+stream wrappers or child-watcher thread per shell, which cost more CPU than
+the shell's own work on a short command.
 """
 
 from __future__ import annotations
@@ -27,13 +28,23 @@ import functools
 import os
 import shutil
 import signal
-import subprocess
 from typing import Callable
 
 import anyio
 
-from react_eval.sandboxes.procs import _boot_ticks, command_name, descendants, kill_processes, pid_namespace
+from react_eval.sandboxes.fd_wait import FdReader, wait_readable
+from react_eval.sandboxes.procs import (
+    _boot_ticks,
+    children,
+    command_name,
+    descendants,
+    kill_processes,
+    ns_pids,
+    own_pid_namespace,
+    pid_namespace,
+)
 from react_eval.sandboxes.shell_transport import ABORT_SIGNUM, ShellTransportError
+from react_eval.sandboxes.spawn import ShellProcess, spawn
 
 
 def status_code(returncode: int | None) -> int | None:
@@ -74,12 +85,14 @@ class LocalShellTransport:
         #: moves the new shell into the sandbox's cgroup before it reads a
         #: command (instead of a wrapper that joins and execs the shell)
         self.join = join
-        self._proc: subprocess.Popen | None = None
+        self._proc: ShellProcess | None = None
         #: our ends of the shell's stdin and stdout (non-blocking), and its pidfd
         self._in: int | None = None
         self._out: int | None = None
         self._pidfd: int | None = None
-        #: our descriptors a send or receive is waiting on (close must wake it)
+        #: reads the shell's output (registered with the event loop while the shell runs)
+        self._reader: FdReader | None = None
+        #: our descriptors a send is waiting on (close must wake it)
         self._waiting: set[int] = set()
         self._shell_pids: set[int] = set()
         #: the bash process itself (host pid), which gets ABORT_SIGNAL
@@ -99,22 +112,13 @@ class LocalShellTransport:
     async def start(self) -> None:
         await self.close()
         born = _boot_ticks()  # none of this shell's processes is older
+        executable = _executable(self.argv[0], self.env.get("PATH"))
         try:
-            # spawned in place, as asyncio would (vfork + exec: a short pause)
-            proc = subprocess.Popen(
-                self.argv,
-                executable=_executable(self.argv[0], self.env.get("PATH")),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=self.env,
-                start_new_session=True,
-                bufsize=0,
-            )
+            if executable is None:
+                raise FileNotFoundError(2, "not found on the sandbox's PATH", self.argv[0])
+            proc = spawn(self.argv, executable=executable, cwd=self.cwd, env=self.env)
         except OSError as exc:
             raise ShellTransportError(f"cannot start {self.argv[0]}: {exc}") from exc
-        assert proc.stdin is not None and proc.stdout is not None
         if self.join is not None:
             # bash has read nothing yet, so it has started nothing: once it is a
             # member, so is everything it will ever start
@@ -123,13 +127,13 @@ class LocalShellTransport:
             except OSError as exc:
                 proc.kill()
                 proc.wait()
-                proc.stdin.close()
-                proc.stdout.close()
+                proc.close_pipes()
                 raise ShellTransportError(f"cannot move the shell into the sandbox's cgroup: {exc}") from exc
         self._proc = proc
-        self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
+        self._in, self._out = proc.stdin, proc.stdout
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
+        self._reader = FdReader(self._out)
         self._pidfd = _pidfd_open(proc.pid)
         self._shell_pids = {proc.pid}
         self._bash = None if self.wrapped else proc.pid
@@ -157,38 +161,30 @@ class LocalShellTransport:
             raise ShellTransportError(f"the shell's stdin is closed: {exc!r}") from exc
 
     async def receive(self) -> bytes:
-        # always wait first (it yields): a shell flooding its output can
-        # neither starve the event loop nor dodge the caller's timeout
-        fd = self._out
-        while fd is not None:
-            self._waiting.add(fd)
-            try:
-                await anyio.wait_readable(fd)
-            except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
-                return b""
-            finally:
-                self._waiting.discard(fd)
-            if self._out != fd:
-                return b""  # closed (and the number maybe reused) while waiting
-            try:
-                return os.read(fd, 1 << 16)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return b""
-        return b""
+        reader = self._reader
+        return await reader.read() if reader is not None else b""
 
     def shell_ready(self) -> None:
         # under bwrap the shell is bwrap, its pid-1 helper (in a new session)
-        # and bash: all alive now is "the shell" and is spared by interrupt();
-        # unwrapped, bash is alone and nothing need be searched
+        # and bash, pid 2 of the jail's pid namespace: those three are "the
+        # shell" and spared by interrupt(). The first command may already run
+        # (its probe is read with the first call), but its processes are
+        # bash's children, or orphans adopted by the helper with higher pids
+        # in the jail. Unwrapped, bash is alone and nothing need be searched.
         if self._proc is None or not self.wrapped:
             return
-        inner = descendants(self._proc.pid)
-        self._shell_pids = {self._proc.pid, *inner}
-        self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
+        outer = self._proc.pid
+        helpers = children(outer)
+        shell = [p for p in children(helpers[0]) if ns_pids(p)[-1:] == [2]] if len(helpers) == 1 else []
+        if len(shell) == 1:
+            self._shell_pids = {outer, helpers[0], shell[0]}
+            self._bash = shell[0]
+        else:  # not the tree bwrap makes: all alive now is the shell, as when nothing had been sent
+            inner = descendants(outer)
+            self._shell_pids = {outer, *inner}
+            self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
         self._pidns = pid_namespace(self._bash) if self._bash is not None else None
-        if self._pidns is not None and self._pidns == pid_namespace(os.getpid()):
+        if self._pidns is not None and self._pidns == own_pid_namespace():
             self._pidns = None  # not a namespace of its own: matching it would match the host
 
     def mark_command_start(self) -> None:
@@ -224,16 +220,16 @@ class LocalShellTransport:
         return status_code(self._proc.returncode)
 
     @staticmethod
-    async def _reap(proc: subprocess.Popen, pidfd: int | None, timeout: float) -> None:
+    async def _reap(proc: ShellProcess, pidfd: int | None, timeout: float) -> None:
         """Wait up to ``timeout`` s for ``proc`` to exit, and reap it."""
         delay = 0.001
         with anyio.move_on_after(timeout):
             while proc.poll() is None:
                 if pidfd is not None:
                     try:
-                        await anyio.wait_readable(pidfd)  # readable once the process exited
+                        await wait_readable(pidfd)  # readable once the process exited
                         continue
-                    except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError):
+                    except (anyio.ClosedResourceError, anyio.BusyResourceError, OSError, ValueError):
                         pidfd = None
                 await anyio.sleep(delay)  # no pidfd on this kernel: poll
                 delay = min(delay * 2, 0.05)
@@ -243,22 +239,18 @@ class LocalShellTransport:
             return
         match = self._match()
         match["since_ticks"] = self._born
-        proc, pidfd, fds = self._proc, self._pidfd, (self._in, self._out)
-        self._proc = self._pidfd = self._in = self._out = None
+        proc, pidfd, fd, reader = self._proc, self._pidfd, self._in, self._reader
+        self._proc = self._pidfd = self._in = self._out = self._reader = None
         with anyio.CancelScope(shield=True):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            for fd in fds:  # wakes a send() or receive() waiting on it (it returns b"")
-                if fd is not None and fd in self._waiting:
-                    anyio.notify_closing(fd)
-            # the Popen object owns the pipe descriptors: closing its files closes them
-            for f in (proc.stdin, proc.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
+            if reader is not None:
+                reader.close()  # a receive() waiting on it returns b""
+            if fd in self._waiting:  # wakes a send() waiting on it
+                anyio.notify_closing(fd)
+            proc.close_pipes()
             if not self.owner_kills_strays:
                 await kill_processes(**match)
             await self._reap(proc, pidfd, 5)
@@ -269,7 +261,7 @@ class LocalShellTransport:
 @functools.lru_cache(maxsize=64)
 def _executable(name: str, path: str | None) -> str | None:
     """Where ``name`` is on ``path`` (looked up once per process, not by each
-    spawn trying every directory), or None to let the spawn report it missing."""
+    spawn trying every directory), or None when it is on none of them."""
     return name if os.sep in name else shutil.which(name, path=os.defpath if path is None else path)
 
 

@@ -78,6 +78,54 @@ def pid_namespace(pid: int) -> str | None:
         return None
 
 
+def _read(path: str) -> bytes | None:
+    """A small /proc file's content (no file object), or None if it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def own_pid_namespace() -> str | None:
+    """This process's pid namespace (looked up once per process)."""
+    pid = os.getpid()
+    if _own_ns[0] != pid:
+        _own_ns[:] = [pid, pid_namespace(pid)]
+    return _own_ns[1]
+
+
+_own_ns: list = [None, None]
+
+
+def children(pid: int) -> list[int]:
+    """The live children of ``pid`` (a single-threaded parent: bwrap, bash), [] if unknown."""
+    data = _read(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(n) for n in data.split()] if data else []
+    except ValueError:
+        return []
+
+
+def ns_pids(pid: int) -> list[int]:
+    """``pid`` as each pid namespace it is in sees it, outermost first (the
+    ``NSpid`` line of its status), or [] if it is gone."""
+    data = _read(f"/proc/{pid}/status") or b""
+    start = data.find(b"\nNSpid:")
+    if start < 0:
+        return []
+    line = data[start + 7 : data.find(b"\n", start + 1)]
+    try:
+        return [int(n) for n in line.split()]
+    except ValueError:
+        return []
+
+
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (children, their children, ...), through
     ``/proc/<pid>/task/<pid>/children`` (single-threaded parents, as bwrap and

@@ -125,8 +125,8 @@ class ShellSession:
         self.shell_pid: int | None = None
         self.restarts = 0
         self._lock = anyio.Lock(fast_acquire=True)  # no extra trip through the event loop per call
-        self._nonce_a = secrets.token_hex(8).encode()
-        self._nonce_b = secrets.token_hex(8).encode()
+        nonces = secrets.token_hex(16).encode()  # one read of the system's randomness for both
+        self._nonce_a, self._nonce_b = nonces[:16], nonces[16:]
         start = b"\x1f" + self._nonce_a + self._nonce_b
         end = b"\x1e" + self._nonce_b + self._nonce_a
         self._start_tag = start

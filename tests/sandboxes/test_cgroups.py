@@ -162,3 +162,62 @@ async def test_a_shell_that_cannot_join_its_cgroup_is_killed_not_left_running(tm
         await transport.start()
     assert seen and not os.path.exists(f"/proc/{seen[0]}")  # killed and reaped
     assert transport.pid is None
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_group_keeps_its_member_lists_open_for_joining_and_closes_them_when_removed():
+    import subprocess
+
+    before = _open_fds()
+    group = SandboxCgroup.create("react-eval-joinfds", pids=50, memory=None)
+    if group is None:
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    try:
+        group.join(procs[0].pid)
+        kept = list(group._joins or [])
+        group.join(procs[1].pid)
+        assert group._joins == kept and kept  # opened once, written for every join
+        assert sorted(group.pids()) == sorted(p.pid for p in procs)
+    finally:
+        group.remove()  # kills the members, closes the lists, removes the directories
+        for p in procs:
+            p.wait()
+    assert not any(os.path.exists(p) for p in group.paths)
+    assert _open_fds() <= before  # nothing left open
+
+
+@pytest.mark.anyio
+async def test_a_kept_group_is_checked_again_only_when_it_may_have_been_swept(tmp_path, monkeypatch):
+    from react_eval.sandboxes import cgroups
+
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), pids_limit=40))
+    sb = await provider.create(None, labels={})
+    group = sb.cgroup
+    await sb.close()
+    if group is None:
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    try:
+        utimes: list[str] = []
+        real_utime = os.utime
+        monkeypatch.setattr(cgroups.os, "utime", lambda p, *a, **k: utimes.append(p) or real_utime(p, *a, **k))
+        assert provider.cgroups.kept == (group,)
+        again = await provider.create(None, labels={})
+        assert again.cgroup is group  # refreshed a moment ago: no need to look
+        await again.close()
+        assert utimes == []  # its mtime is fresh: not refreshed at every release
+        group.touched -= cgroups.REFRESH_EVERY + 1
+        third = await provider.create(None, labels={})
+        await third.close()
+        assert sorted(utimes) == sorted(group.paths)  # refreshed once it is due
+        # idle for longer than a sweep's age: it is looked for, and a removed one is not handed out
+        group.touched -= cgroups.TRUSTED_FOR + 1
+        group.remove()
+        fresh = await provider.create(None, labels={})
+        assert fresh.cgroup is not None and fresh.cgroup is not group and fresh.cgroup.exists()
+        await fresh.close()
+    finally:
+        await provider.aclose()

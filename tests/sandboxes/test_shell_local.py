@@ -647,6 +647,35 @@ async def test_bwrap_timeout_and_state(bw):
     assert r.output == f"{bw.workdir}/d\n"
 
 
+@needs_bwrap
+async def test_a_jail_answers_at_create_first_then_with_its_first_call(tmp_path):
+    """The provider's first jail answers at create (a host where bwrap cannot make
+    one fails there); later ones answer with their first call, whose processes
+    are still told apart from the jail's own: a timeout of that very first
+    command kills what it started (an orphan adopted by the jail's pid 1
+    included) and leaves the shell running."""
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), isolation="bwrap"))
+    try:
+        first = await provider.create(None, labels={})
+        assert first.shell.shell_pid == 2  # answered at create
+        later = await provider.create(None, labels={})
+        assert later.shell.answer_with_first_call and later.shell.shell_pid is None
+        needle = f"{os.getpid() % 1000}{time.monotonic_ns() % 100000}"
+        r = await later.exec(f"(sleep 7{needle} &); sleep 6{needle}", 1)
+        assert r.timed_out and r.note is None
+        transport = later.shell.transport
+        assert len(transport._shell_pids) == 3 and transport._bash in transport._shell_pids
+        assert open(f"/proc/{transport._bash}/comm").read().strip() == "bash"
+        for pid in host_pids_with_cmdline(f"sleep\x007{needle}".encode()):
+            assert await wait_dead(pid), "the first command's orphan outlived its timeout"
+        r = await later.exec("echo $$; jobs -p | wc -l", 5)
+        assert r.output.split() == ["2", "0"] and r.note is None  # the same shell, not restarted
+        await first.close()
+        await later.close()
+    finally:
+        await provider.aclose()
+
+
 # ---- the transport's own pipes and pidfd ------------------------------------------
 
 
@@ -710,3 +739,45 @@ async def test_the_first_call_reads_the_start_up_answer_apart_from_its_own_outpu
     assert sb.shell.shell_pid == int(r.output.splitlines()[1]) == sb.shell.transport.pid
     assert (await sb.exec("echo second", 5)).output == "second\n"
     await sb.close()
+
+
+@needs_bwrap
+async def test_jails_made_together_wait_for_the_first_to_answer_then_answer_with_their_first_call(tmp_path):
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), isolation="bwrap"))
+    try:
+        boxes = []
+
+        async def make():
+            boxes.append(await provider.create(None, labels={}))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(make)
+        eager = [b for b in boxes if not b.shell.answer_with_first_call]
+        assert len(eager) == 1 and eager[0].shell.shell_pid == 2  # one answered at create, the others waited
+        for b in boxes:
+            r = await b.exec("echo $$", 5)
+            assert r.output == "2\n" and r.exit_code == 0
+            await b.close()
+    finally:
+        await provider.aclose()
+
+
+@needs_bwrap
+async def test_a_jail_that_cannot_start_fails_at_create_and_the_next_tries_again(tmp_path, monkeypatch):
+    from react_eval.sandboxes import local as local_mod
+
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), isolation="bwrap"))
+    real = local_mod.bwrap_argv
+    monkeypatch.setattr(local_mod, "bwrap_argv", lambda argv, **kw: ["bwrap", "--no-such-flag", *argv])
+    try:
+        with pytest.raises(SandboxError, match="shell"):
+            await provider.create(None, labels={})
+        monkeypatch.setattr(local_mod, "bwrap_argv", real)
+        sb = await provider.create(None, labels={})
+        assert sb.shell.shell_pid == 2  # still the one answering at create
+        later = await provider.create(None, labels={})
+        assert later.shell.answer_with_first_call and later.shell.shell_pid is None
+        assert (await later.exec("echo ok", 5)).output == "ok\n"
+    finally:
+        await provider.aclose()
