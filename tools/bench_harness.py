@@ -16,9 +16,10 @@ defined here: tasks without a sandbox and one in-process ``echo`` tool; the
 efficiency run also uses ``workers: N`` (one process per CPU). The floor is a
 bare loop written here: raw HTTP POSTs through the SDK's HTTP library (httpx),
 orjson, the message list, nothing else; the same loop on aiohttp (the
-transport of ``client: fast``) shows what react-eval adds over its own
-transport. Ratios to the floor are measured side by side in the same run,
-because absolute times on shared machines drift.
+transport of ``client: fast`` over TLS or a proxy; to a plain-HTTP server it
+uses its own httptools-framed pool) is the floor the paths benchmark
+compares against. Ratios to the floor are measured side by side in the same
+run, because absolute times on shared machines drift.
 """
 
 from __future__ import annotations
@@ -764,7 +765,7 @@ def render(r: dict[str, Any], m: dict[str, str], clients: list[str], quick: bool
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {"raw": "raw sockets (no HTTP library; below the floor)", "bare": "**floor**: bare loop on the SDK's HTTP client",
-             "bare-aiohttp": "bare loop on aiohttp (the transport of `client: fast`)",
+             "bare-aiohttp": "bare loop on aiohttp (`client: fast`'s transport over TLS or a proxy)",
              "openai": "react-eval, `client: openai` (SDK)", "fast": "react-eval, `client: fast`"}
     for key in ["raw", "bare", "bare-aiohttp", *clients]:
         if key not in ov:
