@@ -211,6 +211,8 @@ def _decoded(body: bytes, encoding: str | None, status: int, max_bytes: int | No
             raise ExchangeError(f"the {kind}-encoded reply is corrupt: {exc}") from None
         if max_bytes is not None and (len(out) > max_bytes or inflate.unconsumed_tail):
             raise ReplyTooLarge(status, None)
+        if not inflate.eof:  # the stream stops short: a part of the body, not the body
+            raise ExchangeError(f"the {kind}-encoded reply is cut short")
         return out
     raise AssertionError("unreachable")
 
