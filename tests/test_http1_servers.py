@@ -10,6 +10,7 @@ import threading
 import zlib
 from typing import Any
 
+import orjson
 import pytest
 import uvicorn
 from aiohttp import web
@@ -30,7 +31,7 @@ from tests.test_http1 import RawServer, deadline, ok, read_request
 
 pytestmark = pytest.mark.anyio
 
-BIG = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB, poorly compressible would be worse: this one inflates a lot
+BIG = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB: many reads on the wire, a large inflate
 
 
 def request(path: str = "/x", body: bytes = b"{}", host: str = "t") -> bytes:
@@ -131,7 +132,6 @@ async def test_a_gzipped_reply_of_megabytes_from_uvicorn_arrives_whole_on_one_co
 
 async def test_connection_close_from_uvicorn_sends_the_next_request_on_a_new_connection(uv):
     pool = HTTP1Pool("127.0.0.1", uv.port)
-    import orjson
     peers = [orjson.loads((await pool.exchange(request("/close"), deadline())).content)["peer"] for _ in range(3)]
     assert pool.connections_made == 3 and len(set(peers)) == 3
     assert not pool._idle
