@@ -195,7 +195,7 @@ class Reply:
 def _decoded(body: bytes, encoding: str | None, status: int, max_bytes: int | None) -> bytes:
     """The body without its gzip or deflate coding; decoding stops past ``max_bytes``
     (a small bomb does not inflate in memory)."""
-    if not encoding or encoding.strip().lower() == "identity":
+    if not body or not encoding or encoding.strip().lower() == "identity":  # (an empty body has no stream)
         return body
     kind = encoding.strip().lower()
     if kind not in ("gzip", "x-gzip", "deflate"):

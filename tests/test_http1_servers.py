@@ -320,3 +320,14 @@ async def test_a_server_closing_a_reused_connection_is_connection_lost_for_a_gym
         with pytest.raises(ConnectionLost):
             await transport.request("POST", "/tool", body=b"{}", cookies=cookies, timeout=5)
         assert (await transport.request("POST", "/tool", body=b"{}", cookies=cookies, timeout=5)).status == 200
+
+
+async def test_an_empty_body_marked_gzip_is_an_empty_reply():
+    async def handler(reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-encoding: gzip\r\n\r\n")
+
+    async with RawServer(handler) as server:
+        reply = await server.pool().exchange(request(), deadline())
+        assert reply.status == 204 and reply.content == b""
