@@ -195,7 +195,7 @@ class Reply:
 def _decoded(body: bytes, encoding: str | None, status: int, max_bytes: int | None) -> bytes:
     """The body without its gzip or deflate coding; decoding stops past ``max_bytes``
     (a small bomb does not inflate in memory)."""
-    if not encoding or encoding.strip().lower() == "identity":
+    if not body or not encoding or encoding.strip().lower() == "identity":  # (an empty body has no stream)
         return body
     kind = encoding.strip().lower()
     if kind not in ("gzip", "x-gzip", "deflate"):
@@ -211,6 +211,8 @@ def _decoded(body: bytes, encoding: str | None, status: int, max_bytes: int | No
             raise ExchangeError(f"the {kind}-encoded reply is corrupt: {exc}") from None
         if max_bytes is not None and (len(out) > max_bytes or inflate.unconsumed_tail):
             raise ReplyTooLarge(status, None)
+        if not inflate.eof:  # the stream stops short: a part of the body, not the body
+            raise ExchangeError(f"the {kind}-encoded reply is cut short")
         return out
     raise AssertionError("unreachable")
 
