@@ -313,6 +313,12 @@ class HTTP1Pool:
             self._idle.pop().abort()
 
 
+def host_header(host: str, port: int | None) -> str:
+    """The ``Host`` header's value for ``host`` (an IPv6 literal in brackets) and ``port`` (left out when 80)."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port in (None, 80) else f"{name}:{port}"
+
+
 def request_head(method: str, target: str, host: str, headers: dict[str, Any]) -> bytes:
     """The fixed part of a request's head (its ``Content-Length`` and blank line follow);
     a header name or value that would break the framing is refused."""

@@ -39,7 +39,7 @@ import aiohttp
 from tenacity import RetryCallState, stop_after_attempt, wait_exponential
 from yarl import URL
 
-from react_eval.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge
+from react_eval.http1 import ConnectError, ExchangeError, HTTP1Pool, ReplyTooLarge, host_header
 from react_eval.retrying import retrying_after
 from react_eval.version import __version__
 
@@ -268,8 +268,7 @@ class GymTransport:
         self._pool = None
         if origin.scheme == "http" and origin.host:
             self._pool = HTTP1Pool(origin.host, origin.port or 80, limit=self.max_connections)
-            name = f"[{origin.host}]" if ":" in origin.host else origin.host  # an IPv6 literal
-            host = name if origin.port in (None, 80) else f"{name}:{origin.port}"
+            host = host_header(origin.host, origin.port)
             self._fixed = f"host: {host}\r\naccept-encoding: gzip, deflate\r\nuser-agent: react-eval/{__version__}\r\n"
 
     def __getstate__(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from react_eval.http1 import ExchangeError, HTTP1Pool, request_head
+from react_eval.http1 import ExchangeError, HTTP1Pool, host_header, request_head
 from react_eval.jsonsafe import clean_json
 from react_eval.model.config import ModelConfig
 from react_eval.model.errors import (ModelConnectionError, ModelError, ModelHTTPError, ModelTimeoutError,
@@ -79,8 +79,7 @@ class HTTPTransport:
         self._pool = None
         if origin.scheme == "http" and self.proxy is None and origin.host:
             self._pool = HTTP1Pool(origin.host, origin.port or 80)
-            name = f"[{origin.host}]" if ":" in origin.host else origin.host  # an IPv6 literal
-            self._host = name if origin.port in (None, 80) else f"{name}:{origin.port}"
+            self._host = host_header(origin.host, origin.port)
             # the head's fixed part, per path: the session headers and what aiohttp would add
             self._fixed = {**self._headers, "accept-encoding": "gzip, deflate"}
             self._heads: dict[str, bytes] = {}
