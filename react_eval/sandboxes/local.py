@@ -395,7 +395,11 @@ def _remove_tree(path: str) -> None:
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=onerror)
+    try:
+        shutil.rmtree(path, onerror=onerror)
+    except RecursionError:  # deeper than shutil (before Python 3.13) can recurse; rm does not recurse
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 class LocalSandboxProvider:
