@@ -319,6 +319,25 @@ class SandboxCgroup:
             waited += delay
             delay = min(delay * 2, 0.02)
 
+    def charged(self) -> int:
+        """Bytes still charged to the group's memory controller (0 without one):
+        after its processes are gone, what they left in a tmpfs or in shared memory."""
+        if "memory" not in self.limits:
+            return 0
+        for path in reversed(self.paths):  # v1: the memory directory comes last
+            for name in ("memory.usage_in_bytes", "memory.current"):
+                try:
+                    fd = os.open(os.path.join(path, name), os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    return int(os.read(fd, 64))
+                except (OSError, ValueError):
+                    return 0
+                finally:
+                    os.close(fd)
+        return 0
+
     def exists(self) -> bool:
         return all(os.path.isdir(p) for p in self.paths)
 
@@ -398,7 +417,13 @@ class CgroupPool:
 
     async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
         """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
-        next sandbox when ``keep``, else remove it (killing what is left)."""
+        next sandbox when ``keep``, else remove it (killing what is left).
+        A group still charged with more than a sixteenth of its memory limit
+        (files its processes left in a tmpfs such as /dev/shm, System V shared
+        memory: they outlive the processes) is removed too, so that the next
+        sandbox gets its whole cap."""
+        if keep and self.memory and group.charged() > self.memory // 16:
+            keep = False
         if keep:
             now = time.monotonic()
             if now - group.touched > REFRESH_EVERY:  # a fresh mtime: another harness's sweep leaves it alone
