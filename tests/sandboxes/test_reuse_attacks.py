@@ -1,0 +1,433 @@
+"""A hostile agent against what a local provider hands from one sandbox to the next.
+
+A closed sandbox's emptied cgroup and its empty workdir serve the provider's
+next sandbox (react_eval.sandboxes.cgroups / workdirs), and a grading sandbox
+comes from the same provider as the rollouts it grades. Each test plays the
+agent of one sandbox, as root as CI runs it, unjailed ("none") where the
+property is claimed for it and under bwrap, and then looks from the host at
+what the next sandbox got: its workdir, its cgroup, the processes left, the
+harness' own descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+
+import anyio
+import pytest
+
+from react_eval.sandboxes.local import LocalSandbox, LocalSandboxConfig, LocalSandboxProvider
+from react_eval.types import SandboxError
+from tests.sandboxes.test_shell_local import alive
+
+pytestmark = pytest.mark.anyio
+
+BOTH = pytest.mark.parametrize("isolation", ["none", "bwrap"])
+
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+#: inode flags the agent tries to leave on its workdir: sync (S), no atime (A), no dump (d)
+_AGENT_FLAGS = {"S": 0x8, "A": 0x80, "d": 0x40}
+
+
+def make_provider(request, tmp_path, isolation: str, **settings) -> LocalSandboxProvider:
+    if isolation == "bwrap":
+        request.getfixturevalue("bwrap_available")
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    return LocalSandboxProvider(LocalSandboxConfig(root=str(root), isolation=isolation, **settings))
+
+
+async def create(provider: LocalSandboxProvider) -> LocalSandbox:
+    sb = await provider.create(None, labels={})
+    if sb.cgroup is None:
+        await sb.close()
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    return sb
+
+
+def flags_of(path: str) -> int | None:
+    """The inode flags (lsattr) of directory ``path``, None where the filesystem has none."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 8)[:4])[0]
+    except OSError as exc:
+        if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
+            return None
+        raise
+    finally:
+        os.close(fd)
+
+
+def set_flags_command(names: str) -> str:
+    """A command that sets each flag of ``names`` on its cwd, one by one, and prints those that stuck."""
+    bits = {n: _AGENT_FLAGS.get(n, {"i": 0x10, "a": 0x20}.get(n)) for n in names}
+    return (
+        "python3 -c \"import fcntl, os, struct\n"
+        "fd = os.open('.', os.O_RDONLY)\n"
+        f"for name, bit in {bits!r}.items():\n"
+        "    got = struct.unpack('i', fcntl.ioctl(fd, 0x80086601, bytes(8))[:4])[0]\n"
+        "    try:\n"
+        "        fcntl.ioctl(fd, 0x40086602, struct.pack('i', got | bit) + bytes(4)); print('set', name)\n"
+        "    except OSError as e:\n"
+        "        print('refused', name, e.errno)\n\""
+    )
+
+
+def charged(sb: LocalSandbox) -> int:
+    """Bytes still charged to ``sb``'s memory cgroup (v1 or v2)."""
+    for path in sb.cgroup.paths:
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            if os.path.exists(os.path.join(path, name)):
+                with open(os.path.join(path, name)) as f:
+                    return int(f.read())
+    raise AssertionError(f"no memory cgroup in {sb.cgroup.paths}")
+
+
+# ---- processes that try to outlive close and write into the next sandbox ------------------
+
+#: each piece arms a process that, ~1.5 s from now, writes into the workdir it holds
+#: (its cwd, or a descriptor of it) -- after the sandbox is closed and its workdir reused;
+#: ``{scratch}`` is a directory outside the workdir for their own bookkeeping
+_DODGERS = {
+    # double fork, new session, every catchable signal ignored
+    "ignorer": "python3 -c \"import os, signal, time\n"
+               "if os.fork(): os._exit(0)\n"
+               "os.setsid()\n"
+               "if os.fork(): os._exit(0)\n"
+               "for s in range(1, 32):\n"
+               "    try: signal.signal(s, signal.SIG_IGN)\n"
+               "    except (OSError, ValueError): pass\n"
+               "fd = os.open('.', os.O_RDONLY)\n"
+               "time.sleep(1.5)\n"
+               "os.close(os.open('planted-ignorer', os.O_CREAT | os.O_WRONLY, dir_fd=fd))\n\" "
+               ">/dev/null 2>&1 &",
+    # holds a descriptor of the workdir, then stops itself (SIGCONT-ed by its sibling later)
+    "stopped": "(env -i setsid python3 -c \"import os, signal\n"
+               "fd = os.open('.', os.O_RDONLY)\n"
+               "open('{scratch}/stopped.pid', 'w').write(str(os.getpid()))\n"
+               "os.kill(os.getpid(), signal.SIGSTOP)\n"
+               "os.close(os.open('planted-stopped', os.O_CREAT | os.O_WRONLY, dir_fd=fd))\n\" "
+               ">/dev/null 2>&1 &) ; (sleep 1.5; kill -CONT $(cat {scratch}/stopped.pid)) >/dev/null 2>&1 &",
+    # asleep in the kernel, opening a FIFO nobody writes yet, with the workdir as its cwd
+    "fifo": "d={scratch} && mkfifo $d/f && (setsid sh -c \"cat $d/f >/dev/null; echo x > planted-fifo\" "
+            ">/dev/null 2>&1 &) ; (sleep 1.5; echo go > $d/f) >/dev/null 2>&1 &",
+    # keeps forking short-lived children while the sandbox closes, each meaning to write later
+    "forker": "(while :; do (sleep 1.5; echo x > planted-fork-$BASHPID) & sleep 0.02; done) >/dev/null 2>&1 &",
+    # nohup, no tag in its environment, SIGTERM and SIGHUP ignored
+    "nohup": "env -i nohup sh -c 'trap \"\" HUP TERM INT; sleep 1.5; echo x > planted-nohup' >/dev/null 2>&1 &",
+}
+
+
+@BOTH
+async def test_processes_that_dodge_the_kill_never_write_into_the_next_sandboxs_workdir(request, tmp_path, isolation):
+    provider = make_provider(request, tmp_path, isolation, pids_limit=256)
+    try:
+        warm = await create(provider)  # under bwrap the first jail answers at create ...
+        await warm.close()
+        sb = await create(provider)  # ... so this one's first command goes out with its start-up probe
+        started = time.monotonic()
+        scratch = "/tmp" if isolation == "bwrap" else tempfile.mkdtemp(dir=tmp_path)  # the jail's /tmp is its own
+        r = await sb.exec("\n".join(_DODGERS.values()).format(scratch=scratch) + "\nsleep 0.3; echo armed", 10)
+        assert r.output.endswith("armed\n"), r.output
+        members = sb.cgroup.pids()
+        assert len(members) >= 6, members  # every dodger runs, and is a member of the cgroup
+        assert os.listdir(sb.workdir) == []  # nothing written yet: the workdir is kept at close
+        inode, group = os.stat(sb.workdir).st_ino, sb.cgroup
+        await sb.close()
+        for pid in members:
+            assert not alive(pid), f"{pid} ({open(f'/proc/{pid}/comm').read().strip()}) outlived close"
+        nxt = await create(provider)
+        assert os.stat(nxt.workdir).st_ino == inode and nxt.cgroup is group  # both were reused
+        await anyio.sleep(max(0.0, started + 2.5 - time.monotonic()))  # past every dodger's write
+        assert os.listdir(nxt.workdir) == []
+        r = await nxt.exec("ls -A; echo end", 10)
+        assert r.output == "end\n"
+        shell = 1 if isolation == "none" else 3  # bash, or bwrap + the jail's pid 1 + bash
+        assert len(nxt.cgroup.pids()) == shell  # nothing of the last sandbox in its group
+        await nxt.close()
+    finally:
+        await provider.aclose()
+    leftovers = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if f.startswith("planted")]
+    assert leftovers == []
+
+
+# ---- the workdir's inode: flags, ACLs, modes, planted entries --------------------------
+
+
+@BOTH
+async def test_inode_flags_the_agent_sets_on_its_workdir_do_not_reach_the_next_sandbox(request, tmp_path, isolation):
+    provider = make_provider(request, tmp_path, isolation)
+    fresh = tempfile.mkdtemp(dir=tmp_path / "root")
+    baseline = flags_of(fresh)
+    os.rmdir(fresh)
+    if baseline is None:
+        pytest.skip(f"{tmp_path} has no inode flags (lsattr) to set")
+    try:
+        sb = await create(provider)
+        # (unjailed root could set +i and +a as well: tested on their own below)
+        r = await sb.exec(set_flags_command("SAdia" if isolation == "bwrap" else "SAd"), 10)
+        set_ = {line.split()[1] for line in r.output.splitlines() if line.startswith("set ")}
+        assert set_ & set(_AGENT_FLAGS), r.output  # the filesystem took at least one of them
+        assert not set_ & {"i", "a"}, r.output  # no CAP_LINUX_IMMUTABLE in the jail
+        await sb.close()
+        nxt = await create(provider)
+        assert flags_of(nxt.workdir) == baseline, (r.output, hex(flags_of(nxt.workdir)), hex(baseline))
+        r = await nxt.exec("echo data > f && python3 -c \"import fcntl, os, struct; "
+                           "print(struct.unpack('i', fcntl.ioctl(os.open('f', os.O_RDONLY), 0x80086601, bytes(8))[:4])[0] & 0xc8)\"", 10)
+        assert r.output == "0\n"  # a new file is neither synchronous nor noatime/nodump
+        await nxt.close()
+    finally:
+        await provider.aclose()
+
+
+async def test_an_immutable_or_append_only_workdir_is_not_handed_on_and_its_root_keeps_its_mode(request, tmp_path):
+    """Unjailed, a root agent may make its workdir immutable (``chattr +i``) or
+    append-only: the next sandbox must still get a workdir it can write and
+    clean, and removing the refused one must not touch the directory above it."""
+    provider = make_provider(request, tmp_path, "none")
+    root = tmp_path / "root"
+    root.chmod(0o1777)
+    if flags_of(str(root)) is None:
+        pytest.skip(f"{tmp_path} has no inode flags (lsattr) to set")
+    stuck: list[str] = []
+    try:
+        for flag in "ia":
+            sb = await create(provider)
+            r = await sb.exec(set_flags_command(flag), 10)
+            if r.output.strip() != f"set {flag}":
+                pytest.skip(f"cannot set +{flag} here: {r.output}")
+            stuck.append(sb.workdir)
+            await sb.close()
+            nxt = await create(provider)
+            r = await nxt.exec("echo data > f && rm f && echo ok", 10)
+            assert r.output == "ok\n", (flag, r.output)
+            assert stat.S_IMODE(os.stat(root).st_mode) == 0o1777
+            await nxt.close()
+    finally:
+        await provider.aclose()
+        for path in stuck:  # the harness cannot remove them; the test does
+            if os.path.isdir(path):
+                fd = os.open(path, os.O_RDONLY)
+                fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags_of(path) & ~0x30) + bytes(4))
+                os.close(fd)
+                os.rmdir(path)
+
+
+#: an ACL that gives everyone everything on what is made in the directory (system.posix_acl_default)
+_DEFAULT_ACL = "b'\\x02\\0\\0\\0' + b''.join(struct.pack('<HHI', tag, 7, 0xFFFFFFFF) for tag in (1, 4, 0x20))"
+
+_PLANTS = {
+    "default-acl": f"python3 -c \"import os, struct; os.setxattr('.', 'system.posix_acl_default', {_DEFAULT_ACL})\"",
+    "setgid": "chmod 2700 .",
+    "sticky": "chmod 1700 .",
+    "links": "ln -s {canary} link && ln -s {canary}/secret.txt flink && mkfifo fifo && "
+             "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\" && "
+             "mkdir -p locked/deep && ln -s {canary} locked/deep/l && chmod 000 locked/deep locked",
+}
+
+
+@BOTH
+@pytest.mark.parametrize("plant", sorted(_PLANTS))
+async def test_what_the_agent_plants_in_its_workdir_reaches_neither_the_host_nor_the_next_sandbox(
+        request, tmp_path, isolation, plant):
+    canary = tmp_path / "canary"
+    canary.mkdir(mode=0o755)
+    (canary / "secret.txt").write_text("original\n")
+    os.chmod(canary / "secret.txt", 0o644)
+    provider = make_provider(request, tmp_path, isolation)
+    root_mode = stat.S_IMODE(os.stat(tmp_path / "root").st_mode)
+    try:
+        sb = await create(provider)
+        r = await sb.exec(_PLANTS[plant].format(canary=canary) + " && echo planted", 10)
+        assert r.output.endswith("planted\n"), r.output
+        await sb.close()
+        assert not os.path.exists(sb.workdir) and provider.workdirs.kept == ()  # removed, not kept
+        nxt = await create(provider)
+        st = os.stat(nxt.workdir)
+        assert os.listdir(nxt.workdir) == [] and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+        assert os.listxattr(nxt.workdir) == []
+        r = await nxt.exec("umask 077; mkdir sub; echo x > f; stat -c '%a %g' sub f", 10)
+        gid = os.getegid() if isolation == "none" else 1000
+        assert r.output == f"700 {gid}\n600 {gid}\n", r.output  # no inherited ACL, group or sticky bit
+        await nxt.close()
+    finally:
+        await provider.aclose()
+    assert sorted(os.listdir(canary)) == ["secret.txt"] and (canary / "secret.txt").read_text() == "original\n"
+    assert stat.S_IMODE(os.stat(canary).st_mode) == 0o755 and stat.S_IMODE(os.stat(canary / "secret.txt").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "root").st_mode) == root_mode and os.listdir(tmp_path / "root") == []
+
+
+@BOTH
+async def test_a_tree_deeper_than_pythons_recursion_limit_is_removed_at_close(request, tmp_path, isolation):
+    provider = make_provider(request, tmp_path, isolation)
+    try:
+        sb = await create(provider)
+        r = await sb.exec("python3 -c \"import os\nfor _ in range(1500): os.mkdir('d'); os.chdir('d')\n"
+                          "open('bottom', 'w').write('x')\" && echo deep", 30)
+        assert r.output == "deep\n", r.output
+        group = sb.cgroup
+        await sb.close()  # must not raise, nor leave the tree (or the cgroup) behind
+        assert not os.path.exists(sb.workdir)
+        assert provider.cgroups.kept == (group,) and group.pids() == []
+        nxt = await create(provider)
+        assert nxt.cgroup is group and os.listdir(nxt.workdir) == []
+        await nxt.close()
+    finally:
+        await provider.aclose()
+        if os.listdir(tmp_path / "root"):  # left by a failure: too deep for pytest's own clean-up too
+            subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path / "root")], check=False)
+    assert os.listdir(tmp_path / "root") == []
+    assert not any(os.path.exists(p) for p in group.paths)
+
+
+# ---- the cgroup: what is still charged to it, and its limits --------------------------------
+
+_SYSV_SHM = ("python3 -c \"import ctypes\nlibc = ctypes.CDLL(None, use_errno=True); libc.shmat.restype = ctypes.c_void_p\n"
+             "n = 100 << 20; sid = libc.shmget(0, ctypes.c_size_t(n), 0o1600); addr = libc.shmat(sid, None, 0)\n"
+             "ctypes.memset(addr, 1, n); libc.shmdt(ctypes.c_void_p(addr)); print('shmid', sid)\"")
+
+
+@BOTH
+async def test_memory_a_closed_sandbox_left_charged_does_not_shrink_the_next_sandboxs_cap(request, tmp_path, isolation):
+    """Files in a tmpfs (/dev/shm, a tmpfs /tmp) and System V shared memory
+    outlive their processes and stay charged to the cgroup that made them; the
+    next sandbox must still get its whole memory cap (here a grader that needs 200 MB of 300)."""
+    name = f"react-eval-reuse-{os.getpid()}-{time.monotonic_ns()}"
+    provider = make_provider(request, tmp_path, isolation, memory="300m")
+    shmids: list[int] = []
+    try:
+        sb = await create(provider)
+        r = await sb.exec(f"head -c 100M /dev/zero > /dev/shm/{name} && {_SYSV_SHM}", 30)
+        shmids += [int(line.split()[1]) for line in r.output.splitlines() if line.startswith("shmid ")]
+        assert shmids and charged(sb) >= 190 << 20, r.output
+        await sb.close()
+        nxt = await create(provider)
+        assert charged(nxt) <= (300 << 20) // 16
+        r = await nxt.exec("python3 -c 'print(len(bytearray(200 << 20)))'", 30)
+        assert r.output == f"{200 << 20}\n", r.output
+        await nxt.close()
+    finally:
+        await provider.aclose()
+        if isolation == "none":  # unjailed they are the host's: the test removes them
+            if os.path.exists(f"/dev/shm/{name}"):
+                os.unlink(f"/dev/shm/{name}")
+            for sid in shmids:
+                os.system(f"ipcrm -m {sid} 2>/dev/null")
+
+
+async def test_a_jailed_agent_cannot_change_the_limits_its_cgroup_carries_to_the_next_sandbox(request, tmp_path):
+    provider = make_provider(request, tmp_path, "bwrap", pids_limit=48, memory="300m")
+    try:
+        sb = await create(provider)
+        group = sb.cgroup
+        before = {os.path.join(p, n): open(os.path.join(p, n)).read() for p in group.paths for n in os.listdir(p)
+                  if n in ("pids.max", "memory.limit_in_bytes", "memory.max", "memory.memsw.limit_in_bytes")}
+        assert len(before) >= 2, before
+        r = await sb.exec(
+            "for m in 'cgroup -o pids' 'cgroup -o memory' cgroup2; do mkdir -p /tmp/cg && "
+            "mount -t $m none /tmp/cg 2>/dev/null && echo MOUNTED $m; done; "
+            "for f in $(find / /proc/1/root -xdev \\( -name pids.max -o -name 'memory.*limit_in_bytes' -o "
+            "-name memory.max \\) 2>/dev/null); do echo max > $f 2>/dev/null && echo WROTE $f; done; "
+            "ls /sys/fs/cgroup 2>&1 | head -3; cat /proc/self/cgroup | head -3; echo end", 20)
+        assert "MOUNTED" not in r.output and "WROTE" not in r.output and r.output.endswith("end\n"), r.output
+        await sb.close()
+        nxt = await create(provider)
+        assert nxt.cgroup is group
+        assert {path: open(path).read() for path in before} == before
+        await nxt.close()
+    finally:
+        await provider.aclose()
+
+
+# ---- the harness' side: the shell's pipe, the start-up probe -----------------------------------
+
+
+@BOTH
+async def test_a_sandbox_closed_mid_command_leaves_no_reader_on_the_pipe_the_next_sandbox_gets(
+        request, tmp_path, isolation):
+    """The shell's pipe stays registered with the event loop between reads: once
+    its sandbox closes under a running command, the descriptor number (reused by
+    the next sandbox's pipe at once) must be the next sandbox's alone."""
+    provider = make_provider(request, tmp_path, isolation)
+    loop = asyncio.get_running_loop()
+    try:
+        sb = await create(provider)
+        await sb.exec("echo warm", 5)
+        old = sb.shell.transport._out
+        failed: list[BaseException] = []
+
+        async def long_command() -> None:
+            try:
+                await sb.exec("yes | head -c 100000; sleep 30", 60)
+            except SandboxError as exc:
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_command)
+            await anyio.sleep(0.5)
+            await sb.close()
+        assert failed and "closed" in str(failed[0])
+        boxes = [await create(provider) for _ in range(2)]
+        fds = {b.shell.transport._out for b in boxes}
+        for b in boxes:
+            r = await b.exec("head -c 300000 /dev/zero | tr '\\0' x; echo; echo $((6*7))", 10)
+            assert r.output == "x" * 300000 + "\n42\n" and r.exit_code == 0
+        for fd in fds | {old}:
+            reader = _registered(loop, fd)
+            assert reader is None or any(reader is b.shell.transport._reader for b in boxes), (fd, reader)
+        for b in boxes:
+            await b.close()
+    finally:
+        await provider.aclose()
+
+
+def _registered(loop: asyncio.AbstractEventLoop, fd: int):
+    """The FdReader whose callback the loop runs when ``fd`` is readable, if any."""
+    try:
+        key = loop._selector.get_key(fd)  # type: ignore[attr-defined]
+    except (KeyError, ValueError):
+        return None
+    handle = key.data[0]
+    return getattr(getattr(handle, "_callback", None), "__self__", handle) if handle is not None else None
+
+
+async def test_a_later_jail_that_cannot_start_never_runs_its_first_command_anywhere(request, tmp_path, monkeypatch):
+    """After the provider's first jail answered at create, a new jail's first
+    command is sent together with its start-up probe, before any answer: when
+    that jail cannot start, the command must run neither on the host nor in a
+    shell outside the jail, and the sandbox closes clean."""
+    from react_eval.sandboxes import local as local_mod
+
+    provider = make_provider(request, tmp_path, "bwrap")
+    canary = tmp_path / "ran-on-the-host"
+    try:
+        first = await create(provider)
+        await first.close()
+        real = local_mod.bwrap_argv
+        # a jail whose bwrap refuses its command line after starting: nothing behind it reads stdin
+        monkeypatch.setattr(local_mod, "bwrap_argv", lambda argv, **kw: [*real(argv, **kw)[:1], "--no-such-flag",
+                                                                          *real(argv, **kw)[1:]])
+        sb = await create(provider)
+        assert sb.shell.answer_with_first_call
+        sb.shell.start_timeout = 5
+        with pytest.raises(SandboxError, match="shell"):
+            await sb.exec(f"touch {canary}; echo RAN", 5)
+        assert not canary.exists()
+        group = sb.cgroup
+        await sb.close()
+        assert group.pids() == []
+        monkeypatch.setattr(local_mod, "bwrap_argv", real)
+        nxt = await create(provider)
+        r = await nxt.exec(f"touch {canary} 2>&1; id -u; echo $$", 5)
+        assert r.output.splitlines()[-2:] == ["1000", "2"] and not canary.exists()  # jailed: the host path is not there
+        await nxt.close()
+    finally:
+        await provider.aclose()
