@@ -324,18 +324,25 @@ async def test_memory_a_closed_sandbox_left_charged_does_not_shrink_the_next_san
 
 
 async def test_a_jailed_agent_cannot_change_the_limits_its_cgroup_carries_to_the_next_sandbox(request, tmp_path):
+    """The agent looks for its cgroup's limit files anywhere it can reach (and
+    tries to mount cgroupfs) to raise them for whoever gets the group next.
+    It only ever aims at its own group, with raised values, so that even a
+    broken jail leaves every other cgroup of the host as it was."""
     provider = make_provider(request, tmp_path, "bwrap", pids_limit=48, memory="300m")
     try:
         sb = await create(provider)
         group = sb.cgroup
+        name = os.path.basename(group.path)
         before = {os.path.join(p, n): open(os.path.join(p, n)).read() for p in group.paths for n in os.listdir(p)
                   if n in ("pids.max", "memory.limit_in_bytes", "memory.max", "memory.memsw.limit_in_bytes")}
         assert len(before) >= 2, before
         r = await sb.exec(
             "for m in 'cgroup -o pids' 'cgroup -o memory' cgroup2; do mkdir -p /tmp/cg && "
             "mount -t $m none /tmp/cg 2>/dev/null && echo MOUNTED $m; done; "
-            "for f in $(find / /proc/1/root -xdev \\( -name pids.max -o -name 'memory.*limit_in_bytes' -o "
-            "-name memory.max \\) 2>/dev/null); do echo max > $f 2>/dev/null && echo WROTE $f; done; "
+            f"files=$(find / -path /proc -prune -o -path '*/{name}/*' \\( -name pids.max -o "
+            "-name 'memory.*limit_in_bytes' -o -name memory.max \\) -print 2>/dev/null); "
+            "for f in $files $files; do case $f in *pids.max) v=4096;; *) v=629145600;; esac; "  # memsw before memory
+            "echo $v > $f 2>/dev/null && echo WROTE $f; done; "
             "ls /sys/fs/cgroup 2>&1 | head -3; cat /proc/self/cgroup | head -3; echo end", 20)
         assert "MOUNTED" not in r.output and "WROTE" not in r.output and r.output.endswith("end\n"), r.output
         await sb.close()
