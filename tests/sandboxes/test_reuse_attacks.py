@@ -81,6 +81,15 @@ def set_flags_command(names: str) -> str:
     )
 
 
+def running(pid: int) -> bool:
+    """Whether any thread of process ``pid`` still runs (a zombie leader may have live threads)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(alive(int(t)) for t in tasks)
+
+
 def charged(sb: LocalSandbox) -> int:
     """Bytes still charged to ``sb``'s memory cgroup (v1 or v2)."""
     for path in sb.cgroup.paths:
@@ -121,6 +130,14 @@ _DODGERS = {
             ">/dev/null 2>&1 &) ; (sleep 1.5; echo go > $d/f) >/dev/null 2>&1 &",
     # keeps forking short-lived children while the sandbox closes, each meaning to write later
     "forker": "(while :; do (sleep 1.5; echo x > planted-fork-$BASHPID) & sleep 0.02; done) >/dev/null 2>&1 &",
+    # its main thread exits (a zombie leader, listed as such) while another thread goes on
+    "zombie-leader": "python3 -c \"import ctypes, os, threading, time\n"
+                     "fd = os.open('.', os.O_RDONLY)\n"
+                     "def later():\n"
+                     "    time.sleep(1.5)\n"
+                     "    os.close(os.open('planted-thread', os.O_CREAT | os.O_WRONLY, dir_fd=fd))\n"
+                     "threading.Thread(target=later).start()\n"
+                     "ctypes.CDLL(None).pthread_exit(None)\" >/dev/null 2>&1 &",
     # nohup, no tag in its environment, SIGTERM and SIGHUP ignored
     "nohup": "env -i nohup sh -c 'trap \"\" HUP TERM INT; sleep 1.5; echo x > planted-nohup' >/dev/null 2>&1 &",
 }
@@ -143,7 +160,7 @@ async def test_processes_that_dodge_the_kill_never_write_into_the_next_sandboxs_
         inode, group = os.stat(sb.workdir).st_ino, sb.cgroup
         await sb.close()
         for pid in members:
-            assert not alive(pid), f"{pid} ({open(f'/proc/{pid}/comm').read().strip()}) outlived close"
+            assert not running(pid), f"{pid} ({open(f'/proc/{pid}/comm').read().strip()}) outlived close"
         nxt = await create(provider)
         assert os.stat(nxt.workdir).st_ino == inode and nxt.cgroup is group  # both were reused
         await anyio.sleep(max(0.0, started + 2.5 - time.monotonic()))  # past every dodger's write
