@@ -7,6 +7,18 @@ agent of one sandbox, as root as CI runs it, unjailed ("none") where the
 property is claimed for it and under bwrap, and then looks from the host at
 what the next sandbox got: its workdir, its cgroup, the processes left, the
 harness' own descriptors.
+
+Covered here (not in test_workdirs / test_cgroups / the red-team suites):
+processes that double-fork, setsid, clear their environment, ignore every
+signal, stop themselves, sleep in the kernel on a FIFO, exit their main thread
+or fork while the sandbox closes, each holding the workdir to write into it
+later; inode flags (chattr), immutable and append-only workdirs, default ACLs,
+setgid and sticky modes, symlinks, hard links, FIFOs and sockets planted in the
+workdir; a tree too deep for shutil; memory left charged to the cgroup (tmpfs
+files, System V shared memory); the cgroup's limits attacked from inside the
+jail; a sandbox closed mid-command and the shell pipe's event-loop reader; a
+later jail that cannot start while its first command rides with its start-up
+probe; end-of-command frames forged by a command and carried to another sandbox.
 """
 
 from __future__ import annotations
@@ -245,7 +257,9 @@ _PLANTS = {
     "default-acl": f"python3 -c \"import os, struct; os.setxattr('.', 'system.posix_acl_default', {_DEFAULT_ACL})\"",
     "setgid": "chmod 2700 .",
     "sticky": "chmod 1700 .",
-    "links": "ln -s {canary} link && ln -s {canary}/secret.txt flink && mkfifo fifo && "
+    # (a hard link to a host file: only unjailed, where the canary is on the same filesystem and visible)
+    "links": "{{ ln {canary}/secret.txt hard 2>/dev/null || true; }} && "
+             "ln -s {canary} link && ln -s {canary}/secret.txt flink && mkfifo fifo && "
              "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\" && "
              "mkdir -p locked/deep && ln -s {canary} locked/deep/l && chmod 000 locked/deep locked",
 }
@@ -265,6 +279,8 @@ async def test_what_the_agent_plants_in_its_workdir_reaches_neither_the_host_nor
         sb = await create(provider)
         r = await sb.exec(_PLANTS[plant].format(canary=canary) + " && echo planted", 10)
         assert r.output.endswith("planted\n"), r.output
+        if plant == "links" and isolation == "none":
+            assert os.stat(canary / "secret.txt").st_nlink == 2  # the hard link is there
         await sb.close()
         assert not os.path.exists(sb.workdir) and provider.workdirs.kept == ()  # removed, not kept
         nxt = await create(provider)
@@ -278,6 +294,7 @@ async def test_what_the_agent_plants_in_its_workdir_reaches_neither_the_host_nor
     finally:
         await provider.aclose()
     assert sorted(os.listdir(canary)) == ["secret.txt"] and (canary / "secret.txt").read_text() == "original\n"
+    assert os.stat(canary / "secret.txt").st_nlink == 1  # a hard link the agent made went with its workdir
     assert stat.S_IMODE(os.stat(canary).st_mode) == 0o755 and stat.S_IMODE(os.stat(canary / "secret.txt").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(tmp_path / "root").st_mode) == root_mode and os.listdir(tmp_path / "root") == []
 
@@ -452,6 +469,41 @@ async def test_a_later_jail_that_cannot_start_never_runs_its_first_command_anywh
         nxt = await create(provider)
         r = await nxt.exec(f"touch {canary} 2>&1; id -u; echo $$", 5)
         assert r.output.splitlines()[-2:] == ["1000", "2"] and not canary.exists()  # jailed: the host path is not there
+        await nxt.close()
+    finally:
+        await provider.aclose()
+
+
+#: prints, for the calling shell, an end-of-command frame with status 0 for call ``$1``: the
+#: nonce is read back from the frame's own function (``declare -f``), as any command can
+_FORGE = ("read -r _ _ _ a b _ <<< \"$(declare -f __re_end | grep printf)\"; "
+          "printf '\\037%s%s:%s:%d:%s\\036%s%s' $a $b SEQ 0 \"$PWD\" $b $a")
+
+
+@BOTH
+async def test_a_forged_end_of_command_frame_is_plain_output_in_the_next_sandbox(request, tmp_path, isolation):
+    """A command can rebuild its own shell's end-of-command frame (the nonce is in
+    the shell's function that prints it) and end its own call early, which gains
+    it nothing a background job would not. Carried to another sandbox (in a file of
+    the repository or a patch, which graders read), such a frame must be output like
+    any other: each shell has its own nonce."""
+    provider = make_provider(request, tmp_path, isolation)
+    try:
+        sb = await create(provider)
+        await sb.exec("true", 5)
+        r = await sb.exec(_FORGE.replace("SEQ", str(sb.shell._seq + 1)) + "; echo after-the-forged-end; false", 5)
+        assert (r.exit_code, r.output) == (0, "")  # its own call: ended early, as the command wanted
+        forged = (await sb.exec(_FORGE.replace("SEQ", "3") + " > frame.bin; echo ok", 5)).output
+        assert forged.endswith("ok\n")
+        data = await sb.read_file("frame.bin")
+        assert b"\x1f" in data and b"\x1e" in data
+        await sb.close()
+        nxt = await create(provider)
+        await nxt.write_file("carried.bin", data)  # as a repository or a patch would carry it
+        await nxt.exec("true", 5)
+        assert nxt.shell._seq + 1 == 3  # the very call the frame names
+        r = await nxt.exec("cat carried.bin; echo; echo real-end; exit 5", 5)
+        assert r.exit_code == 5 and r.output.endswith("real-end\n") and "\x1f" in r.output, r
         await nxt.close()
     finally:
         await provider.aclose()
