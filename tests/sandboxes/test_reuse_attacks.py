@@ -30,6 +30,7 @@ import os
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -41,6 +42,8 @@ from react_eval.types import SandboxError
 from tests.sandboxes.test_shell_local import alive
 
 pytestmark = pytest.mark.anyio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BOTH = pytest.mark.parametrize("isolation", ["none", "bwrap"])
 
@@ -168,7 +171,7 @@ _DODGERS = {
 
 @BOTH
 async def test_processes_that_dodge_the_kill_never_write_into_the_next_sandboxs_workdir(request, tmp_path, isolation):
-    provider = make_provider(request, tmp_path, isolation, pids_limit=256)
+    provider = make_provider(request, tmp_path, isolation)
     try:
         warm = await create(provider)  # under bwrap the first jail answers at create ...
         await warm.close()
@@ -366,6 +369,51 @@ async def test_memory_a_closed_sandbox_left_charged_does_not_shrink_the_next_san
                 os.unlink(f"/dev/shm/{name}")
             for sid in shmids:
                 os.system(f"ipcrm -m {sid} 2>/dev/null")
+
+
+#: a harness under an init that never reaps (a container whose pid 1 is the harness
+#: itself, or a shell): sandboxes one after another, each leaving one dead process
+#: behind (under bwrap the jail's own init; unjailed a ``setsid`` orphan), then one
+#: sandbox that starts 12 processes at once; prints what it saw
+_UNREAPED = """
+import anyio, ctypes, sys
+from react_eval.sandboxes.local import LocalSandboxConfig, LocalSandboxProvider
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come here, and are never reaped
+
+async def main():
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=sys.argv[1], isolation=sys.argv[2], pids_limit=24))
+    try:
+        groups = set()
+        for _ in range(12):
+            sb = await provider.create(None, labels={})
+            groups.add(id(sb.cgroup))
+            await sb.exec("(setsid sleep 60 &); echo ok", 10)
+            await sb.close()
+        sb = await provider.create(None, labels={})
+        r = await sb.exec("python3 -c \\"import subprocess\\n"
+                          "ps = [subprocess.Popen(['sleep', '0.5']) for _ in range(12)]\\n"
+                          "print('started', sum(p.wait() == 0 for p in ps))\\"", 20)
+        print(r.output.strip().splitlines()[-1], "groups", len(groups))
+        await sb.close()
+    finally:
+        await provider.aclose()
+
+anyio.run(main)
+"""
+
+
+@BOTH
+async def test_dead_processes_nobody_reaps_do_not_pile_up_in_a_reused_cgroup(request, tmp_path, isolation):
+    """Each dead process stays charged to its cgroup's process cap until its
+    parent (here an init that never reaps) reaps it; handed from sandbox to
+    sandbox, a group would collect them until no sandbox can fork."""
+    if isolation == "bwrap":
+        request.getfixturevalue("bwrap_available")
+    (tmp_path / "root").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _UNREAPED, str(tmp_path / "root"), isolation],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("started 12 groups "), proc.stdout + proc.stderr[-2000:]
 
 
 async def test_a_jailed_agent_cannot_change_the_limits_its_cgroup_carries_to_the_next_sandbox(request, tmp_path):
