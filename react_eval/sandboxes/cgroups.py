@@ -1,8 +1,9 @@
 """A per-sandbox cgroup that caps processes (pids) and memory, on cgroup v1 or v2.
 
 A provider's sandboxes draw their cgroups from a :class:`CgroupPool`: a
-sandbox that closes has every member killed, and once the group is empty it
-is kept for the provider's next sandbox instead of being removed and made
+sandbox that closes has every member killed, and once the group is empty (and
+little memory, or few dead processes, are still charged to it: see
+:meth:`CgroupPool.release`) it is kept for the provider's next sandbox instead of being removed and made
 again (creating a memory cgroup and removing it are the costliest steps of a
 short sandbox's life); the pool removes its groups when the provider closes.
 A group keeps its member lists open for writing while it lives (joining is
@@ -319,6 +320,28 @@ class SandboxCgroup:
             waited += delay
             delay = min(delay * 2, 0.02)
 
+    def charged(self, controller: str) -> int:
+        """What is still charged to the group once its members are gone (0
+        without ``controller``): ``memory``, bytes its processes left in a tmpfs
+        or in shared memory; ``pids``, its dead processes nobody reaped yet
+        (reparented to an init that reaps late, or never)."""
+        if controller not in self.limits:
+            return 0
+        names = ("pids.current",) if controller == "pids" else ("memory.usage_in_bytes", "memory.current")
+        for path in self.paths:
+            for name in names:
+                try:
+                    fd = os.open(os.path.join(path, name), os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    return int(os.read(fd, 64))
+                except (OSError, ValueError):
+                    return 0
+                finally:
+                    os.close(fd)
+        return 0
+
     def exists(self) -> bool:
         return all(os.path.isdir(p) for p in self.paths)
 
@@ -398,7 +421,17 @@ class CgroupPool:
 
     async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
         """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
-        next sandbox when ``keep``, else remove it (killing what is left)."""
+        next sandbox when ``keep``, else remove it (killing what is left).
+        A group still charged with much of a limit is removed too, so that
+        the next sandbox gets (nearly) its whole caps and nothing piles up from
+        sandbox to sandbox: more than a sixteenth of its memory (files its
+        processes left in a tmpfs such as /dev/shm, System V shared memory:
+        they outlive the processes), more than a quarter of its processes
+        (dead ones not reaped yet by an init that reaps late, or never: each
+        jail's own init is one; usually gone a moment later)."""
+        if keep and ((self.memory and group.charged("memory") > self.memory // 16)
+                     or (self.pids and group.charged("pids") > self.pids // 4)):
+            keep = False
         if keep:
             now = time.monotonic()
             if now - group.touched > REFRESH_EVERY:  # a fresh mtime: another harness's sweep leaves it alone

@@ -9,20 +9,28 @@ can still reach, is renamed to the next sandbox's fresh random name instead.
 
 A directory is kept only when the sandbox's cgroup was emptied (no process of
 it is left to write into the next sandbox's files), it holds nothing, and its
-mode, owner and extended attributes (ACLs included) are still those it was
-made with; anything else is removed as before. The pool removes the kept
+mode, owner, extended attributes (ACLs included) and inode flags (``chattr``:
+a jailed agent may still set ``+S``, ``+A``, ``+d``, which new files inherit)
+are still those it was made with; anything else is removed as before. The pool removes the kept
 directories when its provider closes.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import secrets
 import stat
+import struct
 import tempfile
 
 #: the mode mkdtemp gives a new workdir, which a kept one must still have
 _MODE = 0o700
+_FS_IOC_GETFLAGS = 0x80086601
+#: inode flags a filesystem sets on a directory itself (extents, hashed index,
+#: inline data, huge file); any other one was set by someone (``chattr``)
+_FS_OWN_FLAGS = 0x00080000 | 0x00001000 | 0x10000000 | 0x00040000
 
 
 class WorkdirPool:
@@ -61,6 +69,7 @@ class WorkdirPool:
                 or stat.S_IMODE(st.st_mode) != _MODE
                 or st.st_uid != os.geteuid()
                 or os.listxattr(path, follow_symlinks=False)  # ACLs, user attributes: not ours
+                or _flags(path) & ~_FS_OWN_FLAGS  # sync, noatime, immutable ...: not ours either
             ):
                 return False
             with os.scandir(path) as entries:
@@ -81,6 +90,19 @@ class WorkdirPool:
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
     """Which directory this is: an inode number alone may be reused at once."""
     return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def _flags(path: str) -> int:
+    """The inode flags (``lsattr``) of directory ``path``; 0 where the filesystem has none."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+    except OSError as exc:
+        if exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
+            return 0  # no flags here: none can have been set
+        raise
+    finally:
+        os.close(fd)
 
 
 def _discard(path: str) -> None:
