@@ -131,6 +131,19 @@ def _write(path: str, value: str) -> None:
         os.close(fd)
 
 
+def may_block(*, pids: int | None, memory: int | None) -> bool:
+    """Whether making a group with these limits may take long on the event
+    loop: the first group under a cgroup root sweeps it, and the first under a
+    set of roots tests joining in a subprocess (both once per process)."""
+    wanted = tuple(k for k, v in (("pids", pids), ("memory", memory)) if v)
+    for plan in _plans(wanted) if wanted else ():
+        roots = {root for root, _ in plan}
+        if not roots <= _swept or tuple(sorted(roots)) not in _joinable:
+            return True
+        return False  # the first way is known to work: it is the one taken
+    return False
+
+
 class SandboxCgroup:
     """The cgroup (one directory per v1 controller, or one v2 directory) of one sandbox."""
 
@@ -395,6 +408,8 @@ class CgroupPool:
         self._free: list[SandboxCgroup] = []
         #: whether one group was made (sweeping and the join test are done then)
         self._checked = False
+        #: set once the first group, made in a worker thread, is made (or failed)
+        self._checking: anyio.Event | None = None
 
     @property
     def kept(self) -> tuple[SandboxCgroup, ...]:
@@ -413,11 +428,20 @@ class CgroupPool:
         make = lambda: SandboxCgroup.create(  # noqa: E731
             f"react-eval-{secrets.token_hex(8)}", pids=self.pids, memory=self.memory
         )
-        if self._checked:
+        # sandboxes made while the first group is being made wait for it: then
+        # theirs are made on the loop, not each in a worker thread of its own
+        while self._checking is not None:
+            await self._checking.wait()
+        if self._checked or not may_block(pids=self.pids, memory=self.memory):
+            self._checked = True
             return make()  # a few mkdirs and writes in cgroupfs
-        group = await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
-        self._checked = True
-        return group
+        checking = self._checking = anyio.Event()
+        try:
+            return await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
+        finally:
+            self._checked = True
+            self._checking = None
+            checking.set()
 
     async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
         """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
