@@ -96,9 +96,12 @@ class JsonlAppender:
 class RolloutFiles:
     """``trajectories.jsonl`` and ``results.jsonl`` of a run, appended off the event loop.
 
-    :meth:`add` only queues the two lines (no system call); a writer thread
-    appends what is queued, trajectories first, each file flushed after its
-    batch. A write error is raised by the next :meth:`add` or by :meth:`close`.
+    :meth:`add` only queues the two lines; a writer thread appends what is
+    queued, trajectories first, each file flushed after its batch. The writer
+    sleeps until a batch opens (the first line queued wakes it: no timer fires
+    while nothing is queued, so an idle run wakes the process only for its own
+    work), then gives later rollouts ``flush_interval`` to join it. A write
+    error is raised by the next :meth:`add` or by :meth:`close`.
     """
 
     def __init__(self, out_dir: Path, *, flush_interval: float = 0.2, max_pending: int = 1 << 20):
@@ -124,19 +127,22 @@ class RolloutFiles:
         with self._cond:
             if self._closing:
                 raise ValueError("RolloutFiles is closed")
+            opens = not self._rows  # the first line of a batch wakes the writer
             if trajectory is not None:
                 self._traj.append(trajectory)
                 self._pending += len(trajectory)
             self._rows.append(data)
             self._pending += len(data)
-            if self._pending >= self.max_pending:
+            if opens or self._pending >= self.max_pending:
                 self._cond.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                while not self._closing and not self._rows:
+                    self._cond.wait()  # nothing queued: no timer, add() wakes it
                 if not self._closing and self._pending < self.max_pending:
-                    self._cond.wait(self.flush_interval)
+                    self._cond.wait(self.flush_interval)  # the batch's window
                 traj, rows = self._traj, self._rows
                 self._traj, self._rows, self._pending = [], [], 0
                 closing = self._closing

@@ -33,7 +33,7 @@ import time
 
 import anyio
 
-from react_eval.sandboxes.procs import sigkill
+from react_eval.sandboxes.procs import sigkill, wait_exits
 
 V1_ROOT = "/sys/fs/cgroup"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -319,18 +319,28 @@ class SandboxCgroup:
 
     async def aempty(self, limit: float = 2.0) -> bool:
         """SIGKILL every member until none is left (up to ``limit`` seconds);
-        True once the group is empty. Waits with ``anyio.sleep``, as
-        :meth:`aremove` does."""
-        delay, waited = 0.001, 0.0
+        True once the group is empty. The killed members' exits are awaited
+        on pidfds (the loop wakes once they are gone, instead of timers
+        polling for it); a member still listed after its exit was seen, or a
+        host without pidfds, is polled with ``anyio.sleep`` as :meth:`aremove` does."""
+        deadline = None
+        delay = 0.001
+        seen: set[int] = set()
         while True:
             pids = self.pids()
             if not pids:
                 return True
-            if waited >= limit:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + limit
+            elif now >= deadline:
                 return False
             sigkill(pids)
+            new = [p for p in pids if p not in seen]
+            if new and await wait_exits(new, deadline - now):
+                seen.update(new)
+                continue
             await anyio.sleep(delay)
-            waited += delay
             delay = min(delay * 2, 0.02)
 
     def charged(self, controller: str) -> int:

@@ -42,6 +42,7 @@ from react_eval.sandboxes.procs import (
     ns_pids,
     own_pid_namespace,
     pid_namespace,
+    pidfd_open,
 )
 from react_eval.sandboxes.shell_transport import ABORT_SIGNUM, ShellTransportError
 from react_eval.sandboxes.spawn import ShellProcess, spawn
@@ -266,11 +267,8 @@ def _executable(name: str, path: str | None) -> str | None:
 
 
 def _pidfd_open(pid: int) -> int | None:
-    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
+    """A descriptor that becomes readable when ``pid`` exits, or None (poll instead)."""
     try:
-        return opener(pid)
-    except OSError:  # ENOSYS, a seccomp filter, out of descriptors: poll instead
+        return pidfd_open(pid)
+    except ProcessLookupError:  # our own child, not reaped yet: cannot be missing, but poll if it is
         return None

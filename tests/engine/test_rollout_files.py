@@ -84,3 +84,31 @@ def test_write_errors_surface(tmp_path):
     files.results._fh.close()  # the next write fails
     with pytest.raises(OSError):
         files.close()
+
+
+def test_the_writer_sleeps_without_a_timer_while_nothing_is_queued(tmp_path, monkeypatch):
+    """An idle run is not woken by the writer: it waits for the first line of a
+    batch, then gives the batch its window, then waits again."""
+    import threading
+
+    from react_eval.engine import results
+
+    waits: list[float | None] = []
+
+    class Counting(threading.Condition):
+        def wait(self, timeout=None):
+            if threading.current_thread().name == "react-eval-writer":  # not Thread.start's own Event
+                waits.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(results.threading, "Condition", Counting)
+    files = RolloutFiles(tmp_path, flush_interval=0.01)
+    time.sleep(0.2)  # twenty intervals with nothing queued
+    assert waits == [None]
+    files.add(traj(1), row(1))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(waits) < 3:
+        time.sleep(0.01)
+    assert waits == [None, 0.01, None] and files.batches == 1
+    assert list(read_jsonl(tmp_path / "results.jsonl")) == [row(1)]
+    files.close()
