@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,11 +98,13 @@ class RolloutFiles:
     """``trajectories.jsonl`` and ``results.jsonl`` of a run, appended off the event loop.
 
     :meth:`add` only queues the two lines; a writer thread appends what is
-    queued, trajectories first, each file flushed after its batch. The writer
-    sleeps until a batch opens (the first line queued wakes it: no timer fires
-    while nothing is queued, so an idle run wakes the process only for its own
-    work), then gives later rollouts ``flush_interval`` to join it. A write
-    error is raised by the next :meth:`add` or by :meth:`close`.
+    queued, trajectories first, each file flushed after its batch, at most
+    one batch per ``flush_interval``. While nothing is queued the writer
+    sleeps without a timer and the first line queued wakes it: a batch then
+    goes out at once when the last one is older than the interval (a slow run:
+    one wake-up per rollout), else when the interval is over (a busy run:
+    every rollout done meanwhile joins it). A write error is raised by the
+    next :meth:`add` or by :meth:`close`.
     """
 
     def __init__(self, out_dir: Path, *, flush_interval: float = 0.2, max_pending: int = 1 << 20):
@@ -137,12 +140,14 @@ class RolloutFiles:
                 self._cond.notify()
 
     def _run(self) -> None:
+        last = time.monotonic()  # when the last batch went out (or the files were opened)
         while True:
             with self._cond:
                 while not self._closing and not self._rows:
                     self._cond.wait()  # nothing queued: no timer, add() wakes it
-                if not self._closing and self._pending < self.max_pending:
-                    self._cond.wait(self.flush_interval)  # the batch's window
+                window = last + self.flush_interval - time.monotonic()
+                if window > 0 and not self._closing and self._pending < self.max_pending:
+                    self._cond.wait(window)  # the rest of the interval: later rollouts join this batch
                 traj, rows = self._traj, self._rows
                 self._traj, self._rows, self._pending = [], [], 0
                 closing = self._closing
@@ -152,6 +157,7 @@ class RolloutFiles:
                         self.trajectories.write_lines(traj)
                     self.results.write_lines(rows)
                     self.batches += 1
+                    last = time.monotonic()
                 except BaseException as exc:  # keep the first error for add()/close()
                     self._error = self._error or exc
             if closing:

@@ -88,7 +88,8 @@ def test_write_errors_surface(tmp_path):
 
 def test_the_writer_sleeps_without_a_timer_while_nothing_is_queued(tmp_path, monkeypatch):
     """An idle run is not woken by the writer: it waits for the first line of a
-    batch, then gives the batch its window, then waits again."""
+    batch without a timer; a line queued when the last batch is older than the
+    interval goes out at once, and the writer waits again without a timer."""
     import threading
 
     from react_eval.engine import results
@@ -107,8 +108,27 @@ def test_the_writer_sleeps_without_a_timer_while_nothing_is_queued(tmp_path, mon
     assert waits == [None]
     files.add(traj(1), row(1))
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(waits) < 3:
+    while time.monotonic() < deadline and len(waits) < 2:
         time.sleep(0.01)
-    assert waits == [None, 0.01, None] and files.batches == 1
+    assert waits == [None, None] and files.batches == 1
     assert list(read_jsonl(tmp_path / "results.jsonl")) == [row(1)]
+    files.close()
+
+
+def test_a_busy_run_gets_one_batch_per_interval(tmp_path):
+    """Lines queued within the interval after a batch wait for its end and go out together."""
+    files = RolloutFiles(tmp_path, flush_interval=1.0)
+    time.sleep(1.05)
+    files.add(traj(0), row(0))  # the last batch (none: the opening) is older than the interval: at once
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and files.batches == 0:
+        time.sleep(0.01)
+    assert files.batches == 1
+    for i in range(1, 20):
+        files.add(traj(i), row(i))
+        time.sleep(0.005)
+    assert files.batches == 1  # still inside the interval: held
+    while time.monotonic() < deadline and files.batches == 1:
+        time.sleep(0.01)
+    assert files.batches == 2 and len(list(read_jsonl(tmp_path / "results.jsonl"))) == 20
     files.close()
