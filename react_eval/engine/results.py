@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,15 +96,17 @@ class JsonlAppender:
 class RolloutFiles:
     """``trajectories.jsonl`` and ``results.jsonl`` of a run, appended off the event loop.
 
-    :meth:`add` only queues the two lines; a writer thread appends what is
-    queued, trajectories first, each file flushed after its batch, at most
-    one batch per ``flush_interval``. While nothing is queued the writer
-    sleeps without a timer and the first line queued wakes it: a batch then
-    goes out at once when the last one is older than the interval (a slow run:
-    one wake-up per rollout), else when the interval is over (a busy run:
-    every rollout done meanwhile joins it). A write error is raised by the
-    next :meth:`add` or by :meth:`close`.
+    :meth:`add` only queues the two lines (no system call, no thread woken); a
+    writer thread appends what is queued every ``flush_interval``, trajectories
+    first, each file flushed after its batch. While nothing is queued its timer
+    backs off (doubling, up to ``IDLE_WAITS`` intervals), so that a slow run
+    (one rollout a second) is not woken five times a second by it; the first
+    batch after a pause goes out within that longer wait. A write error is
+    raised by the next :meth:`add` or by :meth:`close`.
     """
+
+    #: the longest wait of an idle writer, in flush intervals
+    IDLE_WAITS = 10
 
     def __init__(self, out_dir: Path, *, flush_interval: float = 0.2, max_pending: int = 1 << 20):
         self.trajectories = JsonlAppender(out_dir / "trajectories.jsonl")
@@ -130,24 +131,22 @@ class RolloutFiles:
         with self._cond:
             if self._closing:
                 raise ValueError("RolloutFiles is closed")
-            opens = not self._rows  # the first line of a batch wakes the writer
             if trajectory is not None:
                 self._traj.append(trajectory)
                 self._pending += len(trajectory)
             self._rows.append(data)
             self._pending += len(data)
-            if opens or self._pending >= self.max_pending:
+            if self._pending >= self.max_pending:
                 self._cond.notify()
 
     def _run(self) -> None:
-        last = time.monotonic()  # when the last batch went out (or the files were opened)
+        wait = self.flush_interval
         while True:
             with self._cond:
-                while not self._closing and not self._rows:
-                    self._cond.wait()  # nothing queued: no timer, add() wakes it
-                window = last + self.flush_interval - time.monotonic()
-                if window > 0 and not self._closing and self._pending < self.max_pending:
-                    self._cond.wait(window)  # the rest of the interval: later rollouts join this batch
+                if not self._closing and self._pending < self.max_pending:
+                    self._cond.wait(wait)
+                # lines queued: the next batch an interval from now; none: wait longer
+                wait = self.flush_interval if self._rows else min(wait * 2, self.flush_interval * self.IDLE_WAITS)
                 traj, rows = self._traj, self._rows
                 self._traj, self._rows, self._pending = [], [], 0
                 closing = self._closing
@@ -157,7 +156,6 @@ class RolloutFiles:
                         self.trajectories.write_lines(traj)
                     self.results.write_lines(rows)
                     self.batches += 1
-                    last = time.monotonic()
                 except BaseException as exc:  # keep the first error for add()/close()
                     self._error = self._error or exc
             if closing:
