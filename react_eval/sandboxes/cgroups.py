@@ -317,15 +317,18 @@ class SandboxCgroup:
             time.sleep(0.01)
         self.close_files()
 
-    async def aempty(self, limit: float = 2.0) -> bool:
+    async def aempty(self, limit: float = 2.0, *, killed: list[int] | None = None) -> bool:
         """SIGKILL every member until none is left (up to ``limit`` seconds);
         True once the group is empty. The killed members' exits are awaited
         on pidfds (the loop wakes once they are gone, instead of timers
         polling for it); a member still listed after its exit was seen, or a
-        host without pidfds, is polled with ``anyio.sleep`` as :meth:`aremove` does."""
+        host without pidfds, is polled with ``anyio.sleep`` as :meth:`aremove` does.
+        ``killed``: members the caller already sent SIGKILL, awaited first."""
         deadline = None
         delay = 0.001
         seen: set[int] = set()
+        if killed and await wait_exits(killed, limit):
+            seen.update(killed)
         while True:
             pids = self.pids()
             if not pids:
@@ -365,6 +368,19 @@ class SandboxCgroup:
                     os.close(fd)
         return 0
 
+    def rmdir(self) -> bool:
+        """Delete the group's directories; False when one is refused (members left)."""
+        self.close_files()
+        left = False
+        for path in self.paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left = True
+        return not left
+
     def exists(self) -> bool:
         return all(os.path.isdir(p) for p in self.paths)
 
@@ -387,16 +403,7 @@ class SandboxCgroup:
         members still alive got SIGKILL (or are still exiting)."""
         pids = self.pids()
         if not pids:
-            self.close_files()
-            left = False
-            for path in self.paths:
-                try:
-                    os.rmdir(path)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    left = True  # members still exiting
-            return not left
+            return self.rmdir()  # refused: members still exiting
         sigkill(pids)
         return False
 
@@ -480,7 +487,10 @@ class CgroupPool:
         await group.aremove()
 
     def remove_all(self) -> None:
-        """Remove every kept group (blocking; they are empty, so at once)."""
+        """Remove every kept group (blocking; they are empty, so at once:
+        removed without reading their members first, which only a group that
+        is not empty after all, and refuses, has read and killed)."""
         free, self._free = self._free, []
         for group in free:
-            group.remove()
+            if not group.rmdir():
+                group.remove()

@@ -334,12 +334,12 @@ class LocalSandbox:
                 # (its init, the shell) get SIGKILL at once, so that they die
                 # while the shell is reaped rather than be waited for after it
                 self._transport.owner_kills_strays = True
-                if self.config.isolation == "bwrap":
-                    sigkill(self.cgroup.pids())
+                killed = self.cgroup.pids() if self.config.isolation == "bwrap" else []
+                sigkill(killed)
                 try:
                     await self.shell.close()
                 finally:
-                    emptied = await self.cgroup.aempty()
+                    emptied = await self.cgroup.aempty(killed=killed)
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags
