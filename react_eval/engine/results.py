@@ -96,10 +96,17 @@ class JsonlAppender:
 class RolloutFiles:
     """``trajectories.jsonl`` and ``results.jsonl`` of a run, appended off the event loop.
 
-    :meth:`add` only queues the two lines (no system call); a writer thread
-    appends what is queued, trajectories first, each file flushed after its
-    batch. A write error is raised by the next :meth:`add` or by :meth:`close`.
+    :meth:`add` only queues the two lines (no system call, no thread woken); a
+    writer thread appends what is queued every ``flush_interval``, trajectories
+    first, each file flushed after its batch. While nothing is queued its timer
+    backs off (doubling, up to ``IDLE_WAITS`` intervals), so that a slow run
+    (one rollout a second) is not woken five times a second by it; the first
+    batch after a pause goes out within that longer wait. A write error is
+    raised by the next :meth:`add` or by :meth:`close`.
     """
+
+    #: the longest wait of an idle writer, in flush intervals
+    IDLE_WAITS = 10
 
     def __init__(self, out_dir: Path, *, flush_interval: float = 0.2, max_pending: int = 1 << 20):
         self.trajectories = JsonlAppender(out_dir / "trajectories.jsonl")
@@ -133,10 +140,13 @@ class RolloutFiles:
                 self._cond.notify()
 
     def _run(self) -> None:
+        wait = self.flush_interval
         while True:
             with self._cond:
                 if not self._closing and self._pending < self.max_pending:
-                    self._cond.wait(self.flush_interval)
+                    self._cond.wait(wait)
+                # lines queued: the next batch an interval from now; none: wait longer
+                wait = self.flush_interval if self._rows else min(wait * 2, self.flush_interval * self.IDLE_WAITS)
                 traj, rows = self._traj, self._rows
                 self._traj, self._rows, self._pending = [], [], 0
                 closing = self._closing

@@ -33,7 +33,7 @@ import time
 
 import anyio
 
-from react_eval.sandboxes.procs import sigkill
+from react_eval.sandboxes.procs import sigkill, wait_exits
 
 V1_ROOT = "/sys/fs/cgroup"
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -129,6 +129,19 @@ def _write(path: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+def may_block(*, pids: int | None, memory: int | None) -> bool:
+    """Whether making a group with these limits may take long on the event
+    loop: the first group under a cgroup root sweeps it, and the first under a
+    set of roots tests joining in a subprocess (both once per process)."""
+    wanted = tuple(k for k, v in (("pids", pids), ("memory", memory)) if v)
+    for plan in _plans(wanted) if wanted else ():
+        roots = {root for root, _ in plan}
+        if not roots <= _swept or tuple(sorted(roots)) not in _joinable:
+            return True
+        return False  # the first way is known to work: it is the one taken
+    return False
 
 
 class SandboxCgroup:
@@ -304,20 +317,33 @@ class SandboxCgroup:
             time.sleep(0.01)
         self.close_files()
 
-    async def aempty(self, limit: float = 2.0) -> bool:
+    async def aempty(self, limit: float = 2.0, *, killed: list[int] | None = None) -> bool:
         """SIGKILL every member until none is left (up to ``limit`` seconds);
-        True once the group is empty. Waits with ``anyio.sleep``, as
-        :meth:`aremove` does."""
-        delay, waited = 0.001, 0.0
+        True once the group is empty. The killed members' exits are awaited
+        on pidfds (the loop wakes once they are gone, instead of timers
+        polling for it); a member still listed after its exit was seen, or a
+        host without pidfds, is polled with ``anyio.sleep`` as :meth:`aremove` does.
+        ``killed``: members the caller already sent SIGKILL, awaited first."""
+        deadline = None
+        delay = 0.001
+        seen: set[int] = set()
+        if killed and await wait_exits(killed, limit):
+            seen.update(killed)
         while True:
             pids = self.pids()
             if not pids:
                 return True
-            if waited >= limit:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + limit
+            elif now >= deadline:
                 return False
             sigkill(pids)
+            new = [p for p in pids if p not in seen]
+            if new and await wait_exits(new, deadline - now):
+                seen.update(new)
+                continue
             await anyio.sleep(delay)
-            waited += delay
             delay = min(delay * 2, 0.02)
 
     def charged(self, controller: str) -> int:
@@ -342,6 +368,19 @@ class SandboxCgroup:
                     os.close(fd)
         return 0
 
+    def rmdir(self) -> bool:
+        """Delete the group's directories; False when one is refused (members left)."""
+        self.close_files()
+        left = False
+        for path in self.paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left = True
+        return not left
+
     def exists(self) -> bool:
         return all(os.path.isdir(p) for p in self.paths)
 
@@ -364,16 +403,7 @@ class SandboxCgroup:
         members still alive got SIGKILL (or are still exiting)."""
         pids = self.pids()
         if not pids:
-            self.close_files()
-            left = False
-            for path in self.paths:
-                try:
-                    os.rmdir(path)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    left = True  # members still exiting
-            return not left
+            return self.rmdir()  # refused: members still exiting
         sigkill(pids)
         return False
 
@@ -395,6 +425,8 @@ class CgroupPool:
         self._free: list[SandboxCgroup] = []
         #: whether one group was made (sweeping and the join test are done then)
         self._checked = False
+        #: set once the first group, made in a worker thread, is made (or failed)
+        self._checking: anyio.Event | None = None
 
     @property
     def kept(self) -> tuple[SandboxCgroup, ...]:
@@ -413,11 +445,20 @@ class CgroupPool:
         make = lambda: SandboxCgroup.create(  # noqa: E731
             f"react-eval-{secrets.token_hex(8)}", pids=self.pids, memory=self.memory
         )
-        if self._checked:
+        # sandboxes made while the first group is being made wait for it: then
+        # theirs are made on the loop, not each in a worker thread of its own
+        while self._checking is not None:
+            await self._checking.wait()
+        if self._checked or not may_block(pids=self.pids, memory=self.memory):
+            self._checked = True
             return make()  # a few mkdirs and writes in cgroupfs
-        group = await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
-        self._checked = True
-        return group
+        checking = self._checking = anyio.Event()
+        try:
+            return await anyio.to_thread.run_sync(make)  # may sweep stale groups and probe joining
+        finally:
+            self._checked = True
+            self._checking = None
+            checking.set()
 
     async def release(self, group: SandboxCgroup, *, keep: bool) -> None:
         """Keep ``group`` (emptied by :meth:`SandboxCgroup.aempty`) for the
@@ -446,7 +487,10 @@ class CgroupPool:
         await group.aremove()
 
     def remove_all(self) -> None:
-        """Remove every kept group (blocking; they are empty, so at once)."""
+        """Remove every kept group (blocking; they are empty, so at once:
+        removed without reading their members first, which only a group that
+        is not empty after all, and refuses, has read and killed)."""
         free, self._free = self._free, []
         for group in free:
-            group.remove()
+            if not group.rmdir():
+                group.remove()

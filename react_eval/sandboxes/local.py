@@ -45,7 +45,7 @@ from react_eval.sandboxes.cgroups import CgroupPool, SandboxCgroup, parse_bytes
 from react_eval.sandboxes.lifecycle import prepare
 from react_eval.sandboxes.local_config import LocalSandboxConfig
 from react_eval.sandboxes.local_shell import LocalShellTransport, status_code
-from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes
+from react_eval.sandboxes.procs import TAG_VAR, _boot_ticks, find_processes, kill_processes, sigkill
 from react_eval.sandboxes.safe_fs import Beneath
 from react_eval.sandboxes.shell import CappedBuffer, ShellSession
 from react_eval.sandboxes.workdirs import WorkdirPool
@@ -330,12 +330,16 @@ class LocalSandbox:
                 # every process the sandbox started is a member and cannot leave
                 # (under bwrap; unjailed, a root agent could, but is trusted):
                 # the shell's session goes first, then whatever is left in the
-                # cgroup is killed until none is left
+                # cgroup is killed until none is left; a jail's own processes
+                # (its init, the shell) get SIGKILL at once, so that they die
+                # while the shell is reaped rather than be waited for after it
                 self._transport.owner_kills_strays = True
+                killed = self.cgroup.pids() if self.config.isolation == "bwrap" else []
+                sigkill(killed)
                 try:
                     await self.shell.close()
                 finally:
-                    emptied = await self.cgroup.aempty()
+                    emptied = await self.cgroup.aempty(killed=killed)
             else:
                 # the shell's session first (nothing new starts in it), then one
                 # search for what is left: that session, or any of our tags

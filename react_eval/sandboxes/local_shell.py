@@ -42,6 +42,7 @@ from react_eval.sandboxes.procs import (
     ns_pids,
     own_pid_namespace,
     pid_namespace,
+    pidfd_open,
 )
 from react_eval.sandboxes.shell_transport import ABORT_SIGNUM, ShellTransportError
 from react_eval.sandboxes.spawn import ShellProcess, spawn
@@ -99,6 +100,8 @@ class LocalShellTransport:
         self._bash: int | None = None
         #: the jail's pid namespace (under bwrap): everything in it is the sandbox's
         self._pidns: str | None = None
+        #: the jail's pid-1 helper, while its bash and namespace are not looked up yet
+        self._helper: int | None = None
         self._mark: int | None = None
         self._born: int | None = None
         #: set by an owner that kills the shell's strays itself after ``close``
@@ -139,6 +142,7 @@ class LocalShellTransport:
         self._bash = None if self.wrapped else proc.pid
         self._born = self._mark = born
         self._pidns = None
+        self._helper = None
 
     async def send(self, data: bytes) -> None:
         fd = self._in
@@ -175,15 +179,32 @@ class LocalShellTransport:
             return
         outer = self._proc.pid
         helpers = children(outer)
-        shell = [p for p in children(helpers[0]) if ns_pids(p)[-1:] == [2]] if len(helpers) == 1 else []
-        if len(shell) == 1:
-            self._shell_pids = {outer, helpers[0], shell[0]}
-            self._bash = shell[0]
-        else:  # not the tree bwrap makes: all alive now is the shell, as when nothing had been sent
-            inner = descendants(outer)
-            self._shell_pids = {outer, *inner}
-            self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
-        self._pidns = pid_namespace(self._bash) if self._bash is not None else None
+        if len(helpers) == 1:
+            # the tree bwrap makes: bash, pid 2 of the helper's namespace for
+            # as long as it lives, is looked up when first needed (a timeout,
+            # a close without a cgroup), which most sandboxes never have
+            self._shell_pids = {outer, helpers[0]}
+            self._helper = helpers[0]
+            return
+        # not the tree bwrap makes: all alive now is the shell, as when nothing had been sent
+        inner = descendants(outer)
+        self._shell_pids = {outer, *inner}
+        self._bash = next((p for p in reversed(inner) if command_name(p) == "bash"), None)
+        self._set_pidns(self._bash)
+
+    def _find_shell(self) -> None:
+        """The jail's bash and pid namespace, once, from the helper shell_ready found."""
+        helper, self._helper = self._helper, None
+        if helper is None:
+            return
+        shell = next((p for p in children(helper) if ns_pids(p)[-1:] == [2]), None)
+        if shell is not None:
+            self._shell_pids.add(shell)
+            self._bash = shell
+        self._set_pidns(helper)  # the helper is pid 1 of the jail's namespace
+
+    def _set_pidns(self, pid: int | None) -> None:
+        self._pidns = pid_namespace(pid) if pid is not None else None
         if self._pidns is not None and self._pidns == own_pid_namespace():
             self._pidns = None  # not a namespace of its own: matching it would match the host
 
@@ -195,6 +216,7 @@ class LocalShellTransport:
 
     def _match(self) -> dict:
         assert self._proc is not None
+        self._find_shell()
         return {
             "members": self.members,
             "session": self._proc.pid,
@@ -206,12 +228,14 @@ class LocalShellTransport:
     async def interrupt(self) -> None:
         if self._proc is None:
             return
+        self._find_shell()
         if self._bash is not None:
             try:  # first, so the shell cannot go on to the rest of the command
                 os.kill(self._bash, ABORT_SIGNUM)
             except (ProcessLookupError, PermissionError):
                 pass
-        await kill_processes(since_ticks=self._mark, exclude=self._shell_pids, **self._match())
+        match = self._match()  # (first: it may find the shell's pids)
+        await kill_processes(since_ticks=self._mark, exclude=self._shell_pids, **match)
 
     async def exit_status(self) -> int | None:
         if self._proc is None:
@@ -237,8 +261,8 @@ class LocalShellTransport:
     async def close(self) -> None:
         if self._proc is None:
             return
-        match = self._match()
-        match["since_ticks"] = self._born
+        # (an owner that kills the strays itself needs no search: none is made)
+        match = None if self.owner_kills_strays else {**self._match(), "since_ticks": self._born}
         proc, pidfd, fd, reader = self._proc, self._pidfd, self._in, self._reader
         self._proc = self._pidfd = self._in = self._out = self._reader = None
         with anyio.CancelScope(shield=True):
@@ -251,7 +275,7 @@ class LocalShellTransport:
             if fd in self._waiting:  # wakes a send() waiting on it
                 anyio.notify_closing(fd)
             proc.close_pipes()
-            if not self.owner_kills_strays:
+            if match is not None:
                 await kill_processes(**match)
             await self._reap(proc, pidfd, 5)
             if pidfd is not None:
@@ -266,11 +290,8 @@ def _executable(name: str, path: str | None) -> str | None:
 
 
 def _pidfd_open(pid: int) -> int | None:
-    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
+    """A descriptor that becomes readable when ``pid`` exits, or None (poll instead)."""
     try:
-        return opener(pid)
-    except OSError:  # ENOSYS, a seccomp filter, out of descriptors: poll instead
+        return pidfd_open(pid)
+    except ProcessLookupError:  # our own child, not reaped yet: cannot be missing, but poll if it is
         return None

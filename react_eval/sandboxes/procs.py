@@ -22,6 +22,8 @@ from functools import partial
 
 import anyio
 
+from react_eval.sandboxes.fd_wait import wait_readable
+
 #: environment variable that marks every process a sandbox starts, so stray
 #: processes (even ones that left the session with setsid) can be found and killed
 TAG_VAR = "REACT_EVAL_SANDBOX"
@@ -210,6 +212,45 @@ def find_processes(
         ):
             found.append(pid)
     return found
+
+
+def pidfd_open(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or
+    None when this host has none (no syscall, a seccomp filter, out of descriptors).
+    Raises ProcessLookupError when there is no such process."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except ProcessLookupError:
+        raise
+    except OSError:
+        return None
+
+
+async def wait_exits(pids: Iterable[int], timeout: float) -> bool:
+    """Wait up to ``timeout`` s until every process of ``pids`` has exited
+    (gone, or a zombie), each on its pidfd: the event loop wakes once they are
+    gone instead of polling for it with timers. False (nothing waited for)
+    where pidfds cannot be had."""
+    fds: list[int] = []
+    try:
+        for pid in pids:
+            try:
+                fd = pidfd_open(pid)
+            except ProcessLookupError:
+                continue  # gone already
+            if fd is None:
+                return False
+            fds.append(fd)
+        with anyio.move_on_after(timeout):
+            for fd in fds:
+                await wait_readable(fd)
+        return True
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def sigkill(pids: list[int]) -> None:

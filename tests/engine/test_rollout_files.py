@@ -84,3 +84,33 @@ def test_write_errors_surface(tmp_path):
     files.results._fh.close()  # the next write fails
     with pytest.raises(OSError):
         files.close()
+
+
+def test_an_idle_writers_timer_backs_off_and_a_queued_line_resets_it(tmp_path, monkeypatch):
+    """A slow run is not woken every interval by the writer: its waits double while
+    nothing is queued (up to IDLE_WAITS intervals); a line still goes out within one."""
+    import threading
+
+    from react_eval.engine import results
+
+    waits: list[float] = []
+
+    class Recording(threading.Condition):
+        def wait(self, timeout=None):
+            if threading.current_thread().name == "react-eval-writer":  # not Thread.start's own Event
+                waits.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(results.threading, "Condition", Recording)
+    files = RolloutFiles(tmp_path, flush_interval=0.01)
+    time.sleep(0.4)  # forty intervals with nothing queued
+    assert waits[:5] == [0.01, 0.02, 0.04, 0.08, 0.1] and set(waits[5:]) <= {0.1}
+    assert len(waits) < 10
+    before = len(waits)
+    files.add(traj(1), row(1))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (files.batches == 0 or len(waits) < before + 3):
+        time.sleep(0.01)
+    assert list(read_jsonl(tmp_path / "results.jsonl")) == [row(1)]
+    assert 0.01 in waits[before : before + 2]  # written: the next batch an interval later again
+    files.close()

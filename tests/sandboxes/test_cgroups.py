@@ -122,6 +122,69 @@ def test_joining_is_probed_once_per_process(monkeypatch):
 
 
 @pytest.mark.anyio
+async def test_groups_wanted_at_once_wait_for_the_first_and_are_made_on_the_loop(monkeypatch):
+    """Only the first group of a process may sweep and probe (a worker thread);
+    sandboxes created meanwhile wait for it instead of each taking a thread."""
+    import anyio
+
+    from react_eval.sandboxes import cgroups
+
+    monkeypatch.setattr(cgroups, "_swept", set())
+    monkeypatch.setattr(cgroups, "_joinable", set())  # as in a fresh process
+    hops = []
+    real = cgroups.anyio.to_thread.run_sync
+    monkeypatch.setattr(cgroups.anyio.to_thread, "run_sync", lambda fn, *a, **k: hops.append(fn) or real(fn, *a, **k))
+    pool = cgroups.CgroupPool(pids=50, memory=None)
+    groups: list = []
+
+    async def one() -> None:
+        groups.append(await pool.acquire())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(one)
+    try:
+        if groups[0] is None:
+            pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+        assert len(hops) == 1  # the first; the five others were made on the loop once it was done
+        assert None not in groups and len({g.path for g in groups}) == 6
+        assert not cgroups.may_block(pids=50, memory=None)  # a later provider makes its first on the loop too
+    finally:
+        for g in groups:
+            if g is not None:
+                g.remove()
+
+
+@pytest.mark.anyio
+async def test_emptying_a_group_awaits_its_members_exits_without_polling(monkeypatch):
+    """aempty kills every member and wakes when they are gone (pidfds), not on
+    timers; members that are zombies (not reaped by their parent yet) count as gone."""
+    import subprocess
+
+    from react_eval.sandboxes import cgroups
+
+    group = SandboxCgroup.create("react-eval-aempty-test", pids=50, memory=None)
+    if group is None:
+        pytest.skip("no cgroup can be created here (needs root or a delegated cgroup v2)")
+    procs = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    sleeps: list[float] = []
+    real_sleep = cgroups.anyio.sleep
+    monkeypatch.setattr(cgroups.anyio, "sleep", lambda d: sleeps.append(d) or real_sleep(d))
+    try:
+        for p in procs:
+            group.join(p.pid)
+        assert sorted(group.pids()) == sorted(p.pid for p in procs)
+        assert await group.aempty() is True
+        assert group.pids() == [] and sleeps == []  # not reaped yet, but out of the group
+        assert [p.wait(5) for p in procs] == [-9, -9, -9]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        group.remove()
+
+
+@pytest.mark.anyio
 async def test_everything_the_unjailed_shell_starts_is_in_its_cgroup_and_dies_with_it(tmp_path):
     provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), pids_limit=64))
     sb = await provider.create(None, labels={})

@@ -676,6 +676,32 @@ async def test_a_jail_answers_at_create_first_then_with_its_first_call(tmp_path)
         await provider.aclose()
 
 
+@needs_bwrap
+async def test_a_jail_whose_commands_never_time_out_is_not_searched_for_its_shell(tmp_path, monkeypatch):
+    """Which process of a jail is its bash (pid 2 of its namespace) matters only to
+    a timeout or a close without a cgroup: a sandbox that has neither never reads
+    a process's status for it; its first timeout still finds the shell."""
+    from react_eval.sandboxes import local_shell
+
+    looked: list[int] = []
+    real = local_shell.ns_pids
+    monkeypatch.setattr(local_shell, "ns_pids", lambda pid: looked.append(pid) or real(pid))
+    provider = LocalSandboxProvider(LocalSandboxConfig(root=str(tmp_path), isolation="bwrap"))
+    try:
+        await provider.create(None, labels={})  # the first jail answers at create
+        sb = await provider.create(None, labels={})
+        for i in range(3):
+            assert (await sb.exec(f"echo {i}", 10)).output == f"{i}\n"
+        assert looked == []
+        r = await sb.exec("sleep 30", 1)
+        assert r.timed_out and r.note is None and looked  # found at the timeout
+        transport = sb.shell.transport
+        assert open(f"/proc/{transport._bash}/comm").read().strip() == "bash"
+        assert (await sb.exec("echo $$", 5)).output == "2\n"  # the same shell answers
+    finally:
+        await provider.aclose()
+
+
 # ---- the transport's own pipes and pidfd ------------------------------------------
 
 
