@@ -67,7 +67,11 @@ def make_app() -> FastAPI:
         return {"requests": stats["requests"], "cpu_s": time.process_time() - stats["cpu0"], "open": len(calls)}
 
     @app.post("/bench/reset", include_in_schema=False)
-    async def bench_reset() -> dict[str, Any]:
+    async def bench_reset(request: Request) -> dict[str, Any]:
+        # read the body even though it is unused: uvicorn closing a `Connection: close`
+        # socket with the body still unread makes the kernel reset it, which can
+        # reach the client before the reply does (ECONNRESET in the runner)
+        await request.body()
         stats.update(requests=0, cpu0=time.process_time())
         calls.clear()
         return {}
