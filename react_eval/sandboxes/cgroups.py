@@ -297,17 +297,6 @@ class SandboxCgroup:
             found.update(map(int, data.split()))
         return sorted(found)
 
-    def memory_peak(self) -> int | None:
-        """Most memory the sandbox used at once, in bytes (None when unknown)."""
-        for path in self.paths:
-            for name in ("memory.peak", "memory.max_usage_in_bytes"):
-                try:
-                    with open(os.path.join(path, name)) as f:
-                        return int(f.read().split()[0])
-                except (OSError, ValueError, IndexError):
-                    continue
-        return None
-
     def remove(self) -> None:
         """SIGKILL every member until none is left, then delete the cgroup
         (blocking: sleeps while members exit)."""
