@@ -136,12 +136,11 @@ def may_block(*, pids: int | None, memory: int | None) -> bool:
     loop: the first group under a cgroup root sweeps it, and the first under a
     set of roots tests joining in a subprocess (both once per process)."""
     wanted = tuple(k for k, v in (("pids", pids), ("memory", memory)) if v)
-    for plan in _plans(wanted) if wanted else ():
-        roots = {root for root, _ in plan}
-        if not roots <= _swept or tuple(sorted(roots)) not in _joinable:
-            return True
-        return False  # the first way is known to work: it is the one taken
-    return False
+    plans = _plans(wanted) if wanted else ()
+    if not plans:
+        return False
+    roots = {root for root, _ in plans[0]}  # the first way: once known to work, it is the one taken
+    return not roots <= _swept or tuple(sorted(roots)) not in _joinable
 
 
 class SandboxCgroup:
